@@ -1,0 +1,101 @@
+/*
+ * umm.h: libumm, a virtual-memory kernel inside an ordinary process.
+ *
+ * libumm gives a program the kernel's mmap family implemented in user space:
+ * address space reserved PROT_NONE, a SIGSEGV handler that plays the
+ * kernel's trap handler (fills the page from the file, upgrades protection,
+ * restarts the instruction), a page cache whose MAP_SHARED pages are written
+ * back, and copy-on-write for MAP_PRIVATE.
+ *
+ * The calls mirror POSIX: same arguments, same constants (PROT_*, MAP_*,
+ * MS_*, MADV_* from <sys/mman.h>), MAP_FAILED or -1 with errno on failure.
+ * A program ports by renaming mmap to umm_mmap and so on.
+ *
+ * Differences from the kernel that user space cannot avoid:
+ *  1. The page cache is libumm's own.  Writes through a MAP_SHARED mapping
+ *     reach the file at msync, munmap, process exit or umm_shutdown, not at
+ *     once.  Writes to the file by other means (write(2), another process)
+ *     reach pages that are already resident only after
+ *     msync(MS_INVALIDATE), which drops clean resident pages so that the
+ *     next touch reads the file again.
+ *  2. A system call handed a pointer into a page that is not resident (or
+ *     is write-protected for dirty tracking) fails with EFAULT instead of
+ *     faulting the page in: the kernel does not raise SIGSEGV for its own
+ *     accesses.  Call umm_prefault() on the buffer first.
+ *  3. MAP_FIXED may replace only libumm's own mappings or free address
+ *     space, never memory that libumm does not own: that fails with EEXIST.
+ *     Likewise umm_munmap() leaves memory that libumm does not own alone.
+ *  4. SIGKILL cannot be caught: writes not yet written back are lost.
+ *
+ * Not yet implemented (fail with ENOSYS until their issue lands):
+ *  - umm_fork() (copy-on-write across fork).  Until then a plain fork()
+ *    shares libumm's private pages between parent and child.
+ */
+#ifndef UMM_H
+#define UMM_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The mmap family.  Same contract as the kernel's calls of the same name. */
+void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset);
+int   umm_munmap(void *addr, size_t length);
+int   umm_msync(void *addr, size_t length, int flags);
+int   umm_mprotect(void *addr, size_t length, int prot);
+int   umm_madvise(void *addr, size_t length, int advice);
+pid_t umm_fork(void);
+
+/*
+ * umm_prefault: make [addr, addr+length) resident now, as a touch of every
+ * page would.  With PROT_WRITE in prot the pages are also made writable
+ * (private pages copied, shared pages marked dirty), as a write would.  Use
+ * it before handing libumm memory to a system call such as read(2) or
+ * write(2), which would otherwise fail with EFAULT on pages not resident.
+ * Returns 0, or -1 with errno: EINVAL (addr not page aligned, or prot has
+ * bits other than PROT_READ and PROT_WRITE), ENOMEM (part of the range is not
+ * a libumm mapping), EACCES (the mapping does not allow the access), EFAULT
+ * (a page lies wholly beyond the end of its file), or the errno of a failed
+ * read of the file.
+ */
+int   umm_prefault(void *addr, size_t length, int prot);
+
+/* Counters.  "faults" counts traps libumm handled, "pages_read" pages filled
+ * from files, "pages_written" pages written back to files, "resident" pages
+ * resident in this process now.  The rest help tests prove nothing leaked. */
+struct umm_stats {
+    uint64_t faults;        /* traps handled */
+    uint64_t pages_read;    /* pages filled from files */
+    uint64_t pages_written; /* pages written back to files */
+    uint64_t resident;      /* pages resident in this process now */
+    uint64_t frames;        /* frames (pages of libumm's RAM) in use */
+    uint64_t mappings;      /* libumm mappings (VMAs) in this process */
+    uint64_t files;         /* files in the page cache */
+    uint64_t cow_copies;    /* copy-on-write copies made */
+    uint64_t signals;       /* SIGSEGV/SIGBUS passed on to the program */
+};
+int   umm_stats(struct umm_stats *out);
+
+/*
+ * umm_handle_fault: for programs that install their own SIGSEGV handler
+ * after libumm.  Call it first from that handler with the handler's three
+ * arguments; it returns non-zero when the fault was libumm's and has been
+ * handled (return from your handler and the access runs again), 0 when the
+ * fault is not libumm's to handle.
+ */
+int   umm_handle_fault(int sig, siginfo_t *si, void *uctx);
+
+/* umm_shutdown: write back every dirty shared page now (it also happens at
+ * exit).  Returns 0, or -1 with errno of the first failed write. */
+int   umm_shutdown(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UMM_H */

@@ -1,0 +1,79 @@
+/*
+ * daemon.c: the work a kernel does in its own threads, on a libuv loop.
+ *
+ * One background thread runs a uv loop with
+ *  - a timer: every flush interval (UMM_FLUSH_INTERVAL_MS in the
+ *    environment, default 5000, 0 turns it off) dirty shared pages are
+ *    written back, bounding what a SIGKILL can lose;
+ *  - an async handle: msync(MS_ASYNC) schedules a write-back with
+ *    uv_async_send(), which is safe even inside a signal handler.
+ * The thread blocks every signal, so faults and signals of the program are
+ * never handled on it.
+ */
+#include "umm-int.h"
+
+#include <stdlib.h>
+#include <uv.h>
+
+static uv_loop_t loop;
+static uv_async_t kick;
+static uv_timer_t timer;
+static uv_thread_t thread;
+static _Atomic int running;
+
+static void flush(void)
+{
+    sigset_t saved;
+    umm__enter(&saved);
+    umm__writeback_all(0);
+    umm__leave(&saved);
+}
+
+static void on_kick(uv_async_t *h)
+{
+    (void)h;
+    flush();
+}
+
+static void on_timer(uv_timer_t *h)
+{
+    (void)h;
+    flush();
+}
+
+static void run(void *arg)
+{
+    (void)arg;
+    uv_run(&loop, UV_RUN_DEFAULT);
+}
+
+int umm__daemon_start(void)
+{
+    const char *s = getenv("UMM_FLUSH_INTERVAL_MS");
+    uint64_t interval = s ? strtoull(s, NULL, 10) : 5000;
+    if (uv_loop_init(&loop) != 0)
+        return -1;
+    if (uv_async_init(&loop, &kick, on_kick) != 0)
+        return -1;
+    if (interval) {
+        uv_timer_init(&loop, &timer);
+        uv_timer_start(&timer, on_timer, interval, interval);
+        uv_unref((uv_handle_t *)&timer);
+    }
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
+    int rc = uv_thread_create(&thread, run, NULL);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (rc != 0)
+        return -1;
+    atomic_store(&running, 1);
+    return 0;
+}
+
+/* Ask the daemon to write back soon (msync MS_ASYNC).  Safe anywhere. */
+void umm__daemon_kick(void)
+{
+    if (atomic_load(&running))
+        uv_async_send(&kick);
+}

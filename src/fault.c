@@ -1,0 +1,327 @@
+/*
+ * fault.c: the state machine of a page.
+ *
+ * umm__fault() is called by the trap (and by umm_prefault) with the
+ * address-space lock held for reading.  It finds the VMA, checks the access
+ * against the mapping's protection, locks the page's table entry, and runs
+ * the stage the page is in:
+ *
+ *                       not present
+ *                           |
+ *          +----------------+-----------------+
+ *          | file           | shared anon     | private anon
+ *          v                v                 v
+ *   fill from the page   frame of the      zero frame of its own,
+ *   cache (pread runs,   object, writable  writable
+ *   read-ahead)
+ *          |
+ *    +-----+------------------+
+ *    | MAP_SHARED             | MAP_PRIVATE
+ *    v                        v
+ *  install read-only;      install the page-cache frame read-only
+ *  on write: mark dirty,   on write: copy to the mapping's own frame
+ *  upgrade (fault_dirty)   and map it there (fault_cow)
+ *
+ * A present page faults again only for a write to a page installed
+ * read-only: a clean shared page (dirty tracking) or a private page still
+ * served from the page cache (copy-on-write).
+ *
+ * Nothing here calls malloc or stdio: everything was allocated when the
+ * mapping was made.  Frames are read and written through the direct map.
+ */
+#include "umm-int.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define RA_MAX 32 /* the largest read-ahead window, in pages */
+
+static int access_ok(const struct umm__vma *v, int access)
+{
+    if (access == UMM__ACC_WRITE)
+        return (v->prot & PROT_WRITE) != 0;
+    return (v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) != 0;
+}
+
+static void *page_addr(const struct umm__vma *v, uint64_t page)
+{
+    return (void *)(v->start + (page << UMM_PAGE_SHIFT));
+}
+
+/* How many pages to bring in at this fault: one for random access, a
+ * window that doubles while the faults are sequential. */
+static uint64_t ra_window(struct umm__vma *v, uint64_t page)
+{
+    if (v->advice == MADV_RANDOM)
+        return 1;
+    if (v->advice == MADV_SEQUENTIAL)
+        return RA_MAX;
+    uint32_t win = atomic_load_explicit(&v->ra_win, memory_order_relaxed);
+    if (page == atomic_load_explicit(&v->ra_next, memory_order_relaxed))
+        win = win * 2 > RA_MAX ? RA_MAX : win * 2;
+    else
+        win = 1;
+    atomic_store_explicit(&v->ra_win, win, memory_order_relaxed);
+    return win;
+}
+
+/*
+ * Lock the entries of pages [page+1, page+max) that are not present, as
+ * far as that goes without waiting.  Returns how many pages from `page`
+ * (whose entry the caller holds) are now held.
+ */
+static uint64_t grab_ptes(struct umm__vma *v, uint64_t page, uint64_t max)
+{
+    uint64_t n = 1;
+    while (n < max) {
+        struct umm__pte *pte = umm__vma_pte(v, page + n);
+        if (!umm__bittrylock(&pte->flags))
+            break;
+        if (atomic_load(&pte->flags) & UMM__P_PRESENT) {
+            umm__bitunlock(&pte->flags, 0);
+            break;
+        }
+        n++;
+    }
+    return n;
+}
+
+static void release_ptes(struct umm__vma *v, uint64_t page, uint64_t n)
+{
+    for (uint64_t i = 1; i < n; i++)
+        umm__bitunlock(&umm__vma_pte(v, page + i)->flags, 0);
+}
+
+/* Mark pages [page, page+n) present on frames pfn.., flags as given, and
+ * grant the host access with one mprotect. */
+static int install(struct umm__vma *v, uint64_t page, uint64_t n, umm__pfn pfn, uint32_t flags)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        struct umm__pte *pte = umm__vma_pte(v, page + i);
+        pte->pfn = pfn + (umm__pfn)i;
+        atomic_fetch_or(&pte->flags, UMM__P_PRESENT | flags);
+    }
+    atomic_fetch_add(&umm__mm.resident, n);
+    atomic_store_explicit(&v->ra_next, page + n, memory_order_relaxed);
+    int prot = umm__host_prot(v, UMM__P_PRESENT | flags);
+    return mprotect(page_addr(v, page), n << UMM_PAGE_SHIFT, prot) == 0 ? 0 : errno;
+}
+
+/* -------------------------------------------------- private anonymous */
+
+/* A fresh page of a private anonymous mapping: its frame is the mapping's
+ * own, and reads as zeros (frames are discarded when freed). */
+static enum umm__fault_result fault_anon(struct umm__vma *v, uint64_t page, int *err)
+{
+    uint64_t want = ra_window(v, page);
+    if (want > umm__vma_pages(v) - page)
+        want = umm__vma_pages(v) - page;
+    uint64_t n = grab_ptes(v, page, want);
+    umm__pfn pfn = umm__vma_anon_pfn(v, page);
+    for (uint64_t i = 0; i < n; i++) {
+        uint32_t old = atomic_exchange(&umm__frame(pfn + (umm__pfn)i)->ref, 1);
+        umm__assert(old == 0);
+    }
+    umm__ram_count((int64_t)n);
+    *err = install(v, page, n, pfn, UMM__P_ANON | UMM__P_WRITE);
+    release_ptes(v, page, n);
+    return *err ? UMM__FAULT_SIGBUS : UMM__FAULT_DONE;
+}
+
+/* ---------------------------------------------------- the page cache */
+
+/*
+ * Make the page-cache frames of file pages [fpage, ...) up to date: the
+ * first one whatever it takes (waiting for a thread already filling it),
+ * then up to want-1 more that nobody else holds, read with the same pread.
+ * Returns how many pages from fpage are up to date (>= 1), or 0 with *err.
+ */
+static uint64_t fill(struct umm__object *obj, uint64_t fpage, uint64_t want, uint64_t fsize, int *err)
+{
+    umm__pfn pfn = umm__object_pfn(obj, fpage);
+    want = umm__object_run(obj, fpage, want);
+    umm__frame_lock(pfn);
+    if (atomic_load(&umm__frame(pfn)->flags) & UMM__F_UPTODATE) {
+        umm__frame_unlock(pfn);
+        return 1;
+    }
+    uint64_t n = 1;
+    while (n < want) {
+        umm__pfn q = pfn + (umm__pfn)n;
+        if (!umm__frame_trylock(q))
+            break;
+        if (atomic_load(&umm__frame(q)->flags) & UMM__F_UPTODATE) {
+            umm__frame_unlock(q);
+            break;
+        }
+        n++;
+    }
+    *err = umm__object_read(obj, fpage, n, fsize);
+    if (!*err) {
+        for (uint64_t i = 0; i < n; i++)
+            atomic_fetch_or(&umm__frame(pfn + (umm__pfn)i)->flags, UMM__F_UPTODATE);
+        umm__ram_count((int64_t)n);
+        atomic_fetch_add(&umm__mm.pages_read, n);
+    }
+    for (uint64_t i = 0; i < n; i++)
+        umm__frame_unlock(pfn + (umm__pfn)i);
+    return *err ? 0 : n;
+}
+
+/* Copy-on-write: give page `page` of a private mapping a frame of its own,
+ * copied from `src`, and map it there writable. */
+static enum umm__fault_result fault_cow(struct umm__vma *v, uint64_t page, umm__pfn src, int *err)
+{
+    struct umm__pte *pte = umm__vma_pte(v, page);
+    uint32_t f = atomic_load(&pte->flags);
+    umm__pfn dst = umm__vma_anon_pfn(v, page);
+    if ((f & UMM__P_ANON) && atomic_load(&umm__frame(pte->pfn)->ref) == 1) {
+        /* Ours alone: take it over. */
+        atomic_fetch_or(&pte->flags, UMM__P_WRITE);
+        *err = umm__vma_reprotect(v, page, page + 1) == 0 ? 0 : errno;
+        return *err ? UMM__FAULT_SIGBUS : UMM__FAULT_DONE;
+    }
+    /* Frames shared with another process come with fork (not yet). */
+    umm__assert(!(f & UMM__P_ANON));
+    uint32_t old = atomic_exchange(&umm__frame(dst)->ref, 1);
+    umm__assert(old == 0);
+    memcpy(umm__frame_addr(dst), umm__frame_addr(src), UMM_PAGE_SIZE);
+    umm__ram_count(1);
+    atomic_fetch_add(&umm__mm.cow_copies, 1);
+    uint32_t nf = UMM__P_PRESENT | UMM__P_ANON | UMM__P_WRITE;
+    void *r = mmap(page_addr(v, page), UMM_PAGE_SIZE, umm__host_prot(v, nf), MAP_SHARED | MAP_FIXED,
+                   umm__ram.fd, (off_t)((uint64_t)dst << UMM_PAGE_SHIFT));
+    if (r == MAP_FAILED) {
+        *err = errno;
+        atomic_store(&umm__frame(dst)->ref, 0);
+        umm__ram_count(-1);
+        return UMM__FAULT_SIGBUS;
+    }
+    if (!(f & UMM__P_PRESENT))
+        atomic_fetch_add(&umm__mm.resident, 1);
+    pte->pfn = dst;
+    atomic_fetch_or(&pte->flags, nf);
+    return UMM__FAULT_DONE;
+}
+
+/* A write to a clean page of a shared mapping: mark the frame dirty and let
+ * the host write it. */
+static enum umm__fault_result fault_dirty(struct umm__vma *v, uint64_t page, int *err)
+{
+    struct umm__pte *pte = umm__vma_pte(v, page);
+    uint32_t old = atomic_fetch_or(&umm__frame(pte->pfn)->flags, UMM__F_DIRTY);
+    if (!(old & UMM__F_DIRTY))
+        atomic_fetch_add(&v->obj->ndirty, 1);
+    atomic_fetch_or(&pte->flags, UMM__P_WRITE);
+    *err = umm__vma_reprotect(v, page, page + 1) == 0 ? 0 : errno;
+    return *err ? UMM__FAULT_SIGBUS : UMM__FAULT_DONE;
+}
+
+/*
+ * A page of a file mapping (or of shared anonymous memory) that is not
+ * present: bring it (and a read-ahead window) into the page cache, then
+ * install it; a write goes on to copy-on-write or dirty marking.
+ */
+static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, int access, int *err)
+{
+    struct umm__object *obj = v->obj;
+    uint64_t fpage = v->fpage + page;
+    umm__pfn pfn = umm__object_pfn(obj, fpage);
+    int shared = (v->vflags & UMM__V_SHARED) != 0;
+
+    if (obj->anon) {
+        /* Shared anonymous memory: no file, no dirty tracking. */
+        umm__frame_lock(pfn);
+        if (!(atomic_fetch_or(&umm__frame(pfn)->flags, UMM__F_UPTODATE) & UMM__F_UPTODATE))
+            umm__ram_count(1);
+        umm__frame_unlock(pfn);
+        *err = install(v, page, 1, pfn, UMM__P_WRITE);
+        return *err ? UMM__FAULT_SIGBUS : UMM__FAULT_DONE;
+    }
+
+    uint64_t fsize, fpages = umm__object_filepages(obj, &fsize);
+    if (fpage >= fpages)
+        return UMM__FAULT_SIGBUS; /* wholly beyond the end of the file */
+    uint64_t want = ra_window(v, page);
+    if (want > fpages - fpage)
+        want = fpages - fpage;
+    if (want > umm__vma_pages(v) - page)
+        want = umm__vma_pages(v) - page;
+    uint64_t n = fill(obj, fpage, want, fsize, err);
+    if (n == 0)
+        return UMM__FAULT_SIGBUS;
+    n = grab_ptes(v, page, n);
+
+    enum umm__fault_result r = UMM__FAULT_DONE;
+    uint64_t first = 0;
+    if (access == UMM__ACC_WRITE && !shared) {
+        r = fault_cow(v, page, pfn, err);
+        first = 1;
+    } else if (access == UMM__ACC_WRITE) {
+        if (!(atomic_fetch_or(&umm__frame(pfn)->flags, UMM__F_DIRTY) & UMM__F_DIRTY))
+            atomic_fetch_add(&obj->ndirty, 1);
+        *err = install(v, page, 1, pfn, UMM__P_WRITE);
+        first = 1;
+    }
+    if (!*err && n > first)
+        *err = install(v, page + first, n - first, pfn + (umm__pfn)first, 0);
+    release_ptes(v, page, n);
+    return *err ? UMM__FAULT_SIGBUS : r;
+}
+
+/* --------------------------------------------------------- the stages */
+
+static enum umm__fault_result fault_page(struct umm__vma *v, uint64_t page, int access, int *err)
+{
+    struct umm__pte *pte = umm__vma_pte(v, page);
+    uint32_t f = atomic_load(&pte->flags);
+    if (access == UMM__ACC_GUESS) /* a present page faults only for a write */
+        access = (f & UMM__P_PRESENT) ? UMM__ACC_WRITE : UMM__ACC_READ;
+    if (!access_ok(v, access))
+        return UMM__FAULT_SEGV;
+    if (!(f & UMM__P_PRESENT))
+        return v->obj ? fault_object(v, page, access, err) : fault_anon(v, page, err);
+    if (access != UMM__ACC_WRITE || (f & UMM__P_WRITE))
+        return UMM__FAULT_DONE; /* another thread got here first */
+    if (v->vflags & UMM__V_SHARED)
+        return fault_dirty(v, page, err);
+    return fault_cow(v, page, pte->pfn, err);
+}
+
+enum umm__fault_result umm__fault(uintptr_t addr, int access, int *err)
+{
+    *err = 0;
+    struct umm__vma *v = umm__vma_find(addr);
+    if (!v)
+        return UMM__FAULT_NOTOURS;
+    if (!(v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC)))
+        return UMM__FAULT_SEGV;
+    uint64_t page = (addr - v->start) >> UMM_PAGE_SHIFT;
+    struct umm__pte *pte = umm__vma_pte(v, page);
+    umm__bitlock(&pte->flags, 0);
+    enum umm__fault_result r = fault_page(v, page, access, err);
+    umm__bitunlock(&pte->flags, 0);
+    return r;
+}
+
+/* Make [start, end) of v resident, and writable if write, page by page as
+ * faults would.  The caller holds the address-space lock for reading. */
+int umm__populate(struct umm__vma *v, uintptr_t start, uintptr_t end, int write)
+{
+    for (uintptr_t a = start; a < end; a += UMM_PAGE_SIZE) {
+        int err;
+        uint64_t page = (a - v->start) >> UMM_PAGE_SHIFT;
+        uint32_t f = atomic_load(&umm__vma_pte(v, page)->flags);
+        if ((f & UMM__P_PRESENT) && (!write || (f & UMM__P_WRITE)))
+            continue;
+        enum umm__fault_result r = umm__fault(a, write ? UMM__ACC_WRITE : UMM__ACC_READ, &err);
+        if (r == UMM__FAULT_SEGV)
+            return EACCES;
+        if (r == UMM__FAULT_SIGBUS)
+            return err ? err : EFAULT;
+        if (r == UMM__FAULT_NOTOURS)
+            return ENOMEM;
+    }
+    return 0;
+}

@@ -1,0 +1,270 @@
+/*
+ * frame.c: physical memory.
+ *
+ * libumm's RAM is one memfd.  A frame is a page of it; its number is its
+ * page index.  The memfd is sized once (sparse: a page costs memory only
+ * when written) and mapped whole, read-write, at the "direct map", through
+ * which libumm fills, copies and writes back frames without touching the
+ * program's protections.  A page is installed in the program by mapping
+ * its frame at the page's address (vma.c) and granting access (fault.c).
+ *
+ * Frames are handed out in contiguous runs (one run per file, one per
+ * private mapping) so that neighbouring pages of a mapping are neighbours
+ * in the memfd and the host kernel merges their mappings.  The allocator is
+ * a bitmap of 16-page chunks; it, the frame descriptors and the counters
+ * live in MAP_SHARED memory so that every process forked from the program
+ * sees the same ones.
+ */
+#include "umm-int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define CHUNK_PAGES 16u /* allocation granule: 64 KiB */
+
+struct umm__ramshared {
+    _Atomic uint32_t lock;
+    _Atomic int64_t frames_in_use;
+    uint64_t nchunks;
+    uint64_t hint; /* next-fit: where the last search ended */
+    uint64_t bitmap[]; /* one bit per chunk; 1 = allocated */
+};
+
+struct umm__ram umm__ram = { .fd = -1 };
+
+/* ------------------------------------------------------------ bit locks */
+
+static long futex(_Atomic uint32_t *word, int op, uint32_t val, int shared)
+{
+    return syscall(SYS_futex, word, op | (shared ? 0 : FUTEX_PRIVATE_FLAG), val, NULL, NULL, 0);
+}
+
+int umm__bittrylock(_Atomic uint32_t *word)
+{
+    uint32_t v = atomic_load_explicit(word, memory_order_relaxed);
+    return !(v & UMM__F_LOCKED) &&
+           atomic_compare_exchange_strong_explicit(word, &v, v | UMM__F_LOCKED, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+/* Take the lock bit of *word; sleep on the futex while another holds it.
+ * Bits other than LOCKED and WAITERS are left alone. */
+void umm__bitlock(_Atomic uint32_t *word, int shared)
+{
+    int spins = 0;
+    for (;;) {
+        uint32_t v = atomic_load_explicit(word, memory_order_relaxed);
+        if (!(v & UMM__F_LOCKED)) {
+            if (atomic_compare_exchange_weak_explicit(word, &v, v | UMM__F_LOCKED, memory_order_acquire,
+                                                      memory_order_relaxed))
+                return;
+            continue;
+        }
+        if (spins++ < 64)
+            continue;
+        if (!(v & UMM__F_WAITERS)) {
+            if (!atomic_compare_exchange_weak_explicit(word, &v, v | UMM__F_WAITERS, memory_order_relaxed,
+                                                       memory_order_relaxed))
+                continue;
+            v |= UMM__F_WAITERS;
+        }
+        futex(word, FUTEX_WAIT, v, shared);
+    }
+}
+
+void umm__bitunlock(_Atomic uint32_t *word, int shared)
+{
+    uint32_t v = atomic_fetch_and_explicit(word, ~(UMM__F_LOCKED | UMM__F_WAITERS), memory_order_release);
+    if (v & UMM__F_WAITERS)
+        futex(word, FUTEX_WAKE, INT_MAX, shared);
+}
+
+void umm__frame_lock(umm__pfn pfn)
+{
+    umm__bitlock(&umm__frame(pfn)->flags, 1);
+}
+
+int umm__frame_trylock(umm__pfn pfn)
+{
+    return umm__bittrylock(&umm__frame(pfn)->flags);
+}
+
+void umm__frame_unlock(umm__pfn pfn)
+{
+    umm__bitunlock(&umm__frame(pfn)->flags, 1);
+}
+
+/* ------------------------------------------------------------ the memfd */
+
+static uint64_t parse_size(const char *s, uint64_t dflt)
+{
+    char *end;
+    if (!s || !*s)
+        return dflt;
+    unsigned long long v = strtoull(s, &end, 0);
+    switch (*end) {
+    case 't': case 'T': v <<= 10; /* fall through */
+    case 'g': case 'G': v <<= 10; /* fall through */
+    case 'm': case 'M': v <<= 10; /* fall through */
+    case 'k': case 'K': v <<= 10; break;
+    default: break;
+    }
+    return v ? v : dflt;
+}
+
+static void *map_shared_anon(size_t len)
+{
+    return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+}
+
+/*
+ * Create the memfd and map it.  Its size is virtual (UMM_RAM in the
+ * environment, default 1 TiB); where the host will not give that much
+ * address space (Valgrind limits it), halve until it does.
+ */
+int umm__ram_init(void)
+{
+    uint64_t size = parse_size(getenv("UMM_RAM"), (uint64_t)1 << 40);
+    const uint64_t min = (uint64_t)256 << 20;
+    if (size > ((uint64_t)1 << 44)) /* frame numbers are 32 bits */
+        size = (uint64_t)1 << 44;
+    size &= ~(uint64_t)(CHUNK_PAGES * UMM_PAGE_SIZE - 1);
+
+    int fd = memfd_create("libumm-ram", MFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    for (;; size /= 2) {
+        if (size < min) {
+            close(fd);
+            errno = ENOMEM;
+            return -1;
+        }
+        if (ftruncate(fd, (off_t)size) != 0)
+            continue;
+        void *direct = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+        if (direct == MAP_FAILED)
+            continue;
+        uint64_t npages = size >> UMM_PAGE_SHIFT;
+        uint64_t nchunks = npages / CHUNK_PAGES;
+        size_t shlen = sizeof(struct umm__ramshared) + (nchunks + 63) / 64 * 8;
+        void *desc = map_shared_anon(npages * sizeof(struct umm__frame));
+        void *sh = map_shared_anon(shlen);
+        if (desc == MAP_FAILED || sh == MAP_FAILED) {
+            munmap(direct, size);
+            if (desc != MAP_FAILED)
+                munmap(desc, npages * sizeof(struct umm__frame));
+            if (sh != MAP_FAILED)
+                munmap(sh, shlen);
+            continue;
+        }
+        umm__ram.fd = fd;
+        umm__ram.direct = direct;
+        umm__ram.npages = npages;
+        umm__ram.desc = desc;
+        umm__ram.sh = sh;
+        umm__ram.sh->nchunks = nchunks;
+        return 0;
+    }
+}
+
+/* ------------------------------------------------------- the allocator */
+
+static int chunk_used(const uint64_t *bm, uint64_t c)
+{
+    return (bm[c / 64] >> (c % 64)) & 1;
+}
+
+static void chunks_set(uint64_t *bm, uint64_t c, uint64_t n, int used)
+{
+    for (uint64_t i = c; i < c + n; i++) {
+        if (used)
+            bm[i / 64] |= (uint64_t)1 << (i % 64);
+        else
+            bm[i / 64] &= ~((uint64_t)1 << (i % 64));
+    }
+}
+
+/* First run of n free chunks in [from, to), or UINT64_MAX. */
+static uint64_t find_run(const uint64_t *bm, uint64_t from, uint64_t to, uint64_t n)
+{
+    uint64_t run = 0, c = from;
+    while (c < to) {
+        if (c % 64 == 0 && bm[c / 64] == ~(uint64_t)0 && c + 64 <= to) {
+            run = 0;
+            c += 64;
+            continue;
+        }
+        if (chunk_used(bm, c)) {
+            run = 0;
+        } else if (++run == n) {
+            return c + 1 - n;
+        }
+        c++;
+    }
+    return UINT64_MAX;
+}
+
+int umm__ram_alloc(uint64_t npages, umm__pfn *out)
+{
+    struct umm__ramshared *sh = umm__ram.sh;
+    uint64_t n = (npages + CHUNK_PAGES - 1) / CHUNK_PAGES;
+    if (n == 0)
+        n = 1;
+    umm__bitlock(&sh->lock, 1);
+    uint64_t c = find_run(sh->bitmap, sh->hint, sh->nchunks, n);
+    if (c == UINT64_MAX)
+        c = find_run(sh->bitmap, 0, sh->nchunks, n);
+    if (c != UINT64_MAX) {
+        chunks_set(sh->bitmap, c, n, 1);
+        sh->hint = c + n;
+    }
+    umm__bitunlock(&sh->lock, 1);
+    if (c == UINT64_MAX) {
+        errno = ENOMEM;
+        return -1;
+    }
+    *out = (umm__pfn)(c * CHUNK_PAGES);
+    return 0;
+}
+
+/* Return a run to the allocator.  Its frames must already be discarded. */
+void umm__ram_free(umm__pfn first, uint64_t npages)
+{
+    struct umm__ramshared *sh = umm__ram.sh;
+    uint64_t n = (npages + CHUNK_PAGES - 1) / CHUNK_PAGES;
+    if (n == 0)
+        n = 1;
+    umm__assert(first % CHUNK_PAGES == 0);
+    umm__bitlock(&sh->lock, 1);
+    for (uint64_t i = 0; i < n; i++)
+        umm__assert(chunk_used(sh->bitmap, first / CHUNK_PAGES + i));
+    chunks_set(sh->bitmap, first / CHUNK_PAGES, n, 0);
+    umm__bitunlock(&sh->lock, 1);
+}
+
+/* Give the memory of frames back to the host: they read as zeros after. */
+void umm__ram_discard(umm__pfn first, uint64_t npages)
+{
+    if (npages == 0)
+        return;
+    if (fallocate(umm__ram.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  (off_t)((uint64_t)first << UMM_PAGE_SHIFT), (off_t)(npages << UMM_PAGE_SHIFT)) != 0)
+        memset(umm__frame_addr(first), 0, npages << UMM_PAGE_SHIFT);
+}
+
+void umm__ram_count(int64_t delta)
+{
+    atomic_fetch_add_explicit(&umm__ram.sh->frames_in_use, delta, memory_order_relaxed);
+}
+
+uint64_t umm__ram_frames_in_use(void)
+{
+    return umm__ram.sh ? (uint64_t)atomic_load(&umm__ram.sh->frames_in_use) : 0;
+}

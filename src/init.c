@@ -1,0 +1,111 @@
+/*
+ * init.c: start-up, statistics, exit.
+ *
+ * libumm starts itself on the first call (pthread_once): it creates its RAM
+ * (frame.c), installs the trap (trap.c), starts the daemon (daemon.c), and
+ * registers an exit handler so that dirty shared pages reach their files
+ * at the latest when the program exits.
+ */
+#include "umm-int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct umm__mm umm__mm = { .lock = PTHREAD_RWLOCK_INITIALIZER };
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int init_errno;
+
+void umm__panic(const char *file, int line, const char *what)
+{
+    char buf[512];
+    int n = snprintf(buf, sizeof buf, "libumm: panic: %s:%d: %s\n", file, line, what);
+    if (n > 0)
+        (void)!write(2, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+    abort();
+}
+
+static void at_exit(void)
+{
+    umm_shutdown();
+}
+
+static void init_once(void)
+{
+    if (umm__ram_init() != 0 || umm__trap_init() != 0) {
+        init_errno = errno ? errno : ENOMEM;
+        return;
+    }
+    umm__daemon_start(); /* without it, write-back still happens at msync, munmap and exit */
+    atexit(at_exit);
+}
+
+int umm__init(void)
+{
+    pthread_once(&once, init_once);
+    if (init_errno) {
+        errno = init_errno;
+        return -1;
+    }
+    return 0;
+}
+
+void umm__enter(sigset_t *saved)
+{
+    sigset_t all;
+    sigfillset(&all);
+    /* Faults on the program's own errors must still be delivered. */
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGFPE);
+    pthread_sigmask(SIG_BLOCK, &all, saved);
+    pthread_rwlock_wrlock(&umm__mm.lock);
+}
+
+void umm__leave(const sigset_t *saved)
+{
+    int e = errno;
+    pthread_rwlock_unlock(&umm__mm.lock);
+    pthread_sigmask(SIG_SETMASK, saved, NULL);
+    errno = e;
+}
+
+int umm_stats(struct umm_stats *out)
+{
+    if (!out) {
+        errno = EFAULT;
+        return -1;
+    }
+    memset(out, 0, sizeof *out);
+    out->faults = atomic_load(&umm__mm.faults);
+    out->pages_read = atomic_load(&umm__mm.pages_read);
+    out->pages_written = atomic_load(&umm__mm.pages_written);
+    out->resident = atomic_load(&umm__mm.resident);
+    out->frames = umm__ram_frames_in_use();
+    out->cow_copies = atomic_load(&umm__mm.cow_copies);
+    out->signals = atomic_load(&umm__mm.signals);
+    out->files = atomic_load(&umm__mm.nobjects);
+    pthread_rwlock_rdlock(&umm__mm.lock);
+    out->mappings = umm__mm.nvmas;
+    pthread_rwlock_unlock(&umm__mm.lock);
+    return 0;
+}
+
+int umm_shutdown(void)
+{
+    if (umm__ram.sh == NULL)
+        return 0; /* never started: nothing to write */
+    sigset_t saved;
+    umm__enter(&saved);
+    int err = umm__writeback_all(0);
+    umm__leave(&saved);
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,646 @@
+/*
+ * mman.c: the system-call layer.
+ *
+ * umm_mmap, umm_munmap, umm_msync, umm_mprotect, umm_madvise, umm_prefault
+ * and umm_fork check their arguments in the order Linux does (mm/mmap.c,
+ * mm/mprotect.c, mm/msync.c, mm/madvise.c), so that a bad call gets the
+ * kernel's errno, take the address-space lock, and call the core.  This is
+ * the only file that sets errno.
+ */
+#include "umm-int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef MAP_SHARED_VALIDATE
+#define MAP_SHARED_VALIDATE 0x03
+#endif
+#ifndef MAP_UNINITIALIZED
+#define MAP_UNINITIALIZED 0x4000000
+#endif
+#ifndef MAP_HUGETLB
+#define MAP_HUGETLB 0x40000
+#endif
+
+/* The highest user address (x86-64 and arm64 with 48-bit addresses). */
+#define TASK_SIZE ((uintptr_t)1 << 47)
+
+/* The flags MAP_SHARED_VALIDATE accepts on a regular file (the kernel's
+ * LEGACY_MAP_MASK; MAP_SYNC needs DAX, MAP_FIXED_NOREPLACE is not in it). */
+#define LEGACY_MAP_MASK                                                                       \
+    (MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_DENYWRITE | MAP_EXECUTABLE |     \
+     MAP_UNINITIALIZED | MAP_GROWSDOWN | MAP_LOCKED | MAP_NORESERVE | MAP_POPULATE | MAP_NONBLOCK | \
+     MAP_STACK | MAP_HUGETLB)
+
+static uintptr_t page_align(size_t len)
+{
+    return ((uintptr_t)len + UMM_PAGE_SIZE - 1) & UMM_PAGE_MASK;
+}
+
+static int fail(int err)
+{
+    errno = err;
+    return -1;
+}
+
+/* ---------------------------------------------------------------- unmap */
+
+/*
+ * Remove libumm's mappings in [start, end): write back their dirty shared
+ * pages, release their frames, and (host_unmap) give the address range
+ * back to the host.  Returns 0, or -1 (ENOMEM) having changed nothing.
+ * Memory in the range that is not libumm's is left alone.
+ */
+static int unmap_range(uintptr_t start, uintptr_t end, int host_unmap)
+{
+    if (umm__vma_split(start) != 0 || umm__vma_split(end) != 0)
+        return -1;
+    size_t i;
+    struct umm__vma *v = umm__vma_next(start, &i);
+    while (v && v->start < end) {
+        struct umm__vma *next = umm__vma_at(i + 1);
+        if (v->obj && (v->vflags & UMM__V_SHARED))
+            umm__object_writeback(v->obj, v->fpage, umm__vma_pages(v), 0);
+        umm__vma_release_pages(v, 0, umm__vma_pages(v));
+        if (host_unmap)
+            munmap((void *)v->start, v->end - v->start);
+        umm__vma_destroy(v);
+        v = next; /* the set shifted down: next is now at index i */
+    }
+    return 0;
+}
+
+/* Is every page of [start, end) that libumm does not map free on the host?
+ * Probes each gap with MAP_FIXED_NOREPLACE and leaves the probes in place
+ * (reserved for the caller) when the answer is yes. */
+static int claim_gaps(uintptr_t start, uintptr_t end)
+{
+    uintptr_t a = start;
+    struct { uintptr_t s, e; } done[64];
+    size_t ndone = 0;
+    int ok = 1;
+    while (a < end && ok) {
+        struct umm__vma *v = umm__vma_next(a, NULL);
+        uintptr_t gap_end = (v && v->start < end) ? v->start : end;
+        if (v && v->start <= a) {
+            a = v->end;
+            continue;
+        }
+        void *r = mmap((void *)a, gap_end - a, PROT_NONE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+        if (r == MAP_FAILED || (uintptr_t)r != a) {
+            if (r != MAP_FAILED)
+                munmap(r, gap_end - a);
+            ok = 0;
+            break;
+        }
+        if (ndone < 64) {
+            done[ndone].s = a;
+            done[ndone].e = gap_end;
+            ndone++;
+        }
+        a = gap_end;
+    }
+    if (!ok)
+        for (size_t k = 0; k < ndone; k++)
+            munmap((void *)done[k].s, done[k].e - done[k].s);
+    return ok;
+}
+
+/* ----------------------------------------------------------------- mmap */
+
+/* What kind of file fd is, as mmap sees it. */
+enum kind { K_REGULAR, K_ZERO, K_NOMMAP };
+
+static enum kind file_kind(const struct stat *st)
+{
+    if (S_ISREG(st->st_mode))
+        return K_REGULAR;
+    if (S_ISCHR(st->st_mode) && major(st->st_rdev) == 1 && minor(st->st_rdev) == 5)
+        return K_ZERO; /* /dev/zero: anonymous memory */
+    return K_NOMMAP;
+}
+
+/*
+ * The file checks of do_mmap(), in its order.  Returns 0 or an errno.
+ * Then a one-page mapping by the kernel itself with the same access
+ * catches what user space cannot see (a noexec mount, file seals,
+ * append-only inodes, security modules).
+ */
+static int check_file(int fd, int fmode, enum kind kind, int prot, int *flags, off_t offset, int *mayexec)
+{
+    int type = *flags & MAP_TYPE;
+    switch (type) {
+    case MAP_SHARED:
+        *flags &= LEGACY_MAP_MASK;
+        /* fall through */
+    case MAP_SHARED_VALIDATE:
+        if (*flags & ~LEGACY_MAP_MASK)
+            return EOPNOTSUPP;
+        if ((prot & PROT_WRITE) && fmode != O_RDWR && fmode != O_WRONLY)
+            return EACCES;
+        /* fall through */
+    case MAP_PRIVATE:
+        if (fmode != O_RDONLY && fmode != O_RDWR)
+            return EACCES;
+        if (kind == K_NOMMAP)
+            return ENODEV;
+        if (*flags & MAP_GROWSDOWN)
+            return EINVAL;
+        break;
+    default:
+        return EINVAL;
+    }
+    *mayexec = 1;
+    if (kind != K_REGULAR)
+        return 0;
+    int kflags = type == MAP_PRIVATE ? MAP_PRIVATE : MAP_SHARED;
+    void *p = mmap(NULL, UMM_PAGE_SIZE, prot & (PROT_READ | PROT_WRITE | PROT_EXEC), kflags, fd, offset);
+    if (p == MAP_FAILED)
+        return errno;
+    munmap(p, UMM_PAGE_SIZE);
+    p = mmap(NULL, UMM_PAGE_SIZE, PROT_READ | PROT_EXEC, kflags, fd, offset);
+    if (p == MAP_FAILED)
+        *mayexec = 0;
+    else
+        munmap(p, UMM_PAGE_SIZE);
+    return 0;
+}
+
+/* Build the VMA for [start, start+len): object or private range. */
+static struct umm__vma *make_vma(uintptr_t start, size_t len, int prot, int shared, int anon, int fd,
+                                 uint64_t fpage, int *err)
+{
+    struct umm__vma *v = umm__vma_new(start, start + len);
+    if (!v) {
+        *err = ENOMEM;
+        return NULL;
+    }
+    v->prot = prot;
+    v->vflags = shared ? UMM__V_SHARED : 0;
+    if (!anon || shared) {
+        v->obj = umm__object_get(fd, anon, anon ? 0 : fpage, umm__vma_pages(v), err);
+        if (!v->obj) {
+            umm__vma_discard(v);
+            return NULL;
+        }
+        v->fpage = anon ? 0 : fpage;
+        umm__rmap_add(v->obj, v);
+    }
+    if (!shared && umm__vma_new_anon(v) != 0) {
+        *err = ENOMEM;
+        umm__vma_discard(v);
+        return NULL;
+    }
+    return v;
+}
+
+void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+{
+    uintptr_t a = (uintptr_t)addr;
+    int anon = (flags & MAP_ANONYMOUS) != 0, fmode = 0, err = 0, mayexec = 1;
+    enum kind kind = K_REGULAR;
+    struct stat st;
+
+    if (umm__init() != 0)
+        return MAP_FAILED;
+    /* The order of the checks is the kernel's. */
+    if (offset & (off_t)(UMM_PAGE_SIZE - 1))
+        return fail(EINVAL), MAP_FAILED;
+    if (!anon) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fstat(fd, &st) != 0)
+            return fail(EBADF), MAP_FAILED;
+        fmode = fl & O_ACCMODE;
+        kind = file_kind(&st);
+        if (flags & MAP_HUGETLB)
+            return fail(EINVAL), MAP_FAILED;
+    } else if (flags & MAP_HUGETLB) {
+        return fail(ENOMEM), MAP_FAILED; /* libumm has no huge pages */
+    }
+    if (length == 0)
+        return fail(EINVAL), MAP_FAILED;
+    size_t len = page_align(length);
+    if (len == 0)
+        return fail(ENOMEM), MAP_FAILED;
+    uint64_t pgoff = (uint64_t)offset >> UMM_PAGE_SHIFT;
+    if (!anon && pgoff + (len >> UMM_PAGE_SHIFT) < pgoff)
+        return fail(EOVERFLOW), MAP_FAILED;
+    if (flags & MAP_FIXED_NOREPLACE)
+        flags |= MAP_FIXED;
+    if (len > TASK_SIZE)
+        return fail(ENOMEM), MAP_FAILED;
+    if (flags & MAP_FIXED) {
+        if (a > TASK_SIZE - len)
+            return fail(ENOMEM), MAP_FAILED;
+        if (!UMM_PAGE_ALIGNED(a))
+            return fail(EINVAL), MAP_FAILED;
+    }
+    if (!anon && kind == K_REGULAR && (uint64_t)offset > (uint64_t)INT64_MAX - len)
+        return fail(EOVERFLOW), MAP_FAILED;
+    if (!anon) {
+        err = check_file(fd, fmode, kind, prot, &flags, offset, &mayexec);
+        if (err)
+            return fail(err), MAP_FAILED;
+        if (kind == K_ZERO)
+            anon = 1;
+    } else {
+        int type = flags & MAP_TYPE;
+        if (type != MAP_SHARED && type != MAP_PRIVATE)
+            return fail(EINVAL), MAP_FAILED;
+        if (flags & MAP_GROWSDOWN)
+            return fail(EINVAL), MAP_FAILED; /* libumm mappings never grow */
+    }
+    int shared = (flags & MAP_TYPE) != MAP_PRIVATE;
+
+    sigset_t saved;
+    umm__enter(&saved);
+    /* Choose the address: the kernel's own choice, on a reservation. */
+    if (flags & MAP_FIXED) {
+        if (!claim_gaps(a, a + len)) {
+            umm__leave(&saved);
+            return fail(EEXIST), MAP_FAILED; /* NOREPLACE, or memory not libumm's */
+        }
+        if ((flags & MAP_FIXED_NOREPLACE)) {
+            struct umm__vma *v = umm__vma_next(a, NULL);
+            if (v && v->start < a + len) {
+                umm__leave(&saved);
+                return fail(EEXIST), MAP_FAILED;
+            }
+        }
+    } else {
+        void *r = mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (r == MAP_FAILED) {
+            umm__leave(&saved);
+            return fail(ENOMEM), MAP_FAILED;
+        }
+        a = (uintptr_t)r;
+    }
+
+    struct umm__vma *v = make_vma(a, len, prot, shared, anon, fd, pgoff, &err);
+    if (!v || ((flags & MAP_FIXED) && unmap_range(a, a + len, 0) != 0) || umm__vma_host_map(v, a, a + len) != 0) {
+        if (v)
+            umm__vma_discard(v);
+        if (!(flags & MAP_FIXED))
+            munmap((void *)a, len);
+        umm__leave(&saved);
+        return fail(err ? err : ENOMEM), MAP_FAILED;
+    }
+    if (mayexec)
+        v->vflags |= UMM__V_MAYEXEC;
+    if (!shared || anon || fmode == O_RDWR)
+        v->vflags |= UMM__V_MAYWRITE;
+    umm__assert(umm__vma_insert(v) == 0);
+    if (flags & MAP_POPULATE) /* as the kernel: private writable mappings are populated for write */
+        umm__populate(v, v->start, v->end, !shared && (prot & PROT_WRITE));
+    umm__leave(&saved);
+    return (void *)a;
+}
+
+/* --------------------------------------------------------------- munmap */
+
+int umm_munmap(void *addr, size_t length)
+{
+    uintptr_t a = (uintptr_t)addr;
+    if (!UMM_PAGE_ALIGNED(a) || a > TASK_SIZE || length > TASK_SIZE - a)
+        return fail(EINVAL);
+    size_t len = page_align(length);
+    if (len == 0)
+        return fail(EINVAL);
+    if (umm__init() != 0)
+        return -1;
+    sigset_t saved;
+    umm__enter(&saved);
+    int rc = unmap_range(a, a + len, 1);
+    umm__leave(&saved);
+    return rc == 0 ? 0 : fail(ENOMEM);
+}
+
+/* ------------------------------------------------------------- mprotect */
+
+int umm_mprotect(void *addr, size_t length, int prot)
+{
+    uintptr_t start = (uintptr_t)addr;
+    int grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
+    prot &= ~(PROT_GROWSDOWN | PROT_GROWSUP);
+    if (grows == (PROT_GROWSDOWN | PROT_GROWSUP))
+        return fail(EINVAL);
+    if (!UMM_PAGE_ALIGNED(start))
+        return fail(EINVAL);
+    if (length == 0)
+        return 0;
+    uintptr_t end = start + page_align(length);
+    if (end <= start)
+        return fail(ENOMEM);
+    if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | 0x8 /* PROT_SEM */))
+        return fail(EINVAL);
+    if (umm__init() != 0)
+        return -1;
+
+    sigset_t saved;
+    umm__enter(&saved);
+    int err = 0;
+    size_t i;
+    struct umm__vma *v = umm__vma_next(start, &i);
+    if (!v || v->start >= end || (!grows && v->start > start)) {
+        err = ENOMEM;
+    } else if (grows) {
+        err = EINVAL; /* libumm mappings never grow */
+    } else if (umm__vma_split(start) != 0 || umm__vma_split(end) != 0) {
+        err = ENOMEM;
+    } else {
+        /* VMA by VMA, as the kernel: a hole or a refusal stops the walk,
+         * and what was changed before it stays changed. */
+        uintptr_t at = start;
+        v = umm__vma_next(start, &i);
+        while (v && v->start < end) {
+            if (v->start != at) {
+                err = ENOMEM;
+                break;
+            }
+            if (((prot & PROT_WRITE) && !(v->vflags & UMM__V_MAYWRITE)) ||
+                ((prot & PROT_EXEC) && !(v->vflags & UMM__V_MAYEXEC))) {
+                err = EACCES;
+                break;
+            }
+            v->prot = prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
+            umm__vma_reprotect(v, 0, umm__vma_pages(v));
+            at = v->end;
+            v = umm__vma_at(++i);
+        }
+        if (!err && at < end)
+            err = ENOMEM;
+    }
+    umm__leave(&saved);
+    return err ? fail(err) : 0;
+}
+
+/* ---------------------------------------------------------------- msync */
+
+int umm_msync(void *addr, size_t length, int flags)
+{
+    uintptr_t start = (uintptr_t)addr;
+    if (flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC))
+        return fail(EINVAL);
+    if (!UMM_PAGE_ALIGNED(start))
+        return fail(EINVAL);
+    if ((flags & MS_ASYNC) && (flags & MS_SYNC))
+        return fail(EINVAL);
+    uintptr_t end = start + page_align(length);
+    if (end < start)
+        return fail(ENOMEM);
+    if (end == start)
+        return 0;
+    if (umm__init() != 0)
+        return -1;
+
+    sigset_t saved;
+    umm__enter(&saved);
+    int err = 0, unmapped = 0, kick = 0;
+    uintptr_t at = start;
+    for (;;) {
+        struct umm__vma *v = umm__vma_next(at, NULL);
+        if (!v) {
+            err = ENOMEM;
+            break;
+        }
+        if (at < v->start) {
+            if (flags == MS_SYNC) {
+                err = ENOMEM;
+                break;
+            }
+            at = v->start;
+            if (at >= end)
+                break;
+            unmapped = 1;
+        }
+        uintptr_t e = v->end < end ? v->end : end;
+        if (v->obj && (v->vflags & UMM__V_SHARED)) {
+            uint64_t fp = v->fpage + ((at - v->start) >> UMM_PAGE_SHIFT), n = (e - at) >> UMM_PAGE_SHIFT;
+            if (flags & MS_SYNC) {
+                int e2 = umm__object_writeback(v->obj, fp, n, 1);
+                if (e2 && !err)
+                    err = e2;
+            } else if (atomic_load(&v->obj->ndirty)) {
+                kick = 1;
+            }
+        }
+        if ((flags & MS_INVALIDATE) && v->obj)
+            umm__object_invalidate(v->obj, v->fpage + ((at - v->start) >> UMM_PAGE_SHIFT),
+                                   (e - at) >> UMM_PAGE_SHIFT);
+        at = e;
+        if (err || at >= end)
+            break;
+    }
+    umm__leave(&saved);
+    if (kick)
+        umm__daemon_kick(); /* MS_ASYNC: the daemon writes back soon */
+    if (!err && unmapped)
+        err = ENOMEM;
+    return err ? fail(err) : 0;
+}
+
+/* -------------------------------------------------------------- madvise */
+
+static int advice_valid(int advice)
+{
+    switch (advice) {
+    case MADV_NORMAL: case MADV_RANDOM: case MADV_SEQUENTIAL: case MADV_WILLNEED:
+    case MADV_DONTNEED: case MADV_FREE: case MADV_REMOVE: case MADV_DONTFORK:
+    case MADV_DOFORK: case MADV_MERGEABLE: case MADV_UNMERGEABLE: case MADV_HUGEPAGE:
+    case MADV_NOHUGEPAGE: case MADV_DONTDUMP: case MADV_DODUMP: case MADV_WIPEONFORK:
+    case MADV_KEEPONFORK: case MADV_COLD: case MADV_PAGEOUT: case 22 /* POPULATE_READ */:
+    case 23 /* POPULATE_WRITE */: case 24 /* DONTNEED_LOCKED */: case 25 /* COLLAPSE */:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* MADV_DONTNEED on [from, to) pages of v. */
+static void dontneed(struct umm__vma *v, uint64_t from, uint64_t to)
+{
+    umm__vma_release_pages(v, from, to);
+    if (!(v->vflags & UMM__V_SHARED) && v->obj) /* private file pages revert to the file */
+        umm__vma_host_map(v, v->start + (from << UMM_PAGE_SHIFT), v->start + (to << UMM_PAGE_SHIFT));
+    else
+        umm__vma_reprotect(v, from, to);
+}
+
+/* MADV_REMOVE: free the backing store of a shared mapping (punch a hole). */
+static int remove_range(struct umm__vma *v, uint64_t from, uint64_t to)
+{
+    struct umm__object *obj = v->obj;
+    if (!(v->vflags & UMM__V_SHARED) || !(v->vflags & UMM__V_MAYWRITE))
+        return EACCES;
+    uint64_t fp = v->fpage + from, n = to - from;
+    if (!obj->anon &&
+        fallocate(obj->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(fp << UMM_PAGE_SHIFT),
+                  (off_t)(n << UMM_PAGE_SHIFT)) != 0)
+        return errno;
+    /* Every mapping of these pages now sees zeros: drop them everywhere. */
+    for (uint64_t p = fp; p < fp + n; p++) {
+        umm__pfn pfn = umm__object_pfn(obj, p);
+        uint32_t fl = atomic_load(&umm__frame(pfn)->flags);
+        if (fl & UMM__F_DIRTY) {
+            atomic_fetch_and(&umm__frame(pfn)->flags, ~UMM__F_DIRTY);
+            atomic_fetch_sub(&obj->ndirty, 1);
+        }
+    }
+    if (obj->anon) {
+        for (struct umm__vma *w = obj->rmap; w; w = w->rnext) {
+            uint64_t ws = w->fpage, we = ws + umm__vma_pages(w);
+            uint64_t s = fp > ws ? fp : ws, e = fp + n < we ? fp + n : we;
+            if (s < e) {
+                umm__vma_release_pages(w, s - ws, e - ws);
+                umm__vma_reprotect(w, s - ws, e - ws);
+            }
+        }
+        for (uint64_t p = fp; p < fp + n; p++) {
+            umm__pfn pfn = umm__object_pfn(obj, p);
+            if (atomic_fetch_and(&umm__frame(pfn)->flags, ~UMM__F_UPTODATE) & UMM__F_UPTODATE) {
+                umm__ram_count(-1);
+                umm__ram_discard(pfn, 1);
+            }
+        }
+    } else {
+        umm__object_invalidate(obj, fp, n);
+    }
+    return 0;
+}
+
+static int advise_one(struct umm__vma *v, uint64_t from, uint64_t to, int advice)
+{
+    int shared = (v->vflags & UMM__V_SHARED) != 0;
+    switch (advice) {
+    case MADV_NORMAL:
+    case MADV_RANDOM:
+    case MADV_SEQUENTIAL:
+        v->advice = advice;
+        return 0;
+    case MADV_DONTNEED:
+    case 24: /* MADV_DONTNEED_LOCKED */
+        dontneed(v, from, to);
+        return 0;
+    case MADV_FREE:
+        if (v->obj)
+            return EINVAL; /* private anonymous memory only */
+        dontneed(v, from, to);
+        return 0;
+    case MADV_REMOVE:
+        if (!v->obj)
+            return EINVAL;
+        return remove_range(v, from, to);
+    case MADV_WILLNEED:
+        if (v->obj && !v->obj->anon && (v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC)))
+            umm__populate(v, v->start + (from << UMM_PAGE_SHIFT), v->start + (to << UMM_PAGE_SHIFT), 0);
+        return 0;
+    case 22: /* MADV_POPULATE_READ */
+    case 23: /* MADV_POPULATE_WRITE */
+    {
+        int write = advice == 23;
+        if (!(v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) || (write && !(v->prot & PROT_WRITE)))
+            return EINVAL;
+        int e = umm__populate(v, v->start + (from << UMM_PAGE_SHIFT), v->start + (to << UMM_PAGE_SHIFT), write);
+        return e == EACCES ? EINVAL : e ? EFAULT : 0;
+    }
+    case MADV_WIPEONFORK:
+    case MADV_KEEPONFORK:
+        return (v->obj || shared) ? EINVAL : 0;
+    case 25: /* MADV_COLLAPSE */
+        return EINVAL;
+    default: /* hints libumm has no use for: accepted, as the kernel does */
+        return 0;
+    }
+}
+
+int umm_madvise(void *addr, size_t length, int advice)
+{
+    uintptr_t start = (uintptr_t)addr;
+    if (!advice_valid(advice))
+        return fail(EINVAL);
+    if (!UMM_PAGE_ALIGNED(start))
+        return fail(EINVAL);
+    size_t len = page_align(length);
+    if (length && !len)
+        return fail(EINVAL);
+    uintptr_t end = start + len;
+    if (end < start)
+        return fail(EINVAL);
+    if (end == start)
+        return 0;
+    if (umm__init() != 0)
+        return -1;
+
+    sigset_t saved;
+    umm__enter(&saved);
+    int err = 0, unmapped = 0;
+    int splits = advice == MADV_NORMAL || advice == MADV_RANDOM || advice == MADV_SEQUENTIAL;
+    if (splits && (umm__vma_split(start) != 0 || umm__vma_split(end) != 0))
+        err = ENOMEM;
+    uintptr_t at = start;
+    while (!err && at < end) {
+        struct umm__vma *v = umm__vma_next(at, NULL);
+        if (!v || v->start >= end) {
+            unmapped = 1;
+            break;
+        }
+        if (v->start > at)
+            unmapped = 1;
+        uintptr_t s = v->start > at ? v->start : at, e = v->end < end ? v->end : end;
+        err = advise_one(v, (s - v->start) >> UMM_PAGE_SHIFT, (e - v->start) >> UMM_PAGE_SHIFT, advice);
+        at = e;
+    }
+    umm__leave(&saved);
+    if (!err && unmapped)
+        err = ENOMEM;
+    return err ? fail(err) : 0;
+}
+
+/* ------------------------------------------------------------- prefault */
+
+int umm_prefault(void *addr, size_t length, int prot)
+{
+    uintptr_t start = (uintptr_t)addr;
+    if (!UMM_PAGE_ALIGNED(start) || (prot & ~(PROT_READ | PROT_WRITE)))
+        return fail(EINVAL);
+    uintptr_t end = start + page_align(length);
+    if (end < start)
+        return fail(ENOMEM);
+    if (umm__init() != 0)
+        return -1;
+    sigset_t saved;
+    umm__enter(&saved);
+    int err = 0;
+    uintptr_t at = start;
+    while (!err && at < end) {
+        struct umm__vma *v = umm__vma_find(at);
+        if (!v) {
+            err = ENOMEM;
+            break;
+        }
+        uintptr_t e = v->end < end ? v->end : end;
+        err = umm__populate(v, at, e, (prot & PROT_WRITE) != 0);
+        at = e;
+    }
+    umm__leave(&saved);
+    return err ? fail(err) : 0;
+}
+
+/* ----------------------------------------------------------------- fork */
+
+pid_t umm_fork(void)
+{
+    /* Copy-on-write across fork is its own issue; until it lands, say so. */
+    errno = ENOSYS;
+    return -1;
+}

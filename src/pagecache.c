@@ -1,0 +1,401 @@
+/*
+ * pagecache.c: one object per file, so that every mapping of a file sees
+ * the same frames.
+ *
+ * An object is found by (device, inode) and holds its own open file (a
+ * reopened descriptor, so the program may close or unlink its own, and so
+ * that O_APPEND on the program's descriptor cannot redirect write-back).  A
+ * file page lives at a fixed frame: the object places runs of the file
+ * ("extents") contiguously in RAM when a mapping first covers them.  A
+ * frame's descriptor says whether it holds the file's bytes (UPTODATE) and
+ * whether it was written since (DIRTY).
+ *
+ * Dirty tracking is by write protection: a clean page is installed
+ * read-only even in a writable shared mapping, and the first write traps
+ * (fault.c) and marks it dirty.  Write-back write-protects a page in every
+ * mapping of the object (the reverse map) before it clears DIRTY and
+ * writes the bytes, so a later write is caught again.  Only dirty pages are
+ * written, and never past the end of the file.
+ *
+ * Object lists and extents change only with umm__mm.lock held for writing;
+ * faults (lock held for reading) only read them.
+ */
+#include "umm-int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Open the file behind fd anew, with the same access, no O_APPEND. */
+static int reopen(int fd, int *writable)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -1;
+    int mode = fl & O_ACCMODE;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int nfd = open(path, (mode == O_RDWR ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
+    if (nfd < 0 && !(fl & O_APPEND))
+        nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    *writable = nfd >= 0 && mode == O_RDWR;
+    return nfd;
+}
+
+static int extent_index(const struct umm__object *obj, uint64_t fpage)
+{
+    size_t lo = 0, hi = obj->nex;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const struct umm__extent *e = &obj->ext[mid];
+        if (fpage < e->fpage)
+            hi = mid;
+        else if (fpage >= e->fpage + e->npages)
+            lo = mid + 1;
+        else
+            return (int)mid;
+    }
+    return -1;
+}
+
+umm__pfn umm__object_pfn(struct umm__object *obj, uint64_t fpage)
+{
+    int i = extent_index(obj, fpage);
+    umm__assert(i >= 0);
+    return obj->ext[i].base + (umm__pfn)(fpage - obj->ext[i].fpage);
+}
+
+uint64_t umm__object_run(struct umm__object *obj, uint64_t fpage, uint64_t max)
+{
+    int i = extent_index(obj, fpage);
+    umm__assert(i >= 0);
+    uint64_t left = obj->ext[i].fpage + obj->ext[i].npages - fpage;
+    return left < max ? left : max;
+}
+
+static int extent_add(struct umm__object *obj, uint64_t fpage, uint64_t npages)
+{
+    if (obj->nex == obj->capex) {
+        size_t cap = obj->capex ? obj->capex * 2 : 4;
+        struct umm__extent *e = realloc(obj->ext, cap * sizeof *e);
+        if (!e)
+            return -1;
+        obj->ext = e;
+        obj->capex = cap;
+    }
+    umm__pfn base;
+    if (umm__ram_alloc(npages, &base) != 0)
+        return -1;
+    size_t i = 0;
+    while (i < obj->nex && obj->ext[i].fpage < fpage)
+        i++;
+    memmove(&obj->ext[i + 1], &obj->ext[i], (obj->nex - i) * sizeof obj->ext[0]);
+    obj->ext[i] = (struct umm__extent){ .fpage = fpage, .npages = npages, .base = base };
+    obj->nex++;
+    return 0;
+}
+
+/* Place frames for every page of [fpage, fpage+npages) not placed yet. */
+int umm__object_cover(struct umm__object *obj, uint64_t fpage, uint64_t npages)
+{
+    uint64_t p = fpage, end = fpage + npages;
+    while (p < end) {
+        int i = extent_index(obj, p);
+        if (i >= 0) {
+            p = obj->ext[i].fpage + obj->ext[i].npages;
+            continue;
+        }
+        uint64_t gap_end = end;
+        for (size_t k = 0; k < obj->nex; k++)
+            if (obj->ext[k].fpage > p && obj->ext[k].fpage < gap_end)
+                gap_end = obj->ext[k].fpage;
+        if (extent_add(obj, p, gap_end - p) != 0)
+            return -1;
+        p = gap_end;
+    }
+    return 0;
+}
+
+/* Drop every frame of obj, return its extents, close it, free it. */
+static void object_free(struct umm__object *obj)
+{
+    for (size_t i = 0; i < obj->nex; i++) {
+        struct umm__extent *e = &obj->ext[i];
+        int64_t n = 0;
+        for (uint64_t k = 0; k < e->npages; k++) {
+            struct umm__frame *f = umm__frame(e->base + (umm__pfn)k);
+            uint32_t old = atomic_exchange(&f->flags, 0);
+            umm__assert(!(old & UMM__F_LOCKED));
+            n += (old & UMM__F_UPTODATE) != 0;
+        }
+        umm__ram_count(-n);
+        umm__ram_discard(e->base, e->npages);
+        umm__ram_free(e->base, e->npages);
+    }
+    free(obj->ext);
+    if (obj->fd >= 0)
+        close(obj->fd);
+    free(obj);
+}
+
+/*
+ * Find or create the object for fd (or a new anonymous one), take a
+ * reference, and place frames for [fpage, fpage+npages).  On failure
+ * returns NULL with the errno in *err.
+ */
+struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t npages, int *err)
+{
+    struct umm__object *obj = NULL;
+    struct stat st = { 0 };
+    if (!anon) {
+        if (fstat(fd, &st) != 0) {
+            *err = errno;
+            return NULL;
+        }
+        for (obj = umm__mm.objects; obj; obj = obj->next)
+            if (!obj->anon && obj->dev == st.st_dev && obj->ino == st.st_ino)
+                break;
+    }
+    int created = 0;
+    if (!obj) {
+        obj = calloc(1, sizeof *obj);
+        if (!obj) {
+            *err = ENOMEM;
+            return NULL;
+        }
+        obj->fd = -1;
+        obj->anon = anon;
+        obj->dev = st.st_dev;
+        obj->ino = st.st_ino;
+        if (!anon && (obj->fd = reopen(fd, &obj->fd_writable)) < 0) {
+            *err = errno;
+            free(obj);
+            return NULL;
+        }
+        created = 1;
+    } else if (!obj->fd_writable && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR) {
+        /* A writable descriptor arrived: write-back may now be needed. */
+        int w, nfd = reopen(fd, &w);
+        if (nfd >= 0 && w) {
+            close(obj->fd);
+            obj->fd = nfd;
+            obj->fd_writable = 1;
+        } else if (nfd >= 0) {
+            close(nfd);
+        }
+    }
+    if (umm__object_cover(obj, fpage, npages) != 0) {
+        *err = ENOMEM;
+        if (created)
+            object_free(obj);
+        return NULL;
+    }
+    obj->refs++;
+    if (created) {
+        obj->next = umm__mm.objects;
+        umm__mm.objects = obj;
+        atomic_fetch_add(&umm__mm.nobjects, 1);
+    }
+    return obj;
+}
+
+/* Drop a reference; the last one writes back, frees the frames and closes. */
+void umm__object_put(struct umm__object *obj)
+{
+    umm__assert(obj->refs > 0);
+    if (--obj->refs > 0)
+        return;
+    umm__assert(obj->rmap == NULL);
+    for (size_t i = 0; i < obj->nex; i++)
+        umm__object_writeback(obj, obj->ext[i].fpage, obj->ext[i].npages, 0);
+    struct umm__object **pp = &umm__mm.objects;
+    while (*pp != obj)
+        pp = &(*pp)->next;
+    *pp = obj->next;
+    atomic_fetch_sub(&umm__mm.nobjects, 1);
+    object_free(obj);
+}
+
+/* Pages of the file now, rounded up; the size in bytes in *size_out. */
+uint64_t umm__object_filepages(struct umm__object *obj, uint64_t *size_out)
+{
+    struct stat st;
+    if (obj->anon) {
+        *size_out = UINT64_MAX;
+        return UINT64_MAX;
+    }
+    if (fstat(obj->fd, &st) != 0)
+        st.st_size = 0;
+    *size_out = (uint64_t)st.st_size;
+    return ((uint64_t)st.st_size + UMM_PAGE_SIZE - 1) >> UMM_PAGE_SHIFT;
+}
+
+/*
+ * Read [fpage, fpage+n) of the file into its frames, which the caller has
+ * locked and which lie in one extent.  Bytes past fsize are zeros.  One
+ * pread for the whole run.  Returns 0 or an errno.
+ */
+int umm__object_read(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64_t fsize)
+{
+    char *dst = umm__frame_addr(umm__object_pfn(obj, fpage));
+    uint64_t off = fpage << UMM_PAGE_SHIFT, len = n << UMM_PAGE_SHIFT, got = 0;
+    uint64_t want = fsize > off ? fsize - off : 0;
+    if (want > len)
+        want = len;
+    while (got < want) {
+        ssize_t r = pread(obj->fd, dst + got, want - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return errno;
+        if (r == 0)
+            break; /* the file shrank: the rest reads as zeros */
+        got += (uint64_t)r;
+    }
+    memset(dst + got, 0, len - got);
+    return 0;
+}
+
+static int write_run(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64_t fsize)
+{
+    const char *src = umm__frame_addr(umm__object_pfn(obj, fpage));
+    uint64_t off = fpage << UMM_PAGE_SHIFT, len = n << UMM_PAGE_SHIFT, done = 0;
+    if (off >= fsize)
+        return 0; /* write-back never extends the file */
+    if (len > fsize - off)
+        len = fsize - off;
+    while (done < len) {
+        ssize_t r = pwrite(obj->fd, src + done, len - done, (off_t)(off + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r < 0 ? errno : EIO;
+        done += (uint64_t)r;
+    }
+    return 0;
+}
+
+/* Take write permission away from [fpage, fpage+n) in every mapping. */
+static void rmap_write_protect(struct umm__object *obj, uint64_t fpage, uint64_t n)
+{
+    for (struct umm__vma *v = obj->rmap; v; v = v->rnext) {
+        uint64_t vs = v->fpage, ve = v->fpage + umm__vma_pages(v);
+        uint64_t a = fpage > vs ? fpage : vs, b = fpage + n < ve ? fpage + n : ve;
+        if (a >= b)
+            continue;
+        int changed = 0;
+        for (uint64_t q = a; q < b; q++) {
+            struct umm__pte *pte = umm__vma_pte(v, q - vs);
+            uint32_t f = atomic_load(&pte->flags);
+            if ((f & UMM__P_WRITE) && !(f & UMM__P_ANON)) {
+                atomic_fetch_and(&pte->flags, ~UMM__P_WRITE);
+                changed = 1;
+            }
+        }
+        if (changed)
+            umm__vma_reprotect(v, a - vs, b - vs);
+    }
+}
+
+/*
+ * Write back the dirty pages of [fpage, fpage+n): write-protect them in
+ * every mapping, clear DIRTY, write runs of them with one pwrite each, and
+ * with sync, fdatasync.  A page whose write fails stays dirty.  Called with
+ * umm__mm.lock held for writing.  Returns 0 or the first errno.
+ */
+int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, int sync)
+{
+    if (obj->anon || atomic_load(&obj->ndirty) == 0)
+        return 0;
+    uint64_t fsize;
+    umm__object_filepages(obj, &fsize);
+    int err = 0, wrote = 0;
+    uint64_t p = fpage, end = fpage + n;
+    while (p < end) {
+        if (extent_index(obj, p) < 0) {
+            p++;
+            continue;
+        }
+        umm__pfn pfn = umm__object_pfn(obj, p);
+        if (!(atomic_load(&umm__frame(pfn)->flags) & UMM__F_DIRTY)) {
+            p++;
+            continue;
+        }
+        /* A run of dirty pages contiguous in RAM. */
+        uint64_t max = umm__object_run(obj, p, end - p), k = 1;
+        while (k < max && (atomic_load(&umm__frame(pfn + (umm__pfn)k)->flags) & UMM__F_DIRTY))
+            k++;
+        rmap_write_protect(obj, p, k);
+        for (uint64_t i = 0; i < k; i++)
+            atomic_fetch_and(&umm__frame(pfn + (umm__pfn)i)->flags, ~UMM__F_DIRTY);
+        int e = write_run(obj, p, k, fsize);
+        if (e) {
+            for (uint64_t i = 0; i < k; i++)
+                atomic_fetch_or(&umm__frame(pfn + (umm__pfn)i)->flags, UMM__F_DIRTY);
+            if (!err)
+                err = e;
+        } else {
+            atomic_fetch_sub(&obj->ndirty, (int64_t)k);
+            uint64_t inside = fsize > (p << UMM_PAGE_SHIFT)
+                                  ? ((fsize - (p << UMM_PAGE_SHIFT)) + UMM_PAGE_SIZE - 1) >> UMM_PAGE_SHIFT
+                                  : 0;
+            atomic_fetch_add(&umm__mm.pages_written, inside < k ? inside : k);
+            wrote = 1;
+        }
+        p += k;
+    }
+    if (sync && wrote && fdatasync(obj->fd) != 0 && !err && errno != EINVAL)
+        err = errno;
+    return err;
+}
+
+/*
+ * Drop the clean pages of [fpage, fpage+n) from every mapping and from the
+ * cache, so the next touch reads the file again.  Dirty pages stay.
+ * Called with umm__mm.lock held for writing.
+ */
+void umm__object_invalidate(struct umm__object *obj, uint64_t fpage, uint64_t n)
+{
+    if (obj->anon)
+        return;
+    for (uint64_t p = fpage; p < fpage + n; p++) {
+        if (extent_index(obj, p) < 0)
+            continue;
+        umm__pfn pfn = umm__object_pfn(obj, p);
+        struct umm__frame *f = umm__frame(pfn);
+        uint32_t fl = atomic_load(&f->flags);
+        if (!(fl & UMM__F_UPTODATE) || (fl & UMM__F_DIRTY))
+            continue;
+        for (struct umm__vma *v = obj->rmap; v; v = v->rnext) {
+            if (p < v->fpage || p >= v->fpage + umm__vma_pages(v))
+                continue;
+            struct umm__pte *pte = umm__vma_pte(v, p - v->fpage);
+            uint32_t pf = atomic_load(&pte->flags);
+            if ((pf & UMM__P_PRESENT) && !(pf & UMM__P_ANON) && pte->pfn == pfn) {
+                atomic_fetch_and(&pte->flags, ~(UMM__P_PRESENT | UMM__P_WRITE));
+                atomic_fetch_sub(&umm__mm.resident, 1);
+                umm__vma_reprotect(v, p - v->fpage, p - v->fpage + 1);
+            }
+        }
+        atomic_fetch_and(&f->flags, ~UMM__F_UPTODATE);
+        umm__ram_count(-1);
+        umm__ram_discard(pfn, 1);
+    }
+}
+
+/* Write back every dirty page of every file (msync of everything). */
+int umm__writeback_all(int sync)
+{
+    int err = 0;
+    for (struct umm__object *obj = umm__mm.objects; obj; obj = obj->next)
+        for (size_t i = 0; i < obj->nex; i++) {
+            int e = umm__object_writeback(obj, obj->ext[i].fpage, obj->ext[i].npages, sync);
+            if (e && !err)
+                err = e;
+        }
+    return err;
+}

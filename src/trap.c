@@ -1,0 +1,223 @@
+/*
+ * trap.c: the SIGSEGV handler that plays the kernel's trap handler.
+ *
+ * decode (address, write bit) -> ask fault.c -> return, and the instruction
+ * runs again.  A fault that is not libumm's goes on to the handler the
+ * program installed (before or after libumm), or to the default action at
+ * the real instruction, so real crashes still crash the way they did.
+ *
+ * Programs install their own SIGSEGV and SIGBUS handlers at any time, often
+ * after their first mmap.  So that they do not silently replace the trap,
+ * libumm's sigaction() and signal() stand in front of the C library's (as
+ * the JVM's libjsig does): for SIGSEGV and SIGBUS they record the program's
+ * handler as the one to pass foreign faults to and keep the trap installed;
+ * the program reads back exactly what it set.  A program that reaches the
+ * kernel some other way can still forward faults with umm_handle_fault().
+ *
+ * A page wholly beyond the end of its file raises SIGBUS the way the
+ * kernel does, because it is the kernel that raises it: the page is mapped
+ * to an empty memfd, and touching a shared mapping beyond the end of its
+ * file is a real SIGBUS with the real si_addr and si_code.  If the file has
+ * grown when that SIGBUS comes, the page is put back and filled.
+ *
+ * The handler saves and restores errno, takes no lock a faulting thread
+ * could hold (libumm never touches mapped pages while holding its locks),
+ * and calls no malloc or stdio.
+ */
+#include "umm-int.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "platform.h"
+
+extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+
+static struct sigaction prev_act[2]; /* [0] SIGSEGV, [1] SIGBUS */
+static _Atomic int installed;
+static int sigbus_fd = -1;          /* an empty memfd: touching it is SIGBUS */
+
+static int slot(int sig)
+{
+    return sig == SIGSEGV ? 0 : sig == SIGBUS ? 1 : -1;
+}
+
+/* ------------------------------------------------------------ SIGBUS */
+
+/* Map page addr of v to the empty memfd, so the retried access raises a
+ * real SIGBUS.  Mapping lock held. */
+static int arm_sigbus(struct umm__vma *v, uintptr_t addr)
+{
+    struct umm__pte *pte = umm__vma_pte(v, (addr - v->start) >> UMM_PAGE_SHIFT);
+    void *r = mmap((void *)(addr & UMM_PAGE_MASK), UMM_PAGE_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_FIXED, sigbus_fd, 0);
+    if (r == MAP_FAILED)
+        return -1;
+    atomic_fetch_or(&pte->flags, UMM__P_SIGBUS);
+    return 0;
+}
+
+/* A SIGBUS on a page armed by arm_sigbus(): if the file now reaches the
+ * page, map it back (the retry then faults it in) and return 1. */
+static int disarm_sigbus(uintptr_t addr)
+{
+    int done = 0;
+    pthread_rwlock_rdlock(&umm__mm.lock);
+    struct umm__vma *v = umm__vma_find(addr);
+    if (v && v->obj) {
+        uint64_t page = (addr - v->start) >> UMM_PAGE_SHIFT;
+        struct umm__pte *pte = umm__vma_pte(v, page);
+        umm__bitlock(&pte->flags, 0);
+        uint32_t f = atomic_load(&pte->flags);
+        uint64_t fsize;
+        if ((f & UMM__P_SIGBUS) && v->fpage + page < umm__object_filepages(v->obj, &fsize)) {
+            uintptr_t a = addr & UMM_PAGE_MASK;
+            if (umm__vma_host_map(v, a, a + UMM_PAGE_SIZE) == 0) {
+                atomic_fetch_and(&pte->flags, ~UMM__P_SIGBUS);
+                done = 1;
+            }
+        }
+        umm__bitunlock(&pte->flags, 0);
+    }
+    pthread_rwlock_unlock(&umm__mm.lock);
+    return done;
+}
+
+/* ------------------------------------------------------------ the trap */
+
+int umm_handle_fault(int sig, siginfo_t *si, void *uctx)
+{
+    if (!atomic_load(&installed) || si == NULL || si->si_code <= 0)
+        return 0; /* not a fault: sent by kill() or the like */
+    uintptr_t addr = (uintptr_t)si->si_addr;
+    if (sig == SIGBUS) {
+        if (!disarm_sigbus(addr))
+            return 0;
+        atomic_fetch_add(&umm__mm.faults, 1);
+        return 1;
+    }
+    if (sig != SIGSEGV)
+        return 0;
+
+    int err, handled = 1;
+    pthread_rwlock_rdlock(&umm__mm.lock);
+    int access = uctx ? umm__fault_is_write(uctx) : UMM__ACC_GUESS;
+    enum umm__fault_result r = umm__fault(addr, access, &err);
+    if (r == UMM__FAULT_SIGBUS) {
+        struct umm__vma *v = umm__vma_find(addr);
+        uint64_t page = (addr - v->start) >> UMM_PAGE_SHIFT;
+        struct umm__pte *pte = umm__vma_pte(v, page);
+        umm__bitlock(&pte->flags, 0);
+        /* Beyond the end of the file: let the kernel raise SIGBUS.  (A present
+         * page here means the host refused a mapping: give up as SIGSEGV.) */
+        if ((atomic_load(&pte->flags) & UMM__P_PRESENT) || arm_sigbus(v, addr) != 0)
+            handled = 0;
+        umm__bitunlock(&pte->flags, 0);
+    } else if (r != UMM__FAULT_DONE) {
+        handled = 0;
+    }
+    pthread_rwlock_unlock(&umm__mm.lock);
+    if (handled)
+        atomic_fetch_add(&umm__mm.faults, 1);
+    return handled;
+}
+
+/* Hand a fault that is not libumm's to whoever would have had it. */
+static void chain(int sig, siginfo_t *si, void *uctx)
+{
+    struct sigaction *p = &prev_act[slot(sig)];
+    atomic_fetch_add(&umm__mm.signals, 1);
+    if (p->sa_flags & SA_SIGINFO) {
+        p->sa_sigaction(sig, si, uctx);
+    } else if (p->sa_handler != SIG_DFL && p->sa_handler != SIG_IGN) {
+        p->sa_handler(sig);
+    } else {
+        /* Default action, at the real instruction: restore it and return;
+         * the access faults again and the kernel does what it always did.
+         * (Ignoring a fault is not possible: the kernel kills anyway.) */
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        __sigaction(sig, &dfl, NULL);
+    }
+}
+
+static void trap(int sig, siginfo_t *si, void *uctx)
+{
+    int saved_errno = errno;
+    if (!umm_handle_fault(sig, si, uctx))
+        chain(sig, si, uctx);
+    errno = saved_errno;
+}
+
+int umm__trap_init(void)
+{
+    sigbus_fd = memfd_create("libumm-sigbus", MFD_CLOEXEC);
+    if (sigbus_fd < 0)
+        return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = trap;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+    /* Block everything while the trap runs, so no handler of the program
+     * can fault on a page whose entry this thread holds. */
+    sigfillset(&sa.sa_mask);
+    if (__sigaction(SIGSEGV, &sa, &prev_act[0]) != 0 || __sigaction(SIGBUS, &sa, &prev_act[1]) != 0)
+        return -1;
+    atomic_store(&installed, 1);
+    return 0;
+}
+
+/* ------------------------------------------------ sigaction in front */
+
+int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    int s = slot(sig);
+    if (s < 0 || !atomic_load(&installed))
+        return __sigaction(sig, act, old);
+    /* The trap stays; the program's handler is the one foreign faults go to. */
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
+    if (old)
+        *old = prev_act[s];
+    if (act)
+        prev_act[s] = *act;
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    return 0;
+}
+
+static sighandler_t set_handler(int sig, sighandler_t h, int flags)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = h;
+    sa.sa_flags = flags;
+    sigemptyset(&sa.sa_mask);
+    if (h != SIG_DFL && h != SIG_IGN)
+        sigaddset(&sa.sa_mask, sig);
+    if (sigaction(sig, &sa, &old) != 0)
+        return SIG_ERR;
+    return (old.sa_flags & SA_SIGINFO) ? (sighandler_t)(void (*)(void))old.sa_sigaction : old.sa_handler;
+}
+
+/* signal() for SIGSEGV and SIGBUS once the trap is in: BSD semantics, as
+ * glibc's (the handler stays, calls restart).  Other signals go to libc. */
+sighandler_t signal(int sig, sighandler_t h)
+{
+    static sighandler_t (*next)(int, sighandler_t);
+    if (slot(sig) >= 0 && atomic_load(&installed))
+        return set_handler(sig, h, SA_RESTART);
+    if (!next)
+        next = (sighandler_t(*)(int, sighandler_t))dlsym(RTLD_NEXT, "signal");
+    return next ? next(sig, h) : set_handler(sig, h, SA_RESTART);
+}
+
+sighandler_t bsd_signal(int sig, sighandler_t h);
+sighandler_t bsd_signal(int sig, sighandler_t h)
+{
+    return signal(sig, h);
+}

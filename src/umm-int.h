@@ -1,0 +1,283 @@
+/*
+ * umm-int.h: libumm's internal structures and the prototypes that tie the
+ * pieces together.  Every internal name starts with umm__.
+ *
+ * The pieces (DESIGN.md) and their files:
+ *   mman.c       system-call layer: argument checks, locks, errno
+ *   trap.c       the SIGSEGV handler: decode, ask fault.c, return or chain
+ *   fault.c      the state machine of a page
+ *   vma.c        the address space: VMAs, software page tables
+ *   pagecache.c  one object per file; fill (pread) and write-back (pwrite)
+ *   frame.c      physical memory: the memfd, the direct map, descriptors
+ *   daemon.c     the background loop (libuv): periodic and async write-back
+ *   init.c       start-up, statistics, exit
+ *
+ * Lock order: umm__mm.lock (rwlock; faults read, calls write) -> a PTE's
+ * lock bit -> a frame's lock bit -> the RAM allocator's lock.  Nothing that
+ * holds one of these touches a program's mapped page: libumm reads and
+ * writes frames only through the direct map, so it can never fault on its
+ * own memory while holding a lock.
+ */
+#ifndef UMM_INT_H
+#define UMM_INT_H
+
+#include "config.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "umm.h"
+
+#define UMM_PAGE_SHIFT 12
+#define UMM_PAGE_SIZE ((size_t)1 << UMM_PAGE_SHIFT)
+#define UMM_PAGE_MASK (~(uintptr_t)(UMM_PAGE_SIZE - 1))
+#define UMM_PAGE_ALIGNED(x) ((((uintptr_t)(x)) & (UMM_PAGE_SIZE - 1)) == 0)
+
+/* A broken invariant stops everything: it is a bug in libumm. */
+#define umm__assert(cond)                                                    \
+    do {                                                                     \
+        if (!(cond))                                                         \
+            umm__panic(__FILE__, __LINE__, #cond);                           \
+    } while (0)
+void umm__panic(const char *file, int line, const char *what) __attribute__((noreturn));
+
+/* ---------------------------------------------------------------- frame.c */
+
+/* A frame is one page of libumm's RAM, the memfd; its number is its page
+ * index there.  Frames of one file (or of one private mapping) are
+ * allocated as one contiguous range so that neighbouring pages are
+ * neighbours in the memfd and the host kernel merges their mappings. */
+typedef uint32_t umm__pfn;
+
+/* A frame's descriptor lives in memory shared by every process forked from
+ * the program, so that reference counts and page-cache state stay exact
+ * across fork. */
+struct umm__frame {
+    _Atomic uint32_t flags; /* F_* below; the lock bit doubles as futex word */
+    _Atomic uint32_t ref;   /* private frames: page-table entries using it */
+};
+#define UMM__F_LOCKED   0x1u /* someone is filling or changing the frame */
+#define UMM__F_WAITERS  0x2u /* someone sleeps on the lock (futex) */
+#define UMM__F_UPTODATE 0x4u /* page cache: holds the file's bytes */
+#define UMM__F_DIRTY    0x8u /* page cache: written, not yet written back */
+
+struct umm__ram {
+    int fd;                     /* the memfd */
+    char *direct;               /* the direct map: the whole memfd, RW */
+    uint64_t npages;            /* its size in frames */
+    struct umm__frame *desc;    /* descriptors, one per frame (shared) */
+    struct umm__ramshared *sh;  /* allocator and counters (shared) */
+};
+extern struct umm__ram umm__ram;
+
+int umm__ram_init(void);
+/* Reserve a contiguous run of npages frame numbers (holes until touched).
+ * Returns 0 and the first frame in *out, or -1 (ENOMEM). */
+int umm__ram_alloc(uint64_t npages, umm__pfn *out);
+void umm__ram_free(umm__pfn first, uint64_t npages);
+/* Give frames' memory back to the host (they read as zeros afterwards). */
+void umm__ram_discard(umm__pfn first, uint64_t npages);
+uint64_t umm__ram_frames_in_use(void);
+void umm__ram_count(int64_t delta);
+
+static inline char *umm__frame_addr(umm__pfn pfn)
+{
+    return umm__ram.direct + ((uint64_t)pfn << UMM_PAGE_SHIFT);
+}
+static inline struct umm__frame *umm__frame(umm__pfn pfn)
+{
+    return &umm__ram.desc[pfn];
+}
+void umm__frame_lock(umm__pfn pfn);
+int umm__frame_trylock(umm__pfn pfn);
+void umm__frame_unlock(umm__pfn pfn);
+
+/* Futex-backed bit locks, usable from the trap (no malloc, no stdio). */
+void umm__bitlock(_Atomic uint32_t *word, int shared);
+int umm__bittrylock(_Atomic uint32_t *word);
+void umm__bitunlock(_Atomic uint32_t *word, int shared);
+
+/* ------------------------------------------------------------ pagecache.c */
+
+/* A run of a file's pages placed contiguously in RAM. */
+struct umm__extent {
+    uint64_t fpage;  /* first file page */
+    uint64_t npages;
+    umm__pfn base;   /* frame of fpage */
+};
+
+/* One per file (device, inode), shared by every mapping of it; also one per
+ * MAP_SHARED|MAP_ANONYMOUS mapping, which is a file without a name. */
+struct umm__object {
+    struct umm__object *next;     /* umm__mm.objects list */
+    dev_t dev;
+    ino_t ino;
+    int fd;                       /* libumm's own reference; -1 if anonymous */
+    int fd_writable;              /* fd may be written (write-back possible) */
+    int anon;                     /* shared anonymous memory */
+    int refs;                     /* VMAs using the object */
+    struct umm__extent *ext;      /* sorted by fpage, disjoint */
+    size_t nex, capex;
+    struct umm__vma *rmap;        /* VMAs mapping it (reverse map) */
+    _Atomic int64_t ndirty;       /* dirty pages (to skip clean objects) */
+};
+
+struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t npages, int *err);
+/* Make sure frames are placed for [fpage, fpage+npages). */
+int umm__object_cover(struct umm__object *obj, uint64_t fpage, uint64_t npages);
+void umm__object_put(struct umm__object *obj);
+/* Frame of a file page; the page must be covered. */
+umm__pfn umm__object_pfn(struct umm__object *obj, uint64_t fpage);
+/* Length of the contiguous run of frames starting at fpage (at most max). */
+uint64_t umm__object_run(struct umm__object *obj, uint64_t fpage, uint64_t max);
+/* Number of pages of the file (rounded up); anonymous objects: unlimited. */
+uint64_t umm__object_filepages(struct umm__object *obj, uint64_t *size_out);
+/* Fill [fpage, fpage+n) whose frames the caller has locked; returns 0 or
+ * an errno.  Bytes past the end of the file read as zeros. */
+int umm__object_read(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64_t fsize);
+/* Write back dirty pages in [fpage, fpage+n): write-protect them in every
+ * mapping, then pwrite runs.  Returns 0 or the first errno. */
+int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, int sync);
+/* Drop clean pages in [fpage, fpage+n) from every mapping and the cache. */
+void umm__object_invalidate(struct umm__object *obj, uint64_t fpage, uint64_t n);
+int umm__writeback_all(int sync);
+
+/* ------------------------------------------------------------------ vma.c */
+
+/* A software page-table entry.  flags holds the lock bit (a futex word);
+ * pfn is the frame when P_PRESENT. */
+struct umm__pte {
+    _Atomic uint32_t flags;
+    umm__pfn pfn;
+};
+#define UMM__P_LOCKED  0x1u  /* a fault is working on this page */
+#define UMM__P_WAITERS 0x2u
+#define UMM__P_PRESENT 0x4u  /* installed: the host maps pfn here */
+#define UMM__P_WRITE   0x8u  /* the host may write (dirty, or private and ours) */
+#define UMM__P_ANON    0x10u /* pfn is a private frame counted in its ref */
+#define UMM__P_SIGBUS  0x20u /* beyond EOF: host maps the empty memfd (trap.c) */
+
+/* Page tables are allocated with the mapping (never in the trap), lazily by
+ * the host (MAP_NORESERVE), and shared by the halves of a split VMA. */
+struct umm__ptes {
+    int refs;
+    uint64_t n;
+    struct umm__pte *pte;
+};
+
+/* Private frames of a private mapping: a contiguous range of RAM, page i of
+ * the mapping at base + i, shared by the halves of a split VMA. */
+struct umm__anon {
+    int refs;
+    uint64_t npages;
+    umm__pfn base;
+};
+
+#define UMM__V_SHARED   0x1  /* MAP_SHARED */
+#define UMM__V_MAYWRITE 0x2  /* PROT_WRITE may be granted (fd mode) */
+#define UMM__V_MAYEXEC  0x4  /* PROT_EXEC may be granted (not noexec) */
+
+struct umm__vma {
+    uintptr_t start, end;
+    int prot;                     /* as the program asked (PROT_*) */
+    int vflags;                   /* UMM__V_* */
+    struct umm__object *obj;      /* file or shared anonymous; NULL: private anon */
+    uint64_t fpage;               /* object page of start */
+    struct umm__anon *anon;       /* private mappings: where copies go */
+    uint64_t anon_off;            /* page of start within anon */
+    struct umm__ptes *ptes;
+    uint64_t pte_off;             /* entry of start within ptes */
+    struct umm__vma *rnext, *rprev; /* object's reverse map */
+    int advice;                   /* MADV_NORMAL, _RANDOM, _SEQUENTIAL */
+    _Atomic uint64_t ra_next;     /* read-ahead: page expected next */
+    _Atomic uint32_t ra_win;      /* read-ahead: current window */
+};
+
+static inline uint64_t umm__vma_pages(const struct umm__vma *v)
+{
+    return (v->end - v->start) >> UMM_PAGE_SHIFT;
+}
+static inline struct umm__pte *umm__vma_pte(const struct umm__vma *v, uint64_t page)
+{
+    return &v->ptes->pte[v->pte_off + page];
+}
+static inline umm__pfn umm__vma_anon_pfn(const struct umm__vma *v, uint64_t page)
+{
+    return v->anon->base + (umm__pfn)(v->anon_off + page);
+}
+/* The protection the host should give page `page` of the VMA now. */
+int umm__host_prot(const struct umm__vma *v, uint32_t pteflags);
+
+struct umm__vma *umm__vma_find(uintptr_t addr);
+/* First VMA that ends after addr, or NULL. */
+struct umm__vma *umm__vma_next(uintptr_t addr, size_t *index);
+struct umm__vma *umm__vma_at(size_t index);
+size_t umm__vma_count(void);
+struct umm__vma *umm__vma_new(uintptr_t start, uintptr_t end);
+int umm__vma_insert(struct umm__vma *v);
+/* Give v a private frame range of its own (private mappings). */
+int umm__vma_new_anon(struct umm__vma *v);
+/* Free a VMA that was never inserted. */
+void umm__vma_discard(struct umm__vma *v);
+/* Split the VMA containing addr so that a VMA starts at addr. */
+int umm__vma_split(uintptr_t addr);
+/* Release the pages [from, to) of v: frames, resident counts; no I/O. */
+void umm__vma_release_pages(struct umm__vma *v, uint64_t from, uint64_t to);
+/* Remove v from the set, free it (pages must be released). */
+void umm__vma_destroy(struct umm__vma *v);
+/* Re-apply host protections to every page of v (after prot changes). */
+int umm__vma_reprotect(struct umm__vma *v, uint64_t from, uint64_t to);
+/* Host-map [start, end) of v to its frames, PROT_NONE (nothing resident). */
+int umm__vma_host_map(struct umm__vma *v, uintptr_t start, uintptr_t end);
+void umm__rmap_add(struct umm__object *obj, struct umm__vma *v);
+void umm__rmap_del(struct umm__object *obj, struct umm__vma *v);
+
+/* ---------------------------------------------------------------- fault.c */
+
+enum umm__fault_result {
+    UMM__FAULT_DONE,     /* handled: run the instruction again */
+    UMM__FAULT_NOTOURS,  /* no libumm mapping here */
+    UMM__FAULT_SEGV,     /* the mapping forbids this access: SIGSEGV */
+    UMM__FAULT_SIGBUS,   /* beyond the end of the file, or I/O error */
+};
+#define UMM__ACC_READ  0
+#define UMM__ACC_WRITE 1
+#define UMM__ACC_GUESS (-1) /* the platform cannot tell */
+
+/* Handle a fault at addr; the caller holds umm__mm.lock for reading. */
+enum umm__fault_result umm__fault(uintptr_t addr, int access, int *err);
+/* Make [start, end) of v resident (and writable if write); mm lock held. */
+int umm__populate(struct umm__vma *v, uintptr_t start, uintptr_t end, int write);
+
+/* ----------------------------------------------------------------- trap.c */
+int umm__trap_init(void);
+
+/* --------------------------------------------------------------- daemon.c */
+int umm__daemon_start(void);
+void umm__daemon_kick(void);
+
+/* ----------------------------------------------------------------- init.c */
+
+struct umm__mm {
+    pthread_rwlock_t lock;
+    struct umm__vma **vmas;       /* sorted by start, disjoint */
+    size_t nvmas, capvmas;
+    struct umm__object *objects;
+    _Atomic uint64_t faults, pages_read, pages_written, resident, cow_copies, signals;
+    _Atomic uint64_t nobjects;
+};
+extern struct umm__mm umm__mm;
+
+/* Start libumm once; returns 0 or -1 with errno. */
+int umm__init(void);
+/* Enter and leave a call: block signals (so a handler of the program that
+ * touches a mapping cannot fault in while this thread holds the lock) and
+ * take the address-space lock for writing. */
+void umm__enter(sigset_t *saved);
+void umm__leave(const sigset_t *saved);
+
+#endif

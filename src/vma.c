@@ -1,0 +1,360 @@
+/*
+ * vma.c: the address space.
+ *
+ * The VMA set is an array of pointers sorted by address: lookups (the trap)
+ * are a binary search, and any number of VMAs is allowed.  Each VMA has a
+ * software page table, one entry per page, saying which frame is installed
+ * and what the host is allowed to do with it; the table's memory comes from
+ * the host lazily (MAP_NORESERVE), is allocated with the mapping (never in
+ * the trap), and is shared by the pieces of a VMA split by a partial munmap
+ * or mprotect.
+ *
+ * On the host, a VMA's address range is always mapped to the memfd (never
+ * left to foreign memory): to its object's frames for file and shared
+ * mappings, to its private range for private anonymous ones.  Pages not
+ * resident are PROT_NONE there, so their first touch traps.
+ */
+#include "umm-int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+/* ------------------------------------------------------------ the set */
+
+static size_t lower_bound(uintptr_t addr)
+{
+    /* First index whose VMA ends after addr. */
+    size_t lo = 0, hi = umm__mm.nvmas;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (umm__mm.vmas[mid]->end <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+struct umm__vma *umm__vma_find(uintptr_t addr)
+{
+    size_t i = lower_bound(addr);
+    if (i < umm__mm.nvmas && umm__mm.vmas[i]->start <= addr)
+        return umm__mm.vmas[i];
+    return NULL;
+}
+
+struct umm__vma *umm__vma_next(uintptr_t addr, size_t *index)
+{
+    size_t i = lower_bound(addr);
+    if (index)
+        *index = i;
+    return i < umm__mm.nvmas ? umm__mm.vmas[i] : NULL;
+}
+
+struct umm__vma *umm__vma_at(size_t index)
+{
+    return index < umm__mm.nvmas ? umm__mm.vmas[index] : NULL;
+}
+
+size_t umm__vma_count(void)
+{
+    return umm__mm.nvmas;
+}
+
+static int reserve(size_t more)
+{
+    if (umm__mm.nvmas + more <= umm__mm.capvmas)
+        return 0;
+    size_t cap = umm__mm.capvmas ? umm__mm.capvmas : 64;
+    while (cap < umm__mm.nvmas + more)
+        cap *= 2;
+    struct umm__vma **a = realloc(umm__mm.vmas, cap * sizeof *a);
+    if (!a) {
+        errno = ENOMEM;
+        return -1;
+    }
+    umm__mm.vmas = a;
+    umm__mm.capvmas = cap;
+    return 0;
+}
+
+int umm__vma_insert(struct umm__vma *v)
+{
+    if (reserve(1) != 0)
+        return -1;
+    size_t i = lower_bound(v->start);
+    umm__assert(i == umm__mm.nvmas || umm__mm.vmas[i]->start >= v->end);
+    memmove(&umm__mm.vmas[i + 1], &umm__mm.vmas[i], (umm__mm.nvmas - i) * sizeof v);
+    umm__mm.vmas[i] = v;
+    umm__mm.nvmas++;
+    return 0;
+}
+
+static void vma_remove(struct umm__vma *v)
+{
+    size_t i = lower_bound(v->start);
+    umm__assert(i < umm__mm.nvmas && umm__mm.vmas[i] == v);
+    memmove(&umm__mm.vmas[i], &umm__mm.vmas[i + 1], (umm__mm.nvmas - i - 1) * sizeof v);
+    umm__mm.nvmas--;
+}
+
+/* ------------------------------------------------------- page tables */
+
+static struct umm__ptes *ptes_new(uint64_t n)
+{
+    struct umm__ptes *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->pte = mmap(NULL, n * sizeof(struct umm__pte), PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (t->pte == MAP_FAILED) {
+        free(t);
+        return NULL;
+    }
+    t->n = n;
+    t->refs = 1;
+    return t;
+}
+
+static void ptes_put(struct umm__ptes *t)
+{
+    if (--t->refs > 0)
+        return;
+    munmap(t->pte, t->n * sizeof(struct umm__pte));
+    free(t);
+}
+
+static void anon_put(struct umm__anon *a)
+{
+    if (!a || --a->refs > 0)
+        return;
+    umm__ram_free(a->base, a->npages);
+    free(a);
+}
+
+/*
+ * A new VMA for [start, end) with a page table of its own and, for
+ * private mappings (anon_pages > 0), a private frame range.  Nothing is
+ * inserted or host-mapped yet.
+ */
+struct umm__vma *umm__vma_new(uintptr_t start, uintptr_t end)
+{
+    struct umm__vma *v = calloc(1, sizeof *v);
+    if (!v)
+        return NULL;
+    v->start = start;
+    v->end = end;
+    v->advice = MADV_NORMAL;
+    atomic_store(&v->ra_next, UINT64_MAX);
+    atomic_store(&v->ra_win, 1);
+    v->ptes = ptes_new(umm__vma_pages(v));
+    if (!v->ptes) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* Give v a private frame range of its own (private mappings). */
+int umm__vma_new_anon(struct umm__vma *v)
+{
+    struct umm__anon *a = calloc(1, sizeof *a);
+    if (!a)
+        return -1;
+    a->npages = umm__vma_pages(v);
+    if (umm__ram_alloc(a->npages, &a->base) != 0) {
+        free(a);
+        return -1;
+    }
+    a->refs = 1;
+    v->anon = a;
+    v->anon_off = 0;
+    return 0;
+}
+
+void umm__rmap_add(struct umm__object *obj, struct umm__vma *v)
+{
+    v->rprev = NULL;
+    v->rnext = obj->rmap;
+    if (obj->rmap)
+        obj->rmap->rprev = v;
+    obj->rmap = v;
+}
+
+void umm__rmap_del(struct umm__object *obj, struct umm__vma *v)
+{
+    if (v->rprev)
+        v->rprev->rnext = v->rnext;
+    else
+        obj->rmap = v->rnext;
+    if (v->rnext)
+        v->rnext->rprev = v->rprev;
+    v->rnext = v->rprev = NULL;
+}
+
+/*
+ * Split the VMA containing addr so that a VMA starts at addr.  The two
+ * halves share the page table, the private range and the object.  Returns
+ * 0, or -1 (ENOMEM) having changed nothing.
+ */
+int umm__vma_split(uintptr_t addr)
+{
+    struct umm__vma *v = umm__vma_find(addr);
+    if (!v || v->start == addr)
+        return 0;
+    if (reserve(1) != 0)
+        return -1;
+    struct umm__vma *w = malloc(sizeof *w);
+    if (!w) {
+        errno = ENOMEM;
+        return -1;
+    }
+    *w = *v;
+    uint64_t pages = (addr - v->start) >> UMM_PAGE_SHIFT;
+    w->start = addr;
+    w->fpage += pages;
+    w->anon_off += pages;
+    w->pte_off += pages;
+    atomic_store(&w->ra_next, UINT64_MAX);
+    atomic_store(&w->ra_win, 1);
+    v->end = addr;
+    w->ptes->refs++;
+    if (w->anon)
+        w->anon->refs++;
+    if (w->obj) {
+        w->obj->refs++;
+        umm__rmap_add(w->obj, w);
+    }
+    umm__assert(umm__vma_insert(w) == 0);
+    return 0;
+}
+
+/* ------------------------------------------------------ pages and host */
+
+int umm__host_prot(const struct umm__vma *v, uint32_t f)
+{
+    if (!(f & UMM__P_PRESENT))
+        return PROT_NONE;
+    int prot = v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
+    if (prot & PROT_WRITE)
+        prot |= PROT_READ; /* as on x86: write implies read */
+    if (!(f & UMM__P_WRITE))
+        prot &= ~PROT_WRITE;
+    return prot;
+}
+
+/*
+ * Set the host protection of pages [from, to) of v from their page-table
+ * entries, one mprotect per run of equal protection.
+ */
+int umm__vma_reprotect(struct umm__vma *v, uint64_t from, uint64_t to)
+{
+    int rc = 0;
+    uint64_t p = from;
+    while (p < to) {
+        int prot = umm__host_prot(v, atomic_load(&umm__vma_pte(v, p)->flags));
+        uint64_t q = p + 1;
+        while (q < to && umm__host_prot(v, atomic_load(&umm__vma_pte(v, q)->flags)) == prot)
+            q++;
+        if (mprotect((void *)(v->start + (p << UMM_PAGE_SHIFT)), (q - p) << UMM_PAGE_SHIFT, prot) != 0)
+            rc = -1;
+        p = q;
+    }
+    return rc;
+}
+
+/* Host-map [start, end) of v to its frames, PROT_NONE, replacing whatever
+ * was there (our own reservation). */
+int umm__vma_host_map(struct umm__vma *v, uintptr_t start, uintptr_t end)
+{
+    uint64_t p = (start - v->start) >> UMM_PAGE_SHIFT, e = (end - v->start) >> UMM_PAGE_SHIFT;
+    while (p < e) {
+        umm__pfn pfn;
+        uint64_t n;
+        if (v->obj) {
+            pfn = umm__object_pfn(v->obj, v->fpage + p);
+            n = umm__object_run(v->obj, v->fpage + p, e - p);
+        } else {
+            pfn = umm__vma_anon_pfn(v, p);
+            n = e - p;
+        }
+        void *at = (void *)(v->start + (p << UMM_PAGE_SHIFT));
+        void *r = mmap(at, n << UMM_PAGE_SHIFT, PROT_NONE, MAP_SHARED | MAP_FIXED, umm__ram.fd,
+                       (off_t)((uint64_t)pfn << UMM_PAGE_SHIFT));
+        if (r == MAP_FAILED)
+            return -1;
+        p += n;
+    }
+    return 0;
+}
+
+/* Drop a private frame's reference; returns 1 when it was the last. */
+static int anon_frame_put(umm__pfn pfn)
+{
+    uint32_t old = atomic_fetch_sub(&umm__frame(pfn)->ref, 1);
+    umm__assert(old > 0);
+    return old == 1;
+}
+
+/*
+ * Release pages [from, to) of v: drop private frames (discarding their
+ * memory when the last reference goes), forget page-cache frames, clear
+ * the entries.  No I/O and no host call but discards: the caller unmaps or
+ * reprotects the range.
+ */
+void umm__vma_release_pages(struct umm__vma *v, uint64_t from, uint64_t to)
+{
+    umm__pfn run = 0;
+    uint64_t runlen = 0;
+    int64_t freed = 0, unres = 0;
+    for (uint64_t p = from; p < to; p++) {
+        struct umm__pte *pte = umm__vma_pte(v, p);
+        uint32_t f = atomic_load(&pte->flags);
+        if (!(f & UMM__P_PRESENT))
+            continue;
+        umm__assert(!(f & UMM__P_LOCKED));
+        unres++;
+        if ((f & UMM__P_ANON) && anon_frame_put(pte->pfn)) {
+            freed++;
+            if (runlen && run + runlen == pte->pfn) {
+                runlen++;
+            } else {
+                umm__ram_discard(run, runlen);
+                run = pte->pfn;
+                runlen = 1;
+            }
+        }
+        atomic_store(&pte->flags, 0);
+        pte->pfn = 0;
+    }
+    umm__ram_discard(run, runlen);
+    umm__ram_count(-freed);
+    atomic_fetch_sub(&umm__mm.resident, (uint64_t)unres);
+}
+
+/* Remove v from the set and free it; its pages must be released. */
+void umm__vma_destroy(struct umm__vma *v)
+{
+    vma_remove(v);
+    if (v->obj) {
+        umm__rmap_del(v->obj, v);
+        umm__object_put(v->obj);
+    }
+    anon_put(v->anon);
+    ptes_put(v->ptes);
+    free(v);
+}
+
+/* Free a VMA that was never inserted (a failed mmap). */
+void umm__vma_discard(struct umm__vma *v)
+{
+    if (v->obj) {
+        umm__rmap_del(v->obj, v);
+        umm__object_put(v->obj);
+    }
+    anon_put(v->anon);
+    ptes_put(v->ptes);
+    free(v);
+}

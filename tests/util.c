@@ -1,0 +1,245 @@
+#define _GNU_SOURCE
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int tap_count, tap_failed, tap_silent;
+
+void tap_quiet(void)
+{
+    tap_silent = 1;
+}
+
+static void vout(FILE *f, const char *prefix, const char *fmt, va_list ap)
+{
+    if (tap_silent)
+        return;
+    fputs(prefix, f);
+    vfprintf(f, fmt, ap);
+    fputc('\n', f);
+    fflush(f);
+}
+
+int tap_ok(int cond, const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    tap_count++;
+    if (!cond)
+        tap_failed++;
+    if (tap_silent)
+        return cond;
+    printf("%s %d - ", cond ? "ok" : "not ok", tap_count);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    if (!cond)
+        printf("#   failed at %s:%d\n", file, line);
+    fflush(stdout);
+    return cond;
+}
+
+int tap_is_int(long long got, long long want, const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    char name[512];
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    int r = tap_ok(got == want, file, line, "%s", name);
+    if (!r && !tap_silent)
+        printf("#   got: %lld\n#   expected: %lld\n", got, want);
+    return r;
+}
+
+void tap_diag(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vout(stdout, "# ", fmt, ap);
+    va_end(ap);
+}
+
+void tap_skip_all(const char *why)
+{
+    printf("1..0 # SKIP %s\n", why);
+    exit(0);
+}
+
+void tap_bail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("Bail out! ");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    exit(99);
+}
+
+int tap_done(void)
+{
+    if (!tap_silent)
+        printf("1..%d\n", tap_count);
+    return tap_failed ? 1 : 0;
+}
+
+/* ---------------------------------------------------------------- files */
+
+static int tmp_open(int flags, char *path)
+{
+    const char *dir = getenv("UMM_TEST_TMPDIR");
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s/tmp.XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkostemp(buf, O_CLOEXEC);
+    if (fd < 0)
+        tap_bail("mkostemp %s: %s", buf, strerror(errno));
+    if ((flags & O_ACCMODE) != O_RDWR) {
+        int fd2 = open(buf, flags | O_CLOEXEC);
+        if (fd2 < 0)
+            tap_bail("reopen: %s", strerror(errno));
+        /* Keep the RW fd around only to write the content. */
+        dup2(fd, 1000);
+        close(fd);
+        fd = fd2;
+    }
+    if (path)
+        strcpy(path, buf);
+    else
+        unlink(buf);
+    return fd;
+}
+
+static int writer_fd(int fd, int flags)
+{
+    return (flags & O_ACCMODE) == O_RDWR ? fd : 1000;
+}
+
+int tmpfile_make(uint64_t size, unsigned seed, int flags, char *path)
+{
+    int fd = tmp_open(flags, path);
+    int w = writer_fd(fd, flags);
+    char buf[65536];
+    for (uint64_t off = 0; off < size;) {
+        size_t n = size - off < sizeof buf ? (size_t)(size - off) : sizeof buf;
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (char)pattern(off + i, seed);
+        if (pwrite(w, buf, n, (off_t)off) != (ssize_t)n)
+            tap_bail("pwrite: %s", strerror(errno));
+        off += n;
+    }
+    if (w != fd)
+        close(w);
+    return fd;
+}
+
+int tmpfile_sparse(uint64_t size, int flags, char *path)
+{
+    int fd = tmp_open(flags, path);
+    int w = writer_fd(fd, flags);
+    if (ftruncate(w, (off_t)size) != 0)
+        tap_bail("ftruncate: %s", strerror(errno));
+    if (w != fd)
+        close(w);
+    return fd;
+}
+
+int read_file(int fd, void *buf, size_t len, off_t off)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, (char *)buf + got, len - got, off + (off_t)got);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* -------------------------------------------------------------- signals */
+
+static sigjmp_buf jb;
+static volatile int got_sig, got_code;
+static void *volatile got_addr;
+
+static void on_signal(int sig, siginfo_t *si, void *uctx)
+{
+    (void)uctx;
+    got_sig = sig;
+    got_code = si->si_code;
+    got_addr = si->si_addr;
+    siglongjmp(jb, 1);
+}
+
+int catch_signal(void (*fn)(void *), void *arg, int *code, void **addr)
+{
+    struct sigaction sa, old_segv, old_bus;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, &old_segv);
+    sigaction(SIGBUS, &sa, &old_bus);
+    got_sig = 0;
+    if (sigsetjmp(jb, 1) == 0)
+        fn(arg);
+    sigaction(SIGSEGV, &old_segv, NULL);
+    sigaction(SIGBUS, &old_bus, NULL);
+    if (code)
+        *code = got_code;
+    if (addr)
+        *addr = got_addr;
+    return got_sig;
+}
+
+void touch_read(void *p)
+{
+    volatile char c = *(volatile char *)p;
+    (void)c;
+}
+
+void touch_write(void *p)
+{
+    *(volatile char *)p = 42;
+}
+
+/* ----------------------------------------------------------------- leaks */
+
+uint64_t stat_get(const char *which)
+{
+    struct umm_stats s;
+    umm_stats(&s);
+    if (!strcmp(which, "faults")) return s.faults;
+    if (!strcmp(which, "pages_read")) return s.pages_read;
+    if (!strcmp(which, "pages_written")) return s.pages_written;
+    if (!strcmp(which, "resident")) return s.resident;
+    if (!strcmp(which, "frames")) return s.frames;
+    if (!strcmp(which, "mappings")) return s.mappings;
+    if (!strcmp(which, "files")) return s.files;
+    if (!strcmp(which, "cow_copies")) return s.cow_copies;
+    if (!strcmp(which, "signals")) return s.signals;
+    tap_bail("stat_get: unknown %s", which);
+}
+
+void check_released(void)
+{
+    struct umm_stats s;
+    umm_stats(&s);
+    is_int(s.mappings, 0, "leak oracle: no mapping left");
+    is_int(s.resident, 0, "leak oracle: no page resident");
+    is_int(s.frames, 0, "leak oracle: every frame released");
+    is_int(s.files, 0, "leak oracle: every file released");
+}
+
+/* No test may hang: each dies by SIGALRM after UMM_TEST_TIMEOUT seconds
+ * (default 300), which the harness reports as a failure. */
+__attribute__((constructor)) static void test_timeout(void)
+{
+    const char *s = getenv("UMM_TEST_TIMEOUT");
+    alarm(s ? (unsigned)atoi(s) : 300);
+}

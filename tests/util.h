@@ -1,0 +1,49 @@
+/*
+ * util.h: what the tests share: temporary files with known bytes, catching
+ * an expected signal, and the leak oracle every test ends with.
+ */
+#ifndef UMM_TEST_UTIL_H
+#define UMM_TEST_UTIL_H
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "tap.h"
+#include "umm.h"
+
+#define PAGE 4096
+
+/* The byte the test files hold at offset off (depends on a seed). */
+static inline unsigned char pattern(uint64_t off, unsigned seed)
+{
+    uint64_t x = off * 0x9e3779b97f4a7c15ull + seed * 0x85ebca6bu;
+    x ^= x >> 29;
+    return (unsigned char)(x ^ (x >> 17));
+}
+
+/* Create a temporary file of size bytes filled with pattern(seed), opened
+ * with flags (O_RDWR, O_RDONLY ...).  Its path is stored in path (>= 256
+ * bytes) when path is not NULL; the file is unlinked when path is NULL. */
+int tmpfile_make(uint64_t size, unsigned seed, int flags, char *path);
+/* Create a sparse temporary file (ftruncate only). */
+int tmpfile_sparse(uint64_t size, int flags, char *path);
+/* Read the whole of [off, off+len) of fd with pread into buf. */
+int read_file(int fd, void *buf, size_t len, off_t off);
+
+/* Run fn(arg) and report whether it raised a signal: returns 0 if not,
+ * else the signal number, with si_code and si_addr in *code and *addr. */
+int catch_signal(void (*fn)(void *), void *arg, int *code, void **addr);
+
+/* Touch helpers for catch_signal. */
+void touch_read(void *p);
+void touch_write(void *p);
+
+/* The leak oracle: every frame, mapping and file released. */
+void check_released(void);
+
+uint64_t stat_get(const char *which);
+
+#endif
