@@ -90,6 +90,32 @@ int   umm_stats(struct umm_stats *out);
  */
 int   umm_handle_fault(int sig, siginfo_t *si, void *uctx);
 
+/*
+ * Tracing, to watch the kernel in the process work.  While tracing is on,
+ * every trap libumm handles is recorded in a ring of the last 4096 events,
+ * which umm_trace_read() drains (oldest first).  Recording costs two clock
+ * reads per trap; it is off until umm_trace(1).
+ */
+enum umm_trace_kind {
+    UMM_TRACE_FILL,     /* read from the file into the page cache, installed */
+    UMM_TRACE_CACHED,   /* already in the page cache: installed, no read */
+    UMM_TRACE_ZERO,     /* anonymous memory: a zero page installed */
+    UMM_TRACE_COW,      /* write to a private page: copied (copy-on-write) */
+    UMM_TRACE_DIRTY,    /* first write to a clean shared page: marked dirty */
+    UMM_TRACE_SIGBUS,   /* beyond the end of the file: SIGBUS for the program */
+    UMM_TRACE_SPURIOUS  /* another thread had already handled it */
+};
+struct umm_trace_event {
+    void *addr;            /* the faulting address */
+    int write;             /* 1 for a write access */
+    int kind;              /* enum umm_trace_kind */
+    uint64_t file_offset;  /* for FILL and CACHED: file offset of the page */
+    uint32_t pages;        /* pages installed (read-ahead makes it > 1) */
+    uint64_t nsec;         /* time spent handling the trap */
+};
+int    umm_trace(int on);   /* returns the previous setting */
+size_t umm_trace_read(struct umm_trace_event *events, size_t max);
+
 /* umm_shutdown: write back every dirty shared page now (it also happens at
  * exit).  Returns 0, or -1 with errno of the first failed write. */
 int   umm_shutdown(void);

@@ -112,7 +112,7 @@ static int install(struct umm__vma *v, uint64_t page, uint64_t n, umm__pfn pfn, 
 
 /* A fresh page of a private anonymous mapping: its frame is the mapping's
  * own, and reads as zeros (frames are discarded when freed). */
-static enum umm__fault_result fault_anon(struct umm__vma *v, uint64_t page, int *err)
+static enum umm__fault_result fault_anon(struct umm__vma *v, uint64_t page, int access, int *err)
 {
     uint64_t want = ra_window(v, page);
     if (want > umm__vma_pages(v) - page)
@@ -124,6 +124,7 @@ static enum umm__fault_result fault_anon(struct umm__vma *v, uint64_t page, int 
         umm__assert(old == 0);
     }
     umm__ram_count((int64_t)n);
+    umm__noted(UMM_TRACE_ZERO, access == UMM__ACC_WRITE, 0, n);
     *err = install(v, page, n, pfn, UMM__P_ANON | UMM__P_WRITE);
     release_ptes(v, page, n);
     return *err ? UMM__FAULT_SIGBUS : UMM__FAULT_DONE;
@@ -187,6 +188,7 @@ static enum umm__fault_result fault_cow(struct umm__vma *v, uint64_t page, umm__
     uint32_t old = atomic_exchange(&umm__frame(dst)->ref, 1);
     umm__assert(old == 0);
     memcpy(umm__frame_addr(dst), umm__frame_addr(src), UMM_PAGE_SIZE);
+    umm__noted(UMM_TRACE_COW, 1, 0, 1);
     umm__ram_count(1);
     atomic_fetch_add(&umm__mm.cow_copies, 1);
     uint32_t nf = UMM__P_PRESENT | UMM__P_ANON | UMM__P_WRITE;
@@ -213,6 +215,7 @@ static enum umm__fault_result fault_dirty(struct umm__vma *v, uint64_t page, int
     uint32_t old = atomic_fetch_or(&umm__frame(pte->pfn)->flags, UMM__F_DIRTY);
     if (!(old & UMM__F_DIRTY))
         atomic_fetch_add(&v->obj->ndirty, 1);
+    umm__noted(UMM_TRACE_DIRTY, 1, v->fpage + page, 1);
     atomic_fetch_or(&pte->flags, UMM__P_WRITE);
     *err = umm__vma_reprotect(v, page, page + 1) == 0 ? 0 : errno;
     return *err ? UMM__FAULT_SIGBUS : UMM__FAULT_DONE;
@@ -236,22 +239,28 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
         if (!(atomic_fetch_or(&umm__frame(pfn)->flags, UMM__F_UPTODATE) & UMM__F_UPTODATE))
             umm__ram_count(1);
         umm__frame_unlock(pfn);
+        umm__noted(UMM_TRACE_ZERO, access == UMM__ACC_WRITE, fpage, 1);
         *err = install(v, page, 1, pfn, UMM__P_WRITE);
         return *err ? UMM__FAULT_SIGBUS : UMM__FAULT_DONE;
     }
 
     uint64_t fsize, fpages = umm__object_filepages(obj, &fsize);
-    if (fpage >= fpages)
+    if (fpage >= fpages) {
+        umm__noted(UMM_TRACE_SIGBUS, access == UMM__ACC_WRITE, fpage, 0);
         return UMM__FAULT_SIGBUS; /* wholly beyond the end of the file */
+    }
     uint64_t want = ra_window(v, page);
     if (want > fpages - fpage)
         want = fpages - fpage;
     if (want > umm__vma_pages(v) - page)
         want = umm__vma_pages(v) - page;
+    uint64_t reads = atomic_load(&umm__mm.pages_read);
     uint64_t n = fill(obj, fpage, want, fsize, err);
     if (n == 0)
         return UMM__FAULT_SIGBUS;
     n = grab_ptes(v, page, n);
+    umm__noted(atomic_load(&umm__mm.pages_read) != reads ? UMM_TRACE_FILL : UMM_TRACE_CACHED,
+               access == UMM__ACC_WRITE, fpage, n);
 
     enum umm__fault_result r = UMM__FAULT_DONE;
     uint64_t first = 0;
@@ -281,9 +290,11 @@ static enum umm__fault_result fault_page(struct umm__vma *v, uint64_t page, int 
     if (!access_ok(v, access))
         return UMM__FAULT_SEGV;
     if (!(f & UMM__P_PRESENT))
-        return v->obj ? fault_object(v, page, access, err) : fault_anon(v, page, err);
-    if (access != UMM__ACC_WRITE || (f & UMM__P_WRITE))
+        return v->obj ? fault_object(v, page, access, err) : fault_anon(v, page, access, err);
+    if (access != UMM__ACC_WRITE || (f & UMM__P_WRITE)) {
+        umm__noted(UMM_TRACE_SPURIOUS, access == UMM__ACC_WRITE, 0, 0);
         return UMM__FAULT_DONE; /* another thread got here first */
+    }
     if (v->vflags & UMM__V_SHARED)
         return fault_dirty(v, page, err);
     return fault_cow(v, page, pte->pfn, err);

@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "platform.h"
@@ -86,6 +87,58 @@ static int disarm_sigbus(uintptr_t addr)
     return done;
 }
 
+/* ------------------------------------------------------------- tracing */
+
+__thread struct umm__note umm__note __attribute__((tls_model("initial-exec")));
+
+#define TRACE_RING 4096
+static struct {
+    _Atomic uint64_t seq; /* index + 1 once the slot is written */
+    struct umm_trace_event ev;
+} ring[TRACE_RING];
+static _Atomic uint64_t ring_head, ring_tail;
+static _Atomic int tracing;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* async-signal-safe (vDSO) */
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void trace_record(uintptr_t addr, uint64_t t0)
+{
+    uint64_t i = atomic_fetch_add(&ring_head, 1);
+    struct umm_trace_event *e = &ring[i % TRACE_RING].ev;
+    e->addr = (void *)addr;
+    e->write = umm__note.write;
+    e->kind = umm__note.kind;
+    e->file_offset = umm__note.fpage << UMM_PAGE_SHIFT;
+    e->pages = umm__note.pages;
+    e->nsec = now_ns() - t0;
+    atomic_store_explicit(&ring[i % TRACE_RING].seq, i + 1, memory_order_release);
+}
+
+int umm_trace(int on)
+{
+    return atomic_exchange(&tracing, on != 0);
+}
+
+size_t umm_trace_read(struct umm_trace_event *events, size_t max)
+{
+    size_t n = 0;
+    uint64_t head = atomic_load(&ring_head), tail = atomic_load(&ring_tail);
+    if (head - tail > TRACE_RING)
+        tail = head - TRACE_RING; /* the oldest were overwritten */
+    while (tail < head && n < max) {
+        if (atomic_load_explicit(&ring[tail % TRACE_RING].seq, memory_order_acquire) == tail + 1)
+            events[n++] = ring[tail % TRACE_RING].ev;
+        tail++;
+    }
+    atomic_store(&ring_tail, tail);
+    return n;
+}
+
 /* ------------------------------------------------------------ the trap */
 
 int umm_handle_fault(int sig, siginfo_t *si, void *uctx)
@@ -102,7 +155,8 @@ int umm_handle_fault(int sig, siginfo_t *si, void *uctx)
     if (sig != SIGSEGV)
         return 0;
 
-    int err, handled = 1;
+    int err, handled = 1, traced = atomic_load_explicit(&tracing, memory_order_relaxed);
+    uint64_t t0 = traced ? now_ns() : 0;
     pthread_rwlock_rdlock(&umm__mm.lock);
     int access = uctx ? umm__fault_is_write(uctx) : UMM__ACC_GUESS;
     enum umm__fault_result r = umm__fault(addr, access, &err);
@@ -120,8 +174,11 @@ int umm_handle_fault(int sig, siginfo_t *si, void *uctx)
         handled = 0;
     }
     pthread_rwlock_unlock(&umm__mm.lock);
-    if (handled)
+    if (handled) {
         atomic_fetch_add(&umm__mm.faults, 1);
+        if (traced)
+            trace_record(addr, t0);
+    }
     return handled;
 }
 

@@ -256,6 +256,23 @@ int umm__populate(struct umm__vma *v, uintptr_t start, uintptr_t end, int write)
 /* ----------------------------------------------------------------- trap.c */
 int umm__trap_init(void);
 
+/* What the fault stages did, for the tracer: set by fault.c, read by the
+ * trap on the same thread (initial-exec TLS: no allocation in the trap). */
+struct umm__note {
+    int kind;          /* enum umm_trace_kind */
+    int write;
+    uint64_t fpage;
+    uint32_t pages;
+};
+extern __thread struct umm__note umm__note __attribute__((tls_model("initial-exec")));
+static inline void umm__noted(int kind, int write, uint64_t fpage, uint64_t pages)
+{
+    umm__note.kind = kind;
+    umm__note.write = write;
+    umm__note.fpage = fpage;
+    umm__note.pages = (uint32_t)pages;
+}
+
 /* --------------------------------------------------------------- daemon.c */
 int umm__daemon_start(void);
 void umm__daemon_kick(void);
