@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -243,6 +244,8 @@ int umm__object_read(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64
 {
     char *dst = umm__frame_addr(umm__object_pfn(obj, fpage));
     uint64_t off = fpage << UMM_PAGE_SHIFT, len = n << UMM_PAGE_SHIFT, got = 0;
+    /* Have the host allocate the frames in one call, not one fault each. */
+    madvise(dst, len, 23 /* MADV_POPULATE_WRITE */);
     uint64_t want = fsize > off ? fsize - off : 0;
     if (want > len)
         want = len;
