@@ -26,7 +26,7 @@ static void handler(int sig, siginfo_t *si, void *uctx)
   int w = umm__fault_is_write(uctx);
   if (w < 0) wrong = 1;
   faults++;
-  writes += w > 0;
+  writes += w == 1;
   mprotect(page, 4096, w > 0 ? PROT_READ | PROT_WRITE : PROT_READ);
 }
 int main(void)

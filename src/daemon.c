@@ -41,6 +41,14 @@ static void on_timer(uv_timer_t *h)
     flush();
 }
 
+static uv_async_t stop;
+
+static void on_stop(uv_async_t *h)
+{
+    (void)h;
+    uv_stop(&loop);
+}
+
 static void run(void *arg)
 {
     (void)arg;
@@ -53,10 +61,10 @@ int umm__daemon_start(void)
     uint64_t interval = s ? strtoull(s, NULL, 10) : 5000;
     if (uv_loop_init(&loop) != 0)
         return -1;
-    if (uv_async_init(&loop, &kick, on_kick) != 0)
+    if (uv_async_init(&loop, &kick, on_kick) != 0 || uv_async_init(&loop, &stop, on_stop) != 0)
         return -1;
+    uv_timer_init(&loop, &timer);
     if (interval) {
-        uv_timer_init(&loop, &timer);
         uv_timer_start(&timer, on_timer, interval, interval);
         uv_unref((uv_handle_t *)&timer);
     }
@@ -69,6 +77,21 @@ int umm__daemon_start(void)
         return -1;
     atomic_store(&running, 1);
     return 0;
+}
+
+/* Stop the daemon and free its loop (at exit, so that nothing is left
+ * running or allocated behind the program's back). */
+void umm__daemon_stop(void)
+{
+    if (!atomic_exchange(&running, 0))
+        return;
+    uv_async_send(&stop);
+    uv_thread_join(&thread);
+    uv_close((uv_handle_t *)&kick, NULL);
+    uv_close((uv_handle_t *)&stop, NULL);
+    uv_close((uv_handle_t *)&timer, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
 }
 
 /* Ask the daemon to write back soon (msync MS_ASYNC).  Safe anywhere. */

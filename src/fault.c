@@ -30,6 +30,7 @@
  * mapping was made.  Frames are read and written through the direct map.
  */
 #include "umm-int.h"
+#include "vg.h"
 
 #include <errno.h>
 #include <string.h>
@@ -46,6 +47,8 @@ static int access_ok(const struct umm__vma *v, int access)
 {
     if (access == UMM__ACC_WRITE)
         return (v->prot & PROT_WRITE) != 0;
+    if (access == UMM__ACC_EXEC)
+        return (v->prot & PROT_EXEC) != 0;
     return (v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) != 0;
 }
 
@@ -206,7 +209,11 @@ static enum umm__fault_result fault_cow(struct umm__vma *v, uint64_t page, umm__
     umm__assert(!(f & UMM__P_ANON));
     uint32_t old = atomic_exchange(&umm__frame(dst)->ref, 1);
     umm__assert(old == 0);
+    umm__vg_defined(umm__frame_addr(dst), UMM_PAGE_SIZE);
+    umm__vg_defined(umm__frame_addr(src), UMM_PAGE_SIZE);
     memcpy(umm__frame_addr(dst), umm__frame_addr(src), UMM_PAGE_SIZE);
+    umm__vg_noaccess(umm__frame_addr(dst), UMM_PAGE_SIZE);
+    umm__vg_noaccess(umm__frame_addr(src), UMM_PAGE_SIZE);
     umm__noted(UMM_TRACE_COW, 1, 0, 1);
     umm__ram_count(1);
     atomic_fetch_add(&umm__mm.cow_copies, 1);
@@ -219,6 +226,7 @@ static enum umm__fault_result fault_cow(struct umm__vma *v, uint64_t page, umm__
         umm__ram_count(-1);
         return UMM__FAULT_SIGBUS;
     }
+    umm__vg_defined(page_addr(v, page), UMM_PAGE_SIZE);
     populate(page_addr(v, page), 1, umm__host_prot(v, nf));
     if (!(f & UMM__P_PRESENT))
         atomic_fetch_add(&umm__mm.resident, 1);

@@ -16,6 +16,7 @@
  * sees the same ones.
  */
 #include "umm-int.h"
+#include "vg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -170,6 +171,7 @@ int umm__ram_init(void)
         umm__ram.desc = desc;
         umm__ram.sh = sh;
         umm__ram.sh->nchunks = nchunks;
+        umm__vg_noaccess(direct, size);
         return 0;
     }
 }
@@ -256,7 +258,11 @@ void umm__ram_discard(umm__pfn first, uint64_t npages)
         return;
     if (fallocate(umm__ram.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                   (off_t)((uint64_t)first << UMM_PAGE_SHIFT), (off_t)(npages << UMM_PAGE_SHIFT)) != 0)
+    {
+        umm__vg_defined(umm__frame_addr(first), npages << UMM_PAGE_SHIFT);
         memset(umm__frame_addr(first), 0, npages << UMM_PAGE_SHIFT);
+        umm__vg_noaccess(umm__frame_addr(first), npages << UMM_PAGE_SHIFT);
+    }
 }
 
 void umm__ram_count(int64_t delta)

@@ -31,6 +31,7 @@ void umm__panic(const char *file, int line, const char *what)
 static void at_exit(void)
 {
     umm_shutdown();
+    umm__daemon_stop();
 }
 
 static void init_once(void)

@@ -27,12 +27,20 @@
 #ifndef MAP_UNINITIALIZED
 #define MAP_UNINITIALIZED 0x4000000
 #endif
+#ifndef MAP_DROPPABLE
+#define MAP_DROPPABLE 0x08
+#endif
 #ifndef MAP_HUGETLB
 #define MAP_HUGETLB 0x40000
 #endif
 
-/* The highest user address (x86-64 and arm64 with 48-bit addresses). */
+/* The top of the user address space, the kernel's TASK_SIZE: on x86-64
+ * (4-level page tables) one page below 2^47, the last page being a guard. */
+#if defined(__x86_64__)
+#define TASK_SIZE (((uintptr_t)1 << 47) - UMM_PAGE_SIZE)
+#else
 #define TASK_SIZE ((uintptr_t)1 << 47)
+#endif
 
 /* The flags MAP_SHARED_VALIDATE accepts on a regular file (the kernel's
  * LEGACY_MAP_MASK; MAP_SYNC needs DAX, MAP_FIXED_NOREPLACE is not in it). */
@@ -116,10 +124,32 @@ static int claim_gaps(uintptr_t start, uintptr_t end)
     return ok;
 }
 
+/* Give back what claim_gaps() reserved in [start, end) when the mmap fails
+ * after all: every part of the range that libumm does not map.  (Left in
+ * place, the probes would turn free address space into memory that is not
+ * libumm's: a later MAP_FIXED there would fail with EEXIST, a touch would
+ * be SEGV_ACCERR instead of SEGV_MAPERR.) */
+static void release_gaps(uintptr_t start, uintptr_t end)
+{
+    uintptr_t a = start;
+    while (a < end) {
+        struct umm__vma *v = umm__vma_next(a, NULL);
+        if (v && v->start <= a) {
+            a = v->end;
+            continue;
+        }
+        uintptr_t gap_end = (v && v->start < end) ? v->start : end;
+        munmap((void *)a, gap_end - a);
+        a = gap_end;
+    }
+}
+
 /* ----------------------------------------------------------------- mmap */
 
 /* What kind of file fd is, as mmap sees it. */
-enum kind { K_REGULAR, K_ZERO, K_NOMMAP };
+/* K_NOMMAP: the kernel has no mmap for it (directories, pipes, most
+ * devices); K_SOCKET: it has one, which says ENODEV later. */
+enum kind { K_REGULAR, K_ZERO, K_NOMMAP, K_SOCKET };
 
 static enum kind file_kind(const struct stat *st)
 {
@@ -127,7 +157,24 @@ static enum kind file_kind(const struct stat *st)
         return K_REGULAR;
     if (S_ISCHR(st->st_mode) && major(st->st_rdev) == 1 && minor(st->st_rdev) == 5)
         return K_ZERO; /* /dev/zero: anonymous memory */
+    if (S_ISSOCK(st->st_mode))
+        return K_SOCKET;
     return K_NOMMAP;
+}
+
+/* A file libumm cannot map: ENODEV, unless PROT_EXEC is asked for and the
+ * file lives where nothing may be executed (pipes, sockets, noexec mounts):
+ * the kernel says EPERM first, and only the kernel can say. */
+static int nommap_errno(int fd, int prot, off_t offset)
+{
+    if (!(prot & PROT_EXEC))
+        return ENODEV;
+    void *p = mmap(NULL, UMM_PAGE_SIZE, PROT_EXEC, MAP_PRIVATE, fd, offset);
+    if (p != MAP_FAILED) {
+        munmap(p, UMM_PAGE_SIZE);
+        return ENODEV; /* a device the kernel maps, but libumm does not */
+    }
+    return errno == EPERM ? EPERM : ENODEV;
 }
 
 /*
@@ -139,12 +186,16 @@ static enum kind file_kind(const struct stat *st)
 static int check_file(int fd, int fmode, enum kind kind, int prot, int *flags, off_t offset, int *mayexec)
 {
     int type = *flags & MAP_TYPE;
+    int sync = *flags & MAP_SYNC; /* the kernel takes VM_SYNC from the flags as given */
     switch (type) {
     case MAP_SHARED:
         *flags &= LEGACY_MAP_MASK;
         /* fall through */
     case MAP_SHARED_VALIDATE:
-        if (*flags & ~LEGACY_MAP_MASK)
+        /* MAP_SYNC is the file system's to refuse, at the very end (ext4
+         * without DAX: EOPNOTSUPP for any type, even MAP_SHARED, which
+         * otherwise ignores flags it does not know): the probe asks. */
+        if (*flags & ~(LEGACY_MAP_MASK | MAP_SYNC))
             return EOPNOTSUPP;
         if ((prot & PROT_WRITE) && fmode != O_RDWR && fmode != O_WRONLY)
             return EACCES;
@@ -153,9 +204,13 @@ static int check_file(int fd, int fmode, enum kind kind, int prot, int *flags, o
         if (fmode != O_RDONLY && fmode != O_RDWR)
             return EACCES;
         if (kind == K_NOMMAP)
-            return ENODEV;
+            return nommap_errno(fd, prot, offset);
+        if (kind == K_SOCKET && (prot & PROT_EXEC))
+            return nommap_errno(fd, prot, offset); /* sockfs is noexec: EPERM */
         if (*flags & MAP_GROWSDOWN)
             return EINVAL;
+        if (kind == K_SOCKET)
+            return ENODEV; /* from the socket's own mmap, later in the kernel */
         break;
     default:
         return EINVAL;
@@ -163,7 +218,7 @@ static int check_file(int fd, int fmode, enum kind kind, int prot, int *flags, o
     *mayexec = 1;
     if (kind != K_REGULAR)
         return 0;
-    int kflags = type == MAP_PRIVATE ? MAP_PRIVATE : MAP_SHARED;
+    int kflags = (type == MAP_PRIVATE ? MAP_PRIVATE : type) | sync;
     void *p = mmap(NULL, UMM_PAGE_SIZE, prot & (PROT_READ | PROT_WRITE | PROT_EXEC), kflags, fd, offset);
     if (p == MAP_FAILED)
         return errno;
@@ -218,7 +273,7 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
         return fail(EINVAL), MAP_FAILED;
     if (!anon) {
         int fl = fcntl(fd, F_GETFL);
-        if (fl < 0 || fstat(fd, &st) != 0)
+        if (fl < 0 || (fl & O_PATH) || fstat(fd, &st) != 0)
             return fail(EBADF), MAP_FAILED;
         fmode = fl & O_ACCMODE;
         kind = file_kind(&st);
@@ -245,26 +300,13 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
         if (!UMM_PAGE_ALIGNED(a))
             return fail(EINVAL), MAP_FAILED;
     }
-    if (!anon && kind == K_REGULAR && (uint64_t)offset > (uint64_t)INT64_MAX - len)
-        return fail(EOVERFLOW), MAP_FAILED;
-    if (!anon) {
-        err = check_file(fd, fmode, kind, prot, &flags, offset, &mayexec);
-        if (err)
-            return fail(err), MAP_FAILED;
-        if (kind == K_ZERO)
-            anon = 1;
-    } else {
-        int type = flags & MAP_TYPE;
-        if (type != MAP_SHARED && type != MAP_PRIVATE)
-            return fail(EINVAL), MAP_FAILED;
-        if (flags & MAP_GROWSDOWN)
-            return fail(EINVAL), MAP_FAILED; /* libumm mappings never grow */
-    }
-    int shared = (flags & MAP_TYPE) != MAP_PRIVATE;
 
     sigset_t saved;
     umm__enter(&saved);
-    /* Choose the address: the kernel's own choice, on a reservation. */
+    /* Choose the address: the kernel's own choice, on a reservation.  As in
+     * do_mmap(), this comes before the checks of the file and of the type,
+     * so MAP_FIXED_NOREPLACE over a mapping fails with EEXIST whatever else
+     * is wrong with the call. */
     if (flags & MAP_FIXED) {
         if (!claim_gaps(a, a + len)) {
             umm__leave(&saved);
@@ -273,6 +315,7 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
         if ((flags & MAP_FIXED_NOREPLACE)) {
             struct umm__vma *v = umm__vma_next(a, NULL);
             if (v && v->start < a + len) {
+                release_gaps(a, a + len);
                 umm__leave(&saved);
                 return fail(EEXIST), MAP_FAILED;
             }
@@ -286,17 +329,46 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
         a = (uintptr_t)r;
     }
 
-    struct umm__vma *v = make_vma(a, len, prot, shared, anon, fd, pgoff, &err);
+    /* The checks do_mmap() makes once it has the address, in its order. */
+    if (!anon && kind == K_REGULAR && (uint64_t)offset > (uint64_t)INT64_MAX - len) {
+        err = EOVERFLOW;
+    } else if (!anon) {
+        err = check_file(fd, fmode, kind, prot, &flags, offset, &mayexec);
+        if (!err && kind == K_ZERO)
+            anon = 1;
+    } else {
+        int type = flags & MAP_TYPE;
+        if (type == MAP_DROPPABLE) {
+            /* Pages the kernel may drop under pressure: libumm never drops
+             * them, which a program of droppable memory cannot tell. */
+            if (flags & (MAP_LOCKED | MAP_GROWSDOWN))
+                err = EINVAL;
+            flags = (flags & ~MAP_TYPE) | MAP_PRIVATE;
+        } else if (type != MAP_SHARED && type != MAP_PRIVATE) {
+            err = EINVAL;
+        } else if (type == MAP_SHARED && (flags & MAP_GROWSDOWN)) {
+            err = EINVAL;
+        }
+        /* A private MAP_GROWSDOWN mapping is accepted, as by the kernel, but
+         * does not grow: a touch below it is SIGSEGV (documented). */
+    }
+    int shared = (flags & MAP_TYPE) != MAP_PRIVATE;
+
+    struct umm__vma *v = err ? NULL : make_vma(a, len, prot, shared, anon, fd, pgoff, &err);
     if (!v || ((flags & MAP_FIXED) && unmap_range(a, a + len, 0) != 0) || umm__vma_host_map(v, a, a + len) != 0) {
         if (v)
             umm__vma_discard(v);
         if (!(flags & MAP_FIXED))
             munmap((void *)a, len);
+        else
+            release_gaps(a, a + len);
         umm__leave(&saved);
         return fail(err ? err : ENOMEM), MAP_FAILED;
     }
     if (mayexec)
         v->vflags |= UMM__V_MAYEXEC;
+    if (kind == K_ZERO && !shared)
+        v->vflags |= UMM__V_DEVZERO;
     if (!shared || anon || fmode == O_RDWR)
         v->vflags |= UMM__V_MAYWRITE;
     umm__assert(umm__vma_insert(v) == 0);
@@ -351,7 +423,7 @@ int umm_mprotect(void *addr, size_t length, int prot)
     int err = 0;
     size_t i;
     struct umm__vma *v = umm__vma_next(start, &i);
-    if (!v || v->start >= end || (!grows && v->start > start)) {
+    if (!v || v->start >= end || (!(grows & PROT_GROWSDOWN) && v->start > start)) {
         err = ENOMEM;
     } else if (grows) {
         err = EINVAL; /* libumm mappings never grow */
@@ -414,14 +486,16 @@ int umm_msync(void *addr, size_t length, int flags)
             break;
         }
         if (at < v->start) {
-            if (flags == MS_SYNC) {
+            /* A hole: as the kernel, plain MS_ASYNC has nothing left to do
+             * and stops; anything else goes on past it; both end ENOMEM. */
+            if (flags == MS_ASYNC) {
                 err = ENOMEM;
                 break;
             }
+            unmapped = 1;
             at = v->start;
             if (at >= end)
                 break;
-            unmapped = 1;
         }
         uintptr_t e = v->end < end ? v->end : end;
         if (v->obj && (v->vflags & UMM__V_SHARED)) {
@@ -537,8 +611,8 @@ static int advise_one(struct umm__vma *v, uint64_t from, uint64_t to, int advice
         dontneed(v, from, to);
         return 0;
     case MADV_REMOVE:
-        if (!v->obj)
-            return EINVAL;
+        if (!v->obj) /* the kernel: no file is EINVAL; a private /dev/zero has one */
+            return (v->vflags & UMM__V_DEVZERO) ? EACCES : EINVAL;
         return remove_range(v, from, to);
     case MADV_WILLNEED:
         if (v->obj && !v->obj->anon && (v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC)))
@@ -548,14 +622,17 @@ static int advise_one(struct umm__vma *v, uint64_t from, uint64_t to, int advice
     case 23: /* MADV_POPULATE_WRITE */
     {
         int write = advice == 23;
-        if (!(v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) || (write && !(v->prot & PROT_WRITE)))
+        /* As the kernel's check_vma_flags(): a write needs PROT_WRITE, a
+         * read PROT_READ itself (PROT_WRITE or PROT_EXEC alone is EINVAL). */
+        if (!(v->prot & (write ? PROT_WRITE : PROT_READ)))
             return EINVAL;
         int e = umm__populate(v, v->start + (from << UMM_PAGE_SHIFT), v->start + (to << UMM_PAGE_SHIFT), write);
         return e == EACCES ? EINVAL : e ? EFAULT : 0;
     }
-    case MADV_WIPEONFORK:
-    case MADV_KEEPONFORK:
-        return (v->obj || shared) ? EINVAL : 0;
+    case MADV_WIPEONFORK: /* private anonymous memory only; a private /dev/zero has a file */
+        return (v->obj || shared || (v->vflags & UMM__V_DEVZERO)) ? EINVAL : 0;
+    case MADV_KEEPONFORK: /* undoing it is allowed anywhere, as in the kernel */
+        return 0;
     case 25: /* MADV_COLLAPSE */
         return EINVAL;
     default: /* hints libumm has no use for: accepted, as the kernel does */
@@ -585,6 +662,7 @@ int umm_madvise(void *addr, size_t length, int advice)
     umm__enter(&saved);
     int err = 0, unmapped = 0;
     int splits = advice == MADV_NORMAL || advice == MADV_RANDOM || advice == MADV_SEQUENTIAL;
+    int populate = advice == 22 || advice == 23; /* MADV_POPULATE_(READ|WRITE) */
     if (splits && (umm__vma_split(start) != 0 || umm__vma_split(end) != 0))
         err = ENOMEM;
     uintptr_t at = start;
@@ -594,8 +672,11 @@ int umm_madvise(void *addr, size_t length, int advice)
             unmapped = 1;
             break;
         }
-        if (v->start > at)
+        if (v->start > at) {
             unmapped = 1;
+            if (populate) /* the kernel populates up to the first hole, then ENOMEM */
+                break;
+        }
         uintptr_t s = v->start > at ? v->start : at, e = v->end < end ? v->end : end;
         err = advise_one(v, (s - v->start) >> UMM_PAGE_SHIFT, (e - v->start) >> UMM_PAGE_SHIFT, advice);
         at = e;

@@ -21,6 +21,7 @@
  * faults (lock held for reading) only read them.
  */
 #include "umm-int.h"
+#include "vg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -245,6 +246,7 @@ int umm__object_read(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64
     char *dst = umm__frame_addr(umm__object_pfn(obj, fpage));
     uint64_t off = fpage << UMM_PAGE_SHIFT, len = n << UMM_PAGE_SHIFT, got = 0;
     /* Have the host allocate the frames in one call, not one fault each. */
+    umm__vg_defined(dst, len);
     madvise(dst, len, 23 /* MADV_POPULATE_WRITE */);
     uint64_t want = fsize > off ? fsize - off : 0;
     if (want > len)
@@ -253,13 +255,16 @@ int umm__object_read(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64
         ssize_t r = pread(obj->fd, dst + got, want - got, (off_t)(off + got));
         if (r < 0 && errno == EINTR)
             continue;
-        if (r < 0)
+        if (r < 0) {
+            umm__vg_noaccess(dst, len);
             return errno;
+        }
         if (r == 0)
             break; /* the file shrank: the rest reads as zeros */
         got += (uint64_t)r;
     }
     memset(dst + got, 0, len - got);
+    umm__vg_noaccess(dst, len);
     return 0;
 }
 
@@ -271,15 +276,20 @@ static int write_run(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64
         return 0; /* write-back never extends the file */
     if (len > fsize - off)
         len = fsize - off;
+    int err = 0;
+    umm__vg_defined(src, len);
     while (done < len) {
         ssize_t r = pwrite(obj->fd, src + done, len - done, (off_t)(off + done));
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0)
-            return r < 0 ? errno : EIO;
+        if (r <= 0) {
+            err = r < 0 ? errno : EIO;
+            break;
+        }
         done += (uint64_t)r;
     }
-    return 0;
+    umm__vg_noaccess(src, len);
+    return err;
 }
 
 /* Take write permission away from [fpage, fpage+n) in every mapping. */

@@ -19,11 +19,13 @@
 #include <ucontext.h>
 
 #if defined(__x86_64__)
-/* The page-fault error code the CPU pushed: bit 1 is "write". */
+/* The page-fault error code the CPU pushed: bit 1 is "write", bit 4
+ * "instruction fetch". */
 static inline int umm__fault_is_write(void *uctx)
 {
     const ucontext_t *uc = uctx;
-    return (uc->uc_mcontext.gregs[REG_ERR] & 2) != 0;
+    greg_t err = uc->uc_mcontext.gregs[REG_ERR];
+    return (err & 0x10) ? 2 : (err & 2) != 0;
 }
 #elif defined(__aarch64__)
 /* The kernel appends an esr_context record to the signal frame; in the ESR of
@@ -40,7 +42,7 @@ static inline int umm__fault_is_write(void *uctx)
             uint64_t esr = *(const uint64_t *)(p + 8);
             uint32_t ec = (uint32_t)(esr >> 26) & 0x3f;
             if (ec == 0x20 || ec == 0x21) /* instruction abort */
-                return 0;
+                return 2;
             return (esr >> 6) & 1;
         }
         p += head->size;

@@ -49,11 +49,14 @@ static int slot(int sig)
 /* ------------------------------------------------------------ SIGBUS */
 
 /* Map page addr of v to the empty memfd, so the retried access raises a
- * real SIGBUS.  Mapping lock held. */
+ * real SIGBUS.  With the mapping's own protection, so that an access it
+ * forbids (a write to a PROT_READ page) still raises SIGSEGV there, as in
+ * the kernel, which checks the protection before it looks at the file.
+ * Mapping lock held. */
 static int arm_sigbus(struct umm__vma *v, uintptr_t addr)
 {
     struct umm__pte *pte = umm__vma_pte(v, (addr - v->start) >> UMM_PAGE_SHIFT);
-    void *r = mmap((void *)(addr & UMM_PAGE_MASK), UMM_PAGE_SIZE, PROT_READ | PROT_WRITE,
+    void *r = mmap((void *)(addr & UMM_PAGE_MASK), UMM_PAGE_SIZE, umm__host_prot(v, UMM__P_PRESENT | UMM__P_WRITE),
                    MAP_SHARED | MAP_FIXED, sigbus_fd, 0);
     if (r == MAP_FAILED)
         return -1;

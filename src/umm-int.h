@@ -180,6 +180,7 @@ struct umm__anon {
 #define UMM__V_SHARED   0x1  /* MAP_SHARED */
 #define UMM__V_MAYWRITE 0x2  /* PROT_WRITE may be granted (fd mode) */
 #define UMM__V_MAYEXEC  0x4  /* PROT_EXEC may be granted (not noexec) */
+#define UMM__V_DEVZERO  0x8  /* MAP_PRIVATE of /dev/zero: anonymous, yet it has a file */
 
 struct umm__vma {
     uintptr_t start, end;
@@ -246,6 +247,7 @@ enum umm__fault_result {
 };
 #define UMM__ACC_READ  0
 #define UMM__ACC_WRITE 1
+#define UMM__ACC_EXEC  2
 #define UMM__ACC_GUESS (-1) /* the platform cannot tell */
 
 /* Handle a fault at addr; the caller holds umm__mm.lock for reading. */
@@ -276,6 +278,7 @@ static inline void umm__noted(int kind, int write, uint64_t fpage, uint64_t page
 /* --------------------------------------------------------------- daemon.c */
 int umm__daemon_start(void);
 void umm__daemon_kick(void);
+void umm__daemon_stop(void);
 
 /* ----------------------------------------------------------------- init.c */
 

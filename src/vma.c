@@ -15,6 +15,7 @@
  * resident are PROT_NONE there, so their first touch traps.
  */
 #include "umm-int.h"
+#include "vg.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -285,6 +286,7 @@ int umm__vma_host_map(struct umm__vma *v, uintptr_t start, uintptr_t end)
                        (off_t)((uint64_t)pfn << UMM_PAGE_SHIFT));
         if (r == MAP_FAILED)
             return -1;
+        umm__vg_defined(at, n << UMM_PAGE_SHIFT); /* see vg.h */
         p += n;
     }
     return 0;
