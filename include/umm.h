@@ -17,7 +17,10 @@
  *     once.  Writes to the file by other means (write(2), another process)
  *     reach pages that are already resident only after
  *     msync(MS_INVALIDATE), which drops clean resident pages so that the
- *     next touch reads the file again.
+ *     next touch reads the file again.  Truncation is such a write: after
+ *     ftruncate() shrinks a file, pages already resident past the new end
+ *     stay readable until MS_INVALIDATE (the kernel raises SIGBUS at once);
+ *     pages not resident raise SIGBUS as in the kernel.
  *  2. A system call handed a pointer into a page that is not resident (or
  *     is write-protected for dirty tracking) fails with EFAULT instead of
  *     faulting the page in: the kernel does not raise SIGSEGV for its own

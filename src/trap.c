@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "platform.h"
@@ -188,13 +189,12 @@ int umm_handle_fault(int sig, siginfo_t *si, void *uctx)
 /* Hand a fault that is not libumm's to whoever would have had it. */
 static void chain(int sig, siginfo_t *si, void *uctx)
 {
-    struct sigaction *p = &prev_act[slot(sig)];
+    int s = slot(sig);
+    if (s < 0)
+        return;
+    struct sigaction p = prev_act[s];
     atomic_fetch_add(&umm__mm.signals, 1);
-    if (p->sa_flags & SA_SIGINFO) {
-        p->sa_sigaction(sig, si, uctx);
-    } else if (p->sa_handler != SIG_DFL && p->sa_handler != SIG_IGN) {
-        p->sa_handler(sig);
-    } else {
+    if (p.sa_handler == SIG_DFL || p.sa_handler == SIG_IGN || !uctx) {
         /* Default action, at the real instruction: restore it and return;
          * the access faults again and the kernel does what it always did.
          * (Ignoring a fault is not possible: the kernel kills anyway.) */
@@ -202,7 +202,25 @@ static void chain(int sig, siginfo_t *si, void *uctx)
         memset(&dfl, 0, sizeof dfl);
         dfl.sa_handler = SIG_DFL;
         __sigaction(sig, &dfl, NULL);
+        return;
     }
+    /* Deliver as the kernel would have: SA_RESETHAND resets the handler,
+     * and the handler runs with the interrupted mask plus its sa_mask plus
+     * the signal (unless SA_NODEFER), so a handler that leaves by longjmp
+     * leaves the same mask behind as under the kernel. */
+    if (p.sa_flags & SA_RESETHAND) {
+        memset(&prev_act[s], 0, sizeof prev_act[s]);
+        prev_act[s].sa_handler = SIG_DFL;
+    }
+    sigset_t mask = ((ucontext_t *)uctx)->uc_sigmask;
+    sigorset(&mask, &mask, &p.sa_mask);
+    if (!(p.sa_flags & SA_NODEFER))
+        sigaddset(&mask, sig);
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    if (p.sa_flags & SA_SIGINFO)
+        p.sa_sigaction(sig, si, uctx);
+    else
+        p.sa_handler(sig);
 }
 
 static void trap(int sig, siginfo_t *si, void *uctx)
