@@ -13,8 +13,10 @@
  *
  * Differences from the kernel that user space cannot avoid:
  *  1. The page cache is libumm's own.  Writes through a MAP_SHARED mapping
- *     reach the file at msync, munmap, process exit or umm_shutdown, not at
- *     once.  Writes to the file by other means (write(2), another process)
+ *     reach the file at msync, munmap, process exit, umm_shutdown, a fatal
+ *     signal (SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, and SIGTERM, SIGINT,
+ *     SIGHUP left at their default action) or the background flush
+ *     (UMM_FLUSH_INTERVAL_MS, default 5000), not at once.  Writes to the file by other means (write(2), another process)
  *     reach pages that are already resident only after
  *     msync(MS_INVALIDATE), which drops clean resident pages so that the
  *     next touch reads the file again.  Truncation is such a write: after
@@ -28,7 +30,17 @@
  *  3. MAP_FIXED may replace only libumm's own mappings or free address
  *     space, never memory that libumm does not own: that fails with EEXIST.
  *     Likewise umm_munmap() leaves memory that libumm does not own alone.
- *  4. SIGKILL cannot be caught: writes not yet written back are lost.
+ *  4. SIGKILL cannot be caught: writes not yet written back are lost,
+ *     bounded by the flush interval.  So are they after _exit(2) and
+ *     exec: call umm_shutdown() first.
+ *
+ * libumm stands in front of the C library's sigaction(), signal() and
+ * pthread_create() (as the JVM's libjsig does): a handler the program
+ * installs for SIGSEGV or SIGBUS receives only faults that are not
+ * libumm's, delivered as the kernel would (mask, SA_NODEFER, SA_RESETHAND);
+ * a handler for one of the fatal signals above replaces libumm's crash
+ * write-back for that signal; and every thread gets an alternate signal
+ * stack, so a fault on an almost exhausted stack is still handled.
  *
  * Not yet implemented (fail with ENOSYS until their issue lands):
  *  - umm_fork() (copy-on-write across fork).  Until then a plain fork()
@@ -81,6 +93,8 @@ struct umm_stats {
     uint64_t files;         /* files in the page cache */
     uint64_t cow_copies;    /* copy-on-write copies made */
     uint64_t signals;       /* SIGSEGV/SIGBUS passed on to the program */
+    uint64_t host_maps;     /* host kernel mappings libumm's pages take now
+                               (kept under UMM_MAP_BUDGET) */
 };
 int   umm_stats(struct umm_stats *out);
 

@@ -26,6 +26,15 @@
  * read-only: a clean shared page (dirty tracking) or a private page still
  * served from the page cache (copy-on-write).
  *
+ * The host's map count is a budget (mapcount.c): every change of an entry
+ * is charged to it.  When a change would pass the budget, resident
+ * page-cache pages elsewhere are released first (their frames stay in the
+ * page cache).  Private pages (zero pages, copies) cannot be released: once
+ * what releasing cannot reduce passes half the budget, a new one is widened
+ * over the gaps to its resident private neighbours, so that it joins their
+ * host mapping instead of starting one of its own.  Short of that nothing
+ * is widened: a touch of one page brings in one page.
+ *
  * Nothing here calls malloc or stdio: everything was allocated when the
  * mapping was made.  Frames are read and written through the direct map.
  */
@@ -37,6 +46,7 @@
 #include <sys/mman.h>
 
 #define RA_MAX 32 /* the largest read-ahead window, in pages */
+#define GAP_MAX 4096 /* the widest gap a private page is widened over */
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
@@ -101,6 +111,75 @@ static void release_ptes(struct umm__vma *v, uint64_t page, uint64_t n)
         umm__bitunlock(&umm__vma_pte(v, page + i)->flags, 0);
 }
 
+static void unlock_ptes(struct umm__vma *v, uint64_t from, uint64_t to)
+{
+    for (uint64_t p = from; p < to; p++)
+        umm__bitunlock(&umm__vma_pte(v, p)->flags, 0);
+}
+
+/* ---------------------------------------------------- the map budget */
+
+/* Set bits of entries [from, to) of v, charged to the map budget: when the
+ * change would pass it, release pages elsewhere first; past it only when
+ * nothing could be released, for a fault never fails because of it. */
+static void charge(struct umm__vma *v, uint64_t from, uint64_t to, uint32_t set)
+{
+    uint64_t budget = umm__mc_budget();
+    if (umm__mc_update(v, from, to, set, 0, budget) == 0)
+        return;
+    umm__mc_make_room();
+    if (umm__mc_update(v, from, to, set, 0, budget) == 0)
+        return;
+    umm__mc_update(v, from, to, set, 0, UMM__MC_NOLIMIT);
+}
+
+/* Private pages (zero pages, copies) can never be released, so once what
+ * releasing cannot reduce (the floor) passes half the budget, they join
+ * their neighbours rather than start host mappings of their own: the other
+ * half stays for the page cache. */
+static int private_room(struct umm__vma *v, uint64_t from, uint64_t to, uint32_t set)
+{
+    return umm__mc_floor_fits(v, from, to, set, umm__mc_budget() / 2);
+}
+
+/* Take the entries from page `from` one by one towards `to` (down or up)
+ * until a private resident page (the neighbour to join) or a page that
+ * cannot be part of the gap; returns where the gap ends on that side, with
+ * its entries held, or `from` (nothing held) when no neighbour was reached
+ * within max pages. */
+static uint64_t take_gap(struct umm__vma *v, uint64_t from, uint64_t to, uint64_t max)
+{
+    int down = to < from;
+    uint64_t p = from; /* the gap is [p, from) going down, [from, p) going up */
+    while (p != to && (down ? from - p : p - from) < max) {
+        struct umm__pte *pte = umm__vma_pte(v, down ? p - 1 : p);
+        uint32_t f = atomic_load(&pte->flags);
+        if ((f & (UMM__P_PRESENT | UMM__P_ANON)) == (UMM__P_PRESENT | UMM__P_ANON))
+            return p; /* the neighbour */
+        if ((f & UMM__P_SIGBUS) || !umm__bittrylock(&pte->flags))
+            break;
+        if (atomic_load(&pte->flags) & (UMM__P_ANON | UMM__P_SIGBUS)) {
+            umm__bitunlock(&pte->flags, 0);
+            break;
+        }
+        p = down ? p - 1 : p + 1;
+    }
+    if (down)
+        unlock_ptes(v, p, from);
+    else
+        unlock_ptes(v, from, p);
+    return from;
+}
+
+/* Stretch the private pages [*a, *b) over the gaps (of at most max pages)
+ * to their resident private neighbours on either side (up to page hi),
+ * taking the gaps' entries, so that the install joins their host mapping. */
+static void widen(struct umm__vma *v, uint64_t *a, uint64_t *b, uint64_t hi, uint64_t max)
+{
+    *a = take_gap(v, *a, 0, max);
+    *b = take_gap(v, *b, hi, max);
+}
+
 /* Fill the host's page table for [addr, addr+n pages) now, with one call,
  * instead of taking one host page fault per page when the program resumes.
  * Only a speed-up: failure (an old kernel) costs nothing but the faults. */
@@ -113,21 +192,26 @@ static void populate(void *addr, uint64_t n, int prot)
 }
 
 /* Mark pages [page, page+n) present on frames pfn.., flags as given, and
- * grant the host access with one mprotect. */
+ * grant the host access with one mprotect (the caller populates). */
 static int install(struct umm__vma *v, uint64_t page, uint64_t n, umm__pfn pfn, uint32_t flags)
 {
-    for (uint64_t i = 0; i < n; i++) {
-        struct umm__pte *pte = umm__vma_pte(v, page + i);
-        pte->pfn = pfn + (umm__pfn)i;
-        atomic_fetch_or(&pte->flags, UMM__P_PRESENT | flags);
-    }
+    for (uint64_t i = 0; i < n; i++)
+        umm__vma_pte(v, page + i)->pfn = pfn + (umm__pfn)i;
+    charge(v, page, page + n, UMM__P_PRESENT | flags);
     atomic_fetch_add(&umm__mm.resident, n);
     atomic_store_explicit(&v->ra_next, page + n, memory_order_relaxed);
-    int prot = umm__host_prot(v, UMM__P_PRESENT | flags);
-    if (mprotect(page_addr(v, page), n << UMM_PAGE_SHIFT, prot) != 0)
+    if (umm__host_mprotect(page_addr(v, page), n << UMM_PAGE_SHIFT, umm__host_prot(v, UMM__P_PRESENT | flags)) != 0)
         return errno;
-    populate(page_addr(v, page), n, prot);
     return 0;
+}
+
+/* install() and populate what the program is about to touch. */
+static int install_now(struct umm__vma *v, uint64_t page, uint64_t n, umm__pfn pfn, uint32_t flags)
+{
+    int err = install(v, page, n, pfn, flags);
+    if (!err)
+        populate(page_addr(v, page), n, umm__host_prot(v, UMM__P_PRESENT | flags));
+    return err;
 }
 
 /* -------------------------------------------------- private anonymous */
@@ -140,15 +224,23 @@ static enum umm__fault_result fault_anon(struct umm__vma *v, uint64_t page, int 
     if (want > umm__vma_pages(v) - page)
         want = umm__vma_pages(v) - page;
     uint64_t n = grab_ptes(v, page, want);
-    umm__pfn pfn = umm__vma_anon_pfn(v, page);
-    for (uint64_t i = 0; i < n; i++) {
+    const uint32_t fl = UMM__P_ANON | UMM__P_WRITE;
+    uint64_t a = page, b = page + n;
+    if (!private_room(v, a, b, UMM__P_PRESENT | fl))
+        widen(v, &a, &b, umm__vma_pages(v), GAP_MAX); /* zero pages: free until touched */
+    umm__pfn pfn = umm__vma_anon_pfn(v, a);
+    for (uint64_t i = 0; i < b - a; i++) {
         uint32_t old = atomic_exchange(&umm__frame(pfn + (umm__pfn)i)->ref, 1);
         umm__assert(old == 0);
     }
-    umm__ram_count((int64_t)n);
-    umm__noted(UMM_TRACE_ZERO, access == UMM__ACC_WRITE, 0, n);
-    *err = install(v, page, n, pfn, UMM__P_ANON | UMM__P_WRITE);
+    umm__ram_count((int64_t)(b - a));
+    umm__noted(UMM_TRACE_ZERO, access == UMM__ACC_WRITE, 0, b - a);
+    *err = install(v, a, b - a, pfn, fl);
+    if (!*err) /* the gaps cost no memory until they are touched */
+        populate(page_addr(v, page), n, umm__host_prot(v, UMM__P_PRESENT | fl));
     release_ptes(v, page, n);
+    unlock_ptes(v, a, page);
+    unlock_ptes(v, page + n, b);
     return *err ? UMM__FAULT_SIGBUS : UMM__FAULT_DONE;
 }
 
@@ -192,21 +284,11 @@ static uint64_t fill(struct umm__object *obj, uint64_t fpage, uint64_t want, uin
     return *err ? 0 : n;
 }
 
-/* Copy-on-write: give page `page` of a private mapping a frame of its own,
- * copied from `src`, and map it there writable. */
-static enum umm__fault_result fault_cow(struct umm__vma *v, uint64_t page, umm__pfn src, int *err)
+/* Copy page p of a private file mapping to its own frame, from the
+ * page-cache frame it shows (which is up to date). */
+static void copy_in(struct umm__vma *v, uint64_t p)
 {
-    struct umm__pte *pte = umm__vma_pte(v, page);
-    uint32_t f = atomic_load(&pte->flags);
-    umm__pfn dst = umm__vma_anon_pfn(v, page);
-    if ((f & UMM__P_ANON) && atomic_load(&umm__frame(pte->pfn)->ref) == 1) {
-        /* Ours alone: take it over. */
-        atomic_fetch_or(&pte->flags, UMM__P_WRITE);
-        *err = umm__vma_reprotect(v, page, page + 1) == 0 ? 0 : errno;
-        return *err ? UMM__FAULT_SIGBUS : UMM__FAULT_DONE;
-    }
-    /* Frames shared with another process come with fork (not yet). */
-    umm__assert(!(f & UMM__P_ANON));
+    umm__pfn src = umm__object_pfn(v->obj, v->fpage + p), dst = umm__vma_anon_pfn(v, p);
     uint32_t old = atomic_exchange(&umm__frame(dst)->ref, 1);
     umm__assert(old == 0);
     umm__vg_defined(umm__frame_addr(dst), UMM_PAGE_SIZE);
@@ -214,24 +296,105 @@ static enum umm__fault_result fault_cow(struct umm__vma *v, uint64_t page, umm__
     memcpy(umm__frame_addr(dst), umm__frame_addr(src), UMM_PAGE_SIZE);
     umm__vg_noaccess(umm__frame_addr(dst), UMM_PAGE_SIZE);
     umm__vg_noaccess(umm__frame_addr(src), UMM_PAGE_SIZE);
-    umm__noted(UMM_TRACE_COW, 1, 0, 1);
-    umm__ram_count(1);
-    atomic_fetch_add(&umm__mm.cow_copies, 1);
-    uint32_t nf = UMM__P_PRESENT | UMM__P_ANON | UMM__P_WRITE;
-    void *r = mmap(page_addr(v, page), UMM_PAGE_SIZE, umm__host_prot(v, nf), MAP_SHARED | MAP_FIXED,
-                   umm__ram.fd, (off_t)((uint64_t)dst << UMM_PAGE_SHIFT));
-    if (r == MAP_FAILED) {
+}
+
+/* Make the page-cache frames of pages [a, b) of a file mapping up to date
+ * (one pread per run that is not).  Returns 0 or an errno. */
+static int fill_range(struct umm__vma *v, uint64_t a, uint64_t b)
+{
+    uint64_t fsize;
+    umm__object_filepages(v->obj, &fsize);
+    for (uint64_t p = a; p < b;) {
+        uint64_t fp = v->fpage + p;
+        if (atomic_load(&umm__frame(umm__object_pfn(v->obj, fp))->flags) & UMM__F_UPTODATE) {
+            p++;
+            continue;
+        }
+        int err;
+        uint64_t k = fill(v->obj, fp, b - p, fsize, &err);
+        if (k == 0)
+            return err;
+        p += k;
+    }
+    return 0;
+}
+
+/* Does any mapping share obj's pages for writing?  Then an unwritten page
+ * of a private mapping must keep showing what is written there. */
+static int shared_writer(const struct umm__object *obj)
+{
+    for (const struct umm__vma *w = obj->rmap; w; w = w->rnext)
+        if ((w->vflags & UMM__V_SHARED) && (w->vflags & UMM__V_MAYWRITE))
+            return 1;
+    return 0;
+}
+
+/* A copy widened over the gaps (of at most max pages) to its neighbour
+ * copies (never past the end of the file): the pages between are copied
+ * too, read first if need be.  Returns the range to copy, [*a, *b), gaps
+ * held.  Only when no mapping can write the file's pages: a page copied
+ * early stops following the file (README, "map-count budget"). */
+static void widen_cow(struct umm__vma *v, uint64_t page, uint64_t *a, uint64_t *b, uint64_t max)
+{
+    uint64_t fsize, fpages = umm__object_filepages(v->obj, &fsize), hi = umm__vma_pages(v);
+    if (fpages <= v->fpage + page || shared_writer(v->obj))
+        return; /* copy the page alone */
+    if (fpages - v->fpage < hi)
+        hi = fpages - v->fpage;
+    widen(v, a, b, hi, max);
+    if (fill_range(v, *a, page) != 0 || fill_range(v, page + 1, *b) != 0) {
+        unlock_ptes(v, *a, page); /* a read failed: the page alone, then */
+        unlock_ptes(v, page + 1, *b);
+        *a = page;
+        *b = page + 1;
+    }
+}
+
+/* Copy-on-write: give page `page` of a private mapping a frame of its own,
+ * copied from the page-cache frame it shows, and map it there writable
+ * (with the gaps to its neighbour copies, when private pages have taken
+ * half the map budget). */
+static enum umm__fault_result fault_cow(struct umm__vma *v, uint64_t page, int *err)
+{
+    struct umm__pte *pte = umm__vma_pte(v, page);
+    uint32_t f = atomic_load(&pte->flags);
+    if ((f & UMM__P_ANON) && atomic_load(&umm__frame(pte->pfn)->ref) == 1) {
+        /* Ours alone: take it over. */
+        charge(v, page, page + 1, UMM__P_WRITE);
+        *err = umm__vma_reprotect(v, page, page + 1) == 0 ? 0 : errno;
+        return *err ? UMM__FAULT_SIGBUS : UMM__FAULT_DONE;
+    }
+    /* Frames shared with another process come with fork (not yet). */
+    umm__assert(!(f & UMM__P_ANON));
+    const uint32_t nf = UMM__P_PRESENT | UMM__P_ANON | UMM__P_WRITE;
+    uint64_t a = page, b = page + 1, fresh = 0;
+    if (!private_room(v, a, b, nf))
+        widen_cow(v, page, &a, &b, GAP_MAX);
+    for (uint64_t p = a; p < b; p++) {
+        fresh += !(atomic_load(&umm__vma_pte(v, p)->flags) & UMM__P_PRESENT);
+        copy_in(v, p);
+    }
+    umm__noted(UMM_TRACE_COW, 1, 0, b - a);
+    umm__ram_count((int64_t)(b - a));
+    atomic_fetch_add(&umm__mm.cow_copies, b - a);
+    int prot = umm__host_prot(v, nf);
+    if (umm__host_map_frames(page_addr(v, a), (b - a) << UMM_PAGE_SHIFT, prot, umm__vma_anon_pfn(v, a)) != 0) {
         *err = errno;
-        atomic_store(&umm__frame(dst)->ref, 0);
-        umm__ram_count(-1);
+        for (uint64_t p = a; p < b; p++)
+            atomic_store(&umm__frame(umm__vma_anon_pfn(v, p))->ref, 0);
+        umm__ram_count(-(int64_t)(b - a));
+        unlock_ptes(v, a, page);
+        unlock_ptes(v, page + 1, b);
         return UMM__FAULT_SIGBUS;
     }
-    umm__vg_defined(page_addr(v, page), UMM_PAGE_SIZE);
-    populate(page_addr(v, page), 1, umm__host_prot(v, nf));
-    if (!(f & UMM__P_PRESENT))
-        atomic_fetch_add(&umm__mm.resident, 1);
-    pte->pfn = dst;
-    atomic_fetch_or(&pte->flags, nf);
+    umm__vg_defined(page_addr(v, a), (b - a) << UMM_PAGE_SHIFT);
+    populate(page_addr(v, a), b - a, prot);
+    for (uint64_t p = a; p < b; p++)
+        umm__vma_pte(v, p)->pfn = umm__vma_anon_pfn(v, p);
+    charge(v, a, b, nf);
+    atomic_fetch_add(&umm__mm.resident, fresh);
+    unlock_ptes(v, a, page);
+    unlock_ptes(v, page + 1, b);
     return UMM__FAULT_DONE;
 }
 
@@ -244,7 +407,7 @@ static enum umm__fault_result fault_dirty(struct umm__vma *v, uint64_t page, int
     if (!(old & UMM__F_DIRTY))
         atomic_fetch_add(&v->obj->ndirty, 1);
     umm__noted(UMM_TRACE_DIRTY, 1, v->fpage + page, 1);
-    atomic_fetch_or(&pte->flags, UMM__P_WRITE);
+    charge(v, page, page + 1, UMM__P_WRITE);
     *err = umm__vma_reprotect(v, page, page + 1) == 0 ? 0 : errno;
     return *err ? UMM__FAULT_SIGBUS : UMM__FAULT_DONE;
 }
@@ -268,7 +431,7 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
             umm__ram_count(1);
         umm__frame_unlock(pfn);
         umm__noted(UMM_TRACE_ZERO, access == UMM__ACC_WRITE, fpage, 1);
-        *err = install(v, page, 1, pfn, UMM__P_WRITE);
+        *err = install_now(v, page, 1, pfn, UMM__P_WRITE);
         return *err ? UMM__FAULT_SIGBUS : UMM__FAULT_DONE;
     }
 
@@ -293,16 +456,16 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
     enum umm__fault_result r = UMM__FAULT_DONE;
     uint64_t first = 0;
     if (access == UMM__ACC_WRITE && !shared) {
-        r = fault_cow(v, page, pfn, err);
+        r = fault_cow(v, page, err);
         first = 1;
     } else if (access == UMM__ACC_WRITE) {
         if (!(atomic_fetch_or(&umm__frame(pfn)->flags, UMM__F_DIRTY) & UMM__F_DIRTY))
             atomic_fetch_add(&obj->ndirty, 1);
-        *err = install(v, page, 1, pfn, UMM__P_WRITE);
+        *err = install_now(v, page, 1, pfn, UMM__P_WRITE);
         first = 1;
     }
     if (!*err && n > first)
-        *err = install(v, page + first, n - first, pfn + (umm__pfn)first, 0);
+        *err = install_now(v, page + first, n - first, pfn + (umm__pfn)first, 0);
     release_ptes(v, page, n);
     return *err ? UMM__FAULT_SIGBUS : r;
 }
@@ -325,7 +488,7 @@ static enum umm__fault_result fault_page(struct umm__vma *v, uint64_t page, int 
     }
     if (v->vflags & UMM__V_SHARED)
         return fault_dirty(v, page, err);
-    return fault_cow(v, page, pte->pfn, err);
+    return fault_cow(v, page, err);
 }
 
 enum umm__fault_result umm__fault(uintptr_t addr, int access, int *err)

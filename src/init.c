@@ -90,6 +90,7 @@ int umm_stats(struct umm_stats *out)
     out->cow_copies = atomic_load(&umm__mm.cow_copies);
     out->signals = atomic_load(&umm__mm.signals);
     out->files = atomic_load(&umm__mm.nobjects);
+    out->host_maps = umm__mc_count();
     pthread_rwlock_rdlock(&umm__mm.lock);
     out->mappings = umm__mm.nvmas;
     pthread_rwlock_unlock(&umm__mm.lock);

@@ -78,9 +78,16 @@ static int unmap_range(uintptr_t start, uintptr_t end, int host_unmap)
         struct umm__vma *next = umm__vma_at(i + 1);
         if (v->obj && (v->vflags & UMM__V_SHARED))
             umm__object_writeback(v->obj, v->fpage, umm__vma_pages(v), 0);
-        umm__vma_release_pages(v, 0, umm__vma_pages(v));
+        /* Take the pages from the program before their frames are released:
+         * a released private frame is discarded and reads as zeros at once,
+         * and another thread still reading the old mapping must fault (and
+         * wait for the lock), as under the kernel, not see zeros.  MAP_FIXED
+         * (host_unmap 0) maps the new mapping over the range afterwards. */
         if (host_unmap)
             munmap((void *)v->start, v->end - v->start);
+        else
+            mprotect((void *)v->start, v->end - v->start, PROT_NONE);
+        umm__vma_release_pages(v, 0, umm__vma_pages(v));
         umm__vma_destroy(v);
         v = next; /* the set shifted down: next is now at index i */
     }
@@ -444,8 +451,7 @@ int umm_mprotect(void *addr, size_t length, int prot)
                 err = EACCES;
                 break;
             }
-            v->prot = prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
-            umm__vma_reprotect(v, 0, umm__vma_pages(v));
+            umm__vma_set_prot(v, prot & (PROT_READ | PROT_WRITE | PROT_EXEC));
             at = v->end;
             v = umm__vma_at(++i);
         }
@@ -543,6 +549,12 @@ static int advice_valid(int advice)
 /* MADV_DONTNEED on [from, to) pages of v. */
 static void dontneed(struct umm__vma *v, uint64_t from, uint64_t to)
 {
+    /* Private file pages go back to the file's bytes, not to zeros: take
+     * them from the program before their copies are discarded (see
+     * unmap_range), so that another thread reading one meanwhile faults
+     * and waits instead of seeing the discarded copy's zeros. */
+    if (!(v->vflags & UMM__V_SHARED) && v->obj)
+        mprotect((void *)(v->start + (from << UMM_PAGE_SHIFT)), (to - from) << UMM_PAGE_SHIFT, PROT_NONE);
     umm__vma_release_pages(v, from, to);
     if (!(v->vflags & UMM__V_SHARED) && v->obj) /* private file pages revert to the file */
         umm__vma_host_map(v, v->start + (from << UMM_PAGE_SHIFT), v->start + (to << UMM_PAGE_SHIFT));
@@ -699,8 +711,18 @@ int umm_prefault(void *addr, size_t length, int prot)
         return fail(ENOMEM);
     if (umm__init() != 0)
         return -1;
-    sigset_t saved;
-    umm__enter(&saved);
+    /* umm__enter(), but the address-space lock for reading: prefaulting is
+     * what the trap does for a touch, under the lock the trap takes, so that
+     * faults elsewhere go on while this call waits for its reads (with the
+     * lock for writing, every fault in the process would wait for them). */
+    sigset_t saved, all;
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGFPE);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
+    pthread_rwlock_rdlock(&umm__mm.lock);
     int err = 0;
     uintptr_t at = start;
     while (!err && at < end) {

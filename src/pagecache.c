@@ -305,7 +305,7 @@ static void rmap_write_protect(struct umm__object *obj, uint64_t fpage, uint64_t
             struct umm__pte *pte = umm__vma_pte(v, q - vs);
             uint32_t f = atomic_load(&pte->flags);
             if ((f & UMM__P_WRITE) && !(f & UMM__P_ANON)) {
-                atomic_fetch_and(&pte->flags, ~UMM__P_WRITE);
+                umm__mc_update(v, q - vs, q - vs + 1, 0, UMM__P_WRITE, UMM__MC_NOLIMIT);
                 changed = 1;
             }
         }
@@ -389,7 +389,7 @@ void umm__object_invalidate(struct umm__object *obj, uint64_t fpage, uint64_t n)
             struct umm__pte *pte = umm__vma_pte(v, p - v->fpage);
             uint32_t pf = atomic_load(&pte->flags);
             if ((pf & UMM__P_PRESENT) && !(pf & UMM__P_ANON) && pte->pfn == pfn) {
-                atomic_fetch_and(&pte->flags, ~(UMM__P_PRESENT | UMM__P_WRITE));
+                umm__mc_update(v, p - v->fpage, p - v->fpage + 1, 0, UMM__P_PRESENT | UMM__P_WRITE, UMM__MC_NOLIMIT);
                 atomic_fetch_sub(&umm__mm.resident, 1);
                 umm__vma_reprotect(v, p - v->fpage, p - v->fpage + 1);
             }

@@ -6,13 +6,10 @@
  * program installed (before or after libumm), or to the default action at
  * the real instruction, so real crashes still crash the way they did.
  *
- * Programs install their own SIGSEGV and SIGBUS handlers at any time, often
- * after their first mmap.  So that they do not silently replace the trap,
- * libumm's sigaction() and signal() stand in front of the C library's (as
- * the JVM's libjsig does): for SIGSEGV and SIGBUS they record the program's
- * handler as the one to pass foreign faults to and keep the trap installed;
- * the program reads back exactly what it set.  A program that reaches the
- * kernel some other way can still forward faults with umm_handle_fault().
+ * The program's own handlers are kept by signals.c, which stands in front
+ * of the C library's sigaction() so that installing one does not replace
+ * the trap.  A program that reaches the kernel some other way can still
+ * forward faults with umm_handle_fault().
  *
  * A page wholly beyond the end of its file raises SIGBUS the way the
  * kernel does, because it is the kernel that raises it: the page is mapped
@@ -26,7 +23,6 @@
  */
 #include "umm-int.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -36,16 +32,8 @@
 
 #include "platform.h"
 
-extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
-
-static struct sigaction prev_act[2]; /* [0] SIGSEGV, [1] SIGBUS */
 static _Atomic int installed;
 static int sigbus_fd = -1;          /* an empty memfd: touching it is SIGBUS */
-
-static int slot(int sig)
-{
-    return sig == SIGSEGV ? 0 : sig == SIGBUS ? 1 : -1;
-}
 
 /* ------------------------------------------------------------ SIGBUS */
 
@@ -56,12 +44,12 @@ static int slot(int sig)
  * Mapping lock held. */
 static int arm_sigbus(struct umm__vma *v, uintptr_t addr)
 {
-    struct umm__pte *pte = umm__vma_pte(v, (addr - v->start) >> UMM_PAGE_SHIFT);
+    uint64_t page = (addr - v->start) >> UMM_PAGE_SHIFT;
     void *r = mmap((void *)(addr & UMM_PAGE_MASK), UMM_PAGE_SIZE, umm__host_prot(v, UMM__P_PRESENT | UMM__P_WRITE),
                    MAP_SHARED | MAP_FIXED, sigbus_fd, 0);
     if (r == MAP_FAILED)
         return -1;
-    atomic_fetch_or(&pte->flags, UMM__P_SIGBUS);
+    umm__mc_update(v, page, page + 1, UMM__P_SIGBUS, 0, UMM__MC_NOLIMIT);
     return 0;
 }
 
@@ -81,7 +69,7 @@ static int disarm_sigbus(uintptr_t addr)
         if ((f & UMM__P_SIGBUS) && v->fpage + page < umm__object_filepages(v->obj, &fsize)) {
             uintptr_t a = addr & UMM_PAGE_MASK;
             if (umm__vma_host_map(v, a, a + UMM_PAGE_SIZE) == 0) {
-                atomic_fetch_and(&pte->flags, ~UMM__P_SIGBUS);
+                umm__mc_update(v, page, page + 1, 0, UMM__P_SIGBUS, UMM__MC_NOLIMIT);
                 done = 1;
             }
         }
@@ -176,6 +164,16 @@ int umm_handle_fault(int sig, siginfo_t *si, void *uctx)
         umm__bitunlock(&pte->flags, 0);
     } else if (r != UMM__FAULT_DONE) {
         handled = 0;
+        /* Raised on a page not yet resident (PROT_NONE) of a mapping that
+         * another thread unmapped before this handler got the lock: the
+         * kernel, which decides under its lock, would report an unmapped
+         * address, so say SEGV_MAPERR when the host no longer maps it. */
+        unsigned char vec;
+        int e = errno;
+        if (r == UMM__FAULT_NOTOURS && si->si_code == SEGV_ACCERR &&
+            mincore((void *)(addr & UMM_PAGE_MASK), UMM_PAGE_SIZE, &vec) != 0 && errno == ENOMEM)
+            si->si_code = SEGV_MAPERR;
+        errno = e;
     }
     pthread_rwlock_unlock(&umm__mm.lock);
     if (handled) {
@@ -189,19 +187,16 @@ int umm_handle_fault(int sig, siginfo_t *si, void *uctx)
 /* Hand a fault that is not libumm's to whoever would have had it. */
 static void chain(int sig, siginfo_t *si, void *uctx)
 {
-    int s = slot(sig);
-    if (s < 0)
-        return;
-    struct sigaction p = prev_act[s];
+    struct sigaction *prog = umm__program_action(sig);
+    struct sigaction p = *prog;
     atomic_fetch_add(&umm__mm.signals, 1);
     if (p.sa_handler == SIG_DFL || p.sa_handler == SIG_IGN || !uctx) {
-        /* Default action, at the real instruction: restore it and return;
+        /* Default action, at the real instruction: write back what is
+         * dirty (a crash loses nothing), restore the default and return;
          * the access faults again and the kernel does what it always did.
          * (Ignoring a fault is not possible: the kernel kills anyway.) */
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        __sigaction(sig, &dfl, NULL);
+        umm__crash_writeback();
+        umm__signal_default(sig);
         return;
     }
     /* Deliver as the kernel would have: SA_RESETHAND resets the handler,
@@ -209,8 +204,8 @@ static void chain(int sig, siginfo_t *si, void *uctx)
      * the signal (unless SA_NODEFER), so a handler that leaves by longjmp
      * leaves the same mask behind as under the kernel. */
     if (p.sa_flags & SA_RESETHAND) {
-        memset(&prev_act[s], 0, sizeof prev_act[s]);
-        prev_act[s].sa_handler = SIG_DFL;
+        memset(prog, 0, sizeof *prog);
+        prog->sa_handler = SIG_DFL;
     }
     sigset_t mask = ((ucontext_t *)uctx)->uc_sigmask;
     sigorset(&mask, &mask, &p.sa_mask);
@@ -236,66 +231,8 @@ int umm__trap_init(void)
     sigbus_fd = memfd_create("libumm-sigbus", MFD_CLOEXEC);
     if (sigbus_fd < 0)
         return -1;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = trap;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
-    /* Block everything while the trap runs, so no handler of the program
-     * can fault on a page whose entry this thread holds. */
-    sigfillset(&sa.sa_mask);
-    if (__sigaction(SIGSEGV, &sa, &prev_act[0]) != 0 || __sigaction(SIGBUS, &sa, &prev_act[1]) != 0)
+    if (umm__signals_init(trap) != 0)
         return -1;
     atomic_store(&installed, 1);
     return 0;
-}
-
-/* ------------------------------------------------ sigaction in front */
-
-int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
-{
-    int s = slot(sig);
-    if (s < 0 || !atomic_load(&installed))
-        return __sigaction(sig, act, old);
-    /* The trap stays; the program's handler is the one foreign faults go to. */
-    sigset_t all, saved;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &saved);
-    if (old)
-        *old = prev_act[s];
-    if (act)
-        prev_act[s] = *act;
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    return 0;
-}
-
-static sighandler_t set_handler(int sig, sighandler_t h, int flags)
-{
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = h;
-    sa.sa_flags = flags;
-    sigemptyset(&sa.sa_mask);
-    if (h != SIG_DFL && h != SIG_IGN)
-        sigaddset(&sa.sa_mask, sig);
-    if (sigaction(sig, &sa, &old) != 0)
-        return SIG_ERR;
-    return (old.sa_flags & SA_SIGINFO) ? (sighandler_t)(void (*)(void))old.sa_sigaction : old.sa_handler;
-}
-
-/* signal() for SIGSEGV and SIGBUS once the trap is in: BSD semantics, as
- * glibc's (the handler stays, calls restart).  Other signals go to libc. */
-sighandler_t signal(int sig, sighandler_t h)
-{
-    static sighandler_t (*next)(int, sighandler_t);
-    if (slot(sig) >= 0 && atomic_load(&installed))
-        return set_handler(sig, h, SA_RESTART);
-    if (!next)
-        next = (sighandler_t(*)(int, sighandler_t))dlsym(RTLD_NEXT, "signal");
-    return next ? next(sig, h) : set_handler(sig, h, SA_RESTART);
-}
-
-sighandler_t bsd_signal(int sig, sighandler_t h);
-sighandler_t bsd_signal(int sig, sighandler_t h)
-{
-    return signal(sig, h);
 }

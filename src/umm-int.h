@@ -13,10 +13,11 @@
  *   init.c       start-up, statistics, exit
  *
  * Lock order: umm__mm.lock (rwlock; faults read, calls write) -> a PTE's
- * lock bit -> a frame's lock bit -> the RAM allocator's lock.  Nothing that
- * holds one of these touches a program's mapped page: libumm reads and
- * writes frames only through the direct map, so it can never fault on its
- * own memory while holding a lock.
+ * lock bit -> a frame's lock bit -> the RAM allocator's lock.  The map
+ * count's lock (mapcount.c) is innermost too: nothing is taken under it.
+ * Nothing that holds one of these touches a program's mapped page: libumm
+ * reads and writes frames only through the direct map, so it can never
+ * fault on its own memory while holding a lock.
  */
 #ifndef UMM_INT_H
 #define UMM_INT_H
@@ -236,6 +237,46 @@ int umm__vma_reprotect(struct umm__vma *v, uint64_t from, uint64_t to);
 int umm__vma_host_map(struct umm__vma *v, uintptr_t start, uintptr_t end);
 void umm__rmap_add(struct umm__object *obj, struct umm__vma *v);
 void umm__rmap_del(struct umm__object *obj, struct umm__vma *v);
+/* Give v protection prot (PROT_*) and re-apply host protections. */
+int umm__vma_set_prot(struct umm__vma *v, int prot);
+/* mprotect(2) of pages whose entries the caller holds; when the host's map
+ * count is full (ENOMEM), release pages elsewhere and try again. */
+int umm__host_mprotect(void *addr, size_t len, int prot);
+/* mmap(2) frames pfn.. at addr (MAP_FIXED, shared), likewise. */
+int umm__host_map_frames(void *addr, size_t len, int prot, umm__pfn pfn);
+
+/* ------------------------------------------------------------- mapcount.c */
+
+/*
+ * The host kernel's map count is a budget (DESIGN.md).  libumm counts the
+ * host mappings its pages take, exactly: a page starts a host mapping
+ * unless the page before it is libumm's too, with the same host protection
+ * and the next frame of the memfd.  So every change of an entry's PRESENT,
+ * WRITE, ANON or SIGBUS bit, and of a VMA's protection, goes through here,
+ * under the count's lock; frames follow from the bits (an ANON page, or any
+ * page of a private anonymous mapping, is on its private frame; any other
+ * on its object's frame).
+ */
+#define UMM__MC_NOLIMIT UINT64_MAX
+/* Entries [from, to) of v: clear bits, then set bits, if that leaves the
+ * count at most limit (or does not raise it).  Returns 0, or -1 having
+ * changed nothing. */
+int umm__mc_update(struct umm__vma *v, uint64_t from, uint64_t to, uint32_t set, uint32_t clear,
+                   uint64_t limit);
+/* Would setting bits of [from, to) leave the floor (the count with every
+ * page-cache page released) at most limit (or not raise it)? */
+int umm__mc_floor_fits(struct umm__vma *v, uint64_t from, uint64_t to, uint32_t set, uint64_t limit);
+void umm__mc_set_prot(struct umm__vma *v, int prot);
+void umm__mc_vma_added(struct umm__vma *v);    /* just inserted, nothing resident */
+void umm__mc_vma_removing(struct umm__vma *v); /* about to leave the set */
+/* Near the budget: release resident page-cache pages elsewhere until the
+ * count is a little below it.  Returns 1 if the count is below the budget. */
+int umm__mc_make_room(void);
+/* The host refused a mapping (ENOMEM): release all that can be released.
+ * Returns 1 if anything was. */
+int umm__mc_squeeze(void);
+uint64_t umm__mc_count(void);
+uint64_t umm__mc_budget(void);
 
 /* ---------------------------------------------------------------- fault.c */
 
@@ -257,6 +298,15 @@ int umm__populate(struct umm__vma *v, uintptr_t start, uintptr_t end, int write)
 
 /* ----------------------------------------------------------------- trap.c */
 int umm__trap_init(void);
+
+/* -------------------------------------------------------------- signals.c */
+int umm__signals_init(void (*trap)(int, siginfo_t *, void *));
+/* The program's own disposition of a signal libumm stands in front of. */
+struct sigaction *umm__program_action(int sig);
+void umm__signal_default(int sig);
+/* Write back every dirty shared page from a fatal signal's handler. */
+void umm__crash_writeback(void);
+void umm__altstack_ensure(void);
 
 /* What the fault stages did, for the tracer: set by fault.c, read by the
  * trap on the same thread (initial-exec TLS: no allocation in the trap). */

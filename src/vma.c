@@ -12,7 +12,9 @@
  * On the host, a VMA's address range is always mapped to the memfd (never
  * left to foreign memory): to its object's frames for file and shared
  * mappings, to its private range for private anonymous ones.  Pages not
- * resident are PROT_NONE there, so their first touch traps.
+ * resident are PROT_NONE there, so their first touch traps.  What that
+ * costs in host mappings is counted by mapcount.c: inserting, removing and
+ * changing entries here tell it.
  */
 #include "umm-int.h"
 #include "vg.h"
@@ -81,15 +83,24 @@ static int reserve(size_t more)
     return 0;
 }
 
-int umm__vma_insert(struct umm__vma *v)
+/* Into the set, uncounted: a fresh VMA is counted by umm__vma_insert, the
+ * second half of a split is no change on the host. */
+static void vma_insert(struct umm__vma *v)
 {
-    if (reserve(1) != 0)
-        return -1;
     size_t i = lower_bound(v->start);
     umm__assert(i == umm__mm.nvmas || umm__mm.vmas[i]->start >= v->end);
     memmove(&umm__mm.vmas[i + 1], &umm__mm.vmas[i], (umm__mm.nvmas - i) * sizeof v);
     umm__mm.vmas[i] = v;
     umm__mm.nvmas++;
+}
+
+/* Insert a VMA host-mapped PROT_NONE with nothing resident. */
+int umm__vma_insert(struct umm__vma *v)
+{
+    if (reserve(1) != 0)
+        return -1;
+    vma_insert(v);
+    umm__mc_vma_added(v);
     return 0;
 }
 
@@ -228,7 +239,7 @@ int umm__vma_split(uintptr_t addr)
         w->obj->refs++;
         umm__rmap_add(w->obj, w);
     }
-    umm__assert(umm__vma_insert(w) == 0);
+    vma_insert(w);
     return 0;
 }
 
@@ -248,7 +259,9 @@ int umm__host_prot(const struct umm__vma *v, uint32_t f)
 
 /*
  * Set the host protection of pages [from, to) of v from their page-table
- * entries, one mprotect per run of equal protection.
+ * entries, one mprotect per run of equal protection.  When the host's map
+ * count is full, pages are released elsewhere (perhaps some of these:
+ * hence the protection is looked at again) and the run tried again.
  */
 int umm__vma_reprotect(struct umm__vma *v, uint64_t from, uint64_t to)
 {
@@ -259,11 +272,40 @@ int umm__vma_reprotect(struct umm__vma *v, uint64_t from, uint64_t to)
         uint64_t q = p + 1;
         while (q < to && umm__host_prot(v, atomic_load(&umm__vma_pte(v, q)->flags)) == prot)
             q++;
-        if (mprotect((void *)(v->start + (p << UMM_PAGE_SHIFT)), (q - p) << UMM_PAGE_SHIFT, prot) != 0)
+        if (mprotect((void *)(v->start + (p << UMM_PAGE_SHIFT)), (q - p) << UMM_PAGE_SHIFT, prot) != 0) {
+            if (errno == ENOMEM && umm__mc_squeeze())
+                continue;
             rc = -1;
+        }
         p = q;
     }
     return rc;
+}
+
+int umm__vma_set_prot(struct umm__vma *v, int prot)
+{
+    umm__mc_set_prot(v, prot);
+    int rc = umm__vma_reprotect(v, 0, umm__vma_pages(v));
+    if (umm__mc_count() > umm__mc_budget())
+        umm__mc_make_room();
+    return rc;
+}
+
+int umm__host_mprotect(void *addr, size_t len, int prot)
+{
+    while (mprotect(addr, len, prot) != 0)
+        if (errno != ENOMEM || !umm__mc_squeeze())
+            return -1;
+    return 0;
+}
+
+int umm__host_map_frames(void *addr, size_t len, int prot, umm__pfn pfn)
+{
+    while (mmap(addr, len, prot, MAP_SHARED | MAP_FIXED, umm__ram.fd, (off_t)((uint64_t)pfn << UMM_PAGE_SHIFT)) ==
+           MAP_FAILED)
+        if (errno != ENOMEM || !umm__mc_squeeze())
+            return -1;
+    return 0;
 }
 
 /* Host-map [start, end) of v to its frames, PROT_NONE, replacing whatever
@@ -282,9 +324,7 @@ int umm__vma_host_map(struct umm__vma *v, uintptr_t start, uintptr_t end)
             n = e - p;
         }
         void *at = (void *)(v->start + (p << UMM_PAGE_SHIFT));
-        void *r = mmap(at, n << UMM_PAGE_SHIFT, PROT_NONE, MAP_SHARED | MAP_FIXED, umm__ram.fd,
-                       (off_t)((uint64_t)pfn << UMM_PAGE_SHIFT));
-        if (r == MAP_FAILED)
+        if (umm__host_map_frames(at, n << UMM_PAGE_SHIFT, PROT_NONE, pfn) != 0)
             return -1;
         umm__vg_defined(at, n << UMM_PAGE_SHIFT); /* see vg.h */
         p += n;
@@ -328,9 +368,9 @@ void umm__vma_release_pages(struct umm__vma *v, uint64_t from, uint64_t to)
                 runlen = 1;
             }
         }
-        atomic_store(&pte->flags, 0);
         pte->pfn = 0;
     }
+    umm__mc_update(v, from, to, 0, UMM__P_PRESENT | UMM__P_WRITE | UMM__P_ANON, UMM__MC_NOLIMIT);
     umm__ram_discard(run, runlen);
     umm__ram_count(-freed);
     atomic_fetch_sub(&umm__mm.resident, (uint64_t)unres);
@@ -339,6 +379,7 @@ void umm__vma_release_pages(struct umm__vma *v, uint64_t from, uint64_t to)
 /* Remove v from the set and free it; its pages must be released. */
 void umm__vma_destroy(struct umm__vma *v)
 {
+    umm__mc_vma_removing(v);
     vma_remove(v);
     if (v->obj) {
         umm__rmap_del(v->obj, v);

@@ -207,6 +207,52 @@ int catch_signal(void (*fn)(void *), void *arg, int *code, void **addr)
     return got_sig;
 }
 
+/* Per-thread catching: one handler for the process, one armed struct tcatch
+ * per thread (initial-exec TLS: safe to read in a signal handler). */
+static __thread struct tcatch *tcatch_cur __attribute__((tls_model("initial-exec")));
+
+static void on_thread_signal(int sig, siginfo_t *si, void *uctx)
+{
+    (void)uctx;
+    struct tcatch *tc = tcatch_cur;
+    if (!tc) {
+        char msg[128];
+        int n = snprintf(msg, sizeof msg, "unexpected signal %d (code %d) at %p on a thread with no catcher\n", sig,
+                         si ? si->si_code : 0, si ? si->si_addr : NULL);
+        if (n > 0)
+            (void)!write(2, msg, (size_t)n);
+        abort();
+    }
+    tcatch_cur = NULL;
+    tc->sig = sig;
+    tc->code = si ? si->si_code : 0;
+    tc->addr = si ? si->si_addr : NULL;
+    siglongjmp(tc->jb, 1);
+}
+
+void tcatch_init(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_thread_signal;
+    sa.sa_flags = SA_SIGINFO;
+    if (sigaction(SIGSEGV, &sa, NULL) != 0 || sigaction(SIGBUS, &sa, NULL) != 0)
+        tap_bail("tcatch_init: sigaction: %s", strerror(errno));
+}
+
+void tcatch_arm(struct tcatch *tc)
+{
+    tc->sig = 0;
+    tc->code = 0;
+    tc->addr = NULL;
+    tcatch_cur = tc;
+}
+
+void tcatch_disarm(void)
+{
+    tcatch_cur = NULL;
+}
+
 void touch_read(void *p)
 {
     volatile char c = *(volatile char *)p;
@@ -233,6 +279,7 @@ uint64_t stat_get(const char *which)
     if (!strcmp(which, "files")) return s.files;
     if (!strcmp(which, "cow_copies")) return s.cow_copies;
     if (!strcmp(which, "signals")) return s.signals;
+    if (!strcmp(which, "host_maps")) return s.host_maps;
     tap_bail("stat_get: unknown %s", which);
 }
 
@@ -244,6 +291,26 @@ void check_released(void)
     is_int(s.resident, 0, "leak oracle: no page resident");
     is_int(s.frames, 0, "leak oracle: every frame released");
     is_int(s.files, 0, "leak oracle: every file released");
+}
+
+int maps_lines(int *libumm)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        tap_bail("/proc/self/maps: %s", strerror(errno));
+    char line[4096];
+    int all = 0, ram = 0, other = 0;
+    while (fgets(line, sizeof line, f)) {
+        all++;
+        if (strstr(line, "/memfd:libumm-ram"))
+            ram++;
+        else if (strstr(line, "/memfd:libumm-sigbus"))
+            other++;
+    }
+    fclose(f);
+    if (libumm)
+        *libumm = (ram ? ram - 1 : 0) + other;
+    return all;
 }
 
 /* No test may hang: each dies by SIGALRM after UMM_TEST_TIMEOUT seconds

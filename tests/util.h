@@ -37,6 +37,32 @@ int read_file(int fd, void *buf, size_t len, off_t off);
  * else the signal number, with si_code and si_addr in *code and *addr. */
 int catch_signal(void (*fn)(void *), void *arg, int *code, void **addr);
 
+/*
+ * The same for threads: catch_signal() is process-global (one sigaction,
+ * one jmp_buf).  tcatch_init() installs one process-wide SIGSEGV/SIGBUS
+ * handler (call it once, after libumm started, so that libumm's trap stays
+ * in front and passes only foreign faults on); each thread then arms its
+ * own struct tcatch around the accesses that may fault:
+ *
+ *     struct tcatch tc;
+ *     tcatch_arm(&tc);
+ *     if (sigsetjmp(tc.jb, 1) == 0)
+ *         access...;
+ *     tcatch_disarm();
+ *     if (tc.sig) ... tc.code, tc.addr ...
+ *
+ * A signal on a thread that has nothing armed is reported on stderr and
+ * aborts the program.
+ */
+struct tcatch {
+    sigjmp_buf jb;
+    volatile int sig, code;
+    void *volatile addr;
+};
+void tcatch_init(void);
+void tcatch_arm(struct tcatch *tc);
+void tcatch_disarm(void);
+
 /* Touch helpers for catch_signal. */
 void touch_read(void *p);
 void touch_write(void *p);
@@ -45,5 +71,9 @@ void touch_write(void *p);
 void check_released(void);
 
 uint64_t stat_get(const char *which);
+
+/* Lines of /proc/self/maps; in *libumm (if not NULL) those of libumm's
+ * pages: mappings of its memfds, less its direct map of the RAM. */
+int maps_lines(int *libumm);
 
 #endif
