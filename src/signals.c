@@ -22,6 +22,7 @@
  *    exhausted stack is still handled.
  */
 #include "umm-int.h"
+#include "vg.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -120,12 +121,19 @@ static int install_crash(int sig)
 /* ------------------------------------------------------ alternate stacks */
 
 static __thread void *altstack __attribute__((tls_model("initial-exec")));
+static __thread unsigned altstack_vg __attribute__((tls_model("initial-exec")));
 static size_t altstack_size;
 
 /* Give the calling thread an alternate signal stack if it has none. */
 void umm__altstack_ensure(void)
 {
     stack_t cur;
+    /* Under Valgrind, memcheck was seen to mark live frames of the thread's
+     * own stack no-access after a handler ran on an alternate stack (even
+     * with the stack registered), so there the trap uses the thread's
+     * stack; Valgrind runs handlers on frames of its own anyway. */
+    if (umm__vg_running())
+        return;
     if (altstack || sigaltstack(NULL, &cur) != 0 || !(cur.ss_flags & SS_DISABLE))
         return;
     if (!altstack_size) {
@@ -141,6 +149,7 @@ void umm__altstack_ensure(void)
         return;
     }
     altstack = mem;
+    altstack_vg = umm__vg_stack_register((char *)mem, (char *)mem + altstack_size);
 }
 
 static void altstack_free(void *unused)
@@ -150,6 +159,7 @@ static void altstack_free(void *unused)
         return;
     stack_t ss = { .ss_sp = NULL, .ss_flags = SS_DISABLE, .ss_size = 0 };
     sigaltstack(&ss, NULL);
+    umm__vg_stack_deregister(altstack_vg);
     munmap(altstack, altstack_size);
     altstack = NULL;
 }

@@ -23,10 +23,17 @@
 #define umm__vg_defined(a, n) ((void)VALGRIND_MAKE_MEM_DEFINED((a), (n)))
 #define umm__vg_noaccess(a, n) ((void)VALGRIND_MAKE_MEM_NOACCESS((a), (n)))
 #define umm__vg_running() (RUNNING_ON_VALGRIND != 0)
+/* A stack of our own (a signal stack): without it memcheck may take the
+ * jump back to the thread's stack for a shrinking stack and mark live
+ * frames of it no-access. */
+#define umm__vg_stack_register(lo, hi) ((unsigned)VALGRIND_STACK_REGISTER((lo), (hi)))
+#define umm__vg_stack_deregister(id) VALGRIND_STACK_DEREGISTER(id)
 #else
 #define umm__vg_defined(a, n) ((void)(a), (void)(n))
 #define umm__vg_noaccess(a, n) ((void)(a), (void)(n))
 #define umm__vg_running() 0
+#define umm__vg_stack_register(lo, hi) ((void)(lo), (void)(hi), 0u)
+#define umm__vg_stack_deregister(id) ((void)(id))
 #endif
 
 #endif

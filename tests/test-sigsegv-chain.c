@@ -45,6 +45,12 @@ int main(void)
     si.si_code = SEGV_ACCERR;
     si.si_addr = foreign;
     is_int(umm_handle_fault(SIGSEGV, &si, NULL), 0, "umm_handle_fault declines a foreign address");
+    /* Forwarded by hand, a fault on a libumm page is handled. */
+    uint64_t r0 = stat_get("pages_read");
+    si.si_addr = p + 0 * PAGE + 1;
+    is_int(umm_handle_fault(SIGSEGV, &si, NULL), 1, "umm_handle_fault handles a libumm address");
+    is_int(stat_get("pages_read") - r0, 1, "and read its page");
+    is_int(p[0 * PAGE + 1], pattern(0 * PAGE + 1, 10), "which is now resident with the file's bytes");
 
     /* Default action: a child crashes on a foreign page. */
     signal(SIGSEGV, SIG_DFL);
