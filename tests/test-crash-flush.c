@@ -30,7 +30,7 @@ static void die(enum how how, unsigned char *p)
 {
     switch (how) {
     case ABORT: abort();
-    case STRAY: *(volatile char *)(uintptr_t)8 = 1; break;
+    case STRAY: { volatile char *volatile stray = (volatile char *)(uintptr_t)8; *stray = 1; break; }
     case DIVZERO: { volatile int x = divide(one, zero); (void)x; break; }
     case TERM: kill(getpid(), SIGTERM); break;
     case INT: kill(getpid(), SIGINT); break;

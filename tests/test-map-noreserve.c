@@ -43,7 +43,7 @@ static void scenario(const struct mm_ops *ops, int fd, struct trace *t)
 
 int main(void)
 {
-    struct trace k = { { 0 } }, u = { { 0 } };
+    struct trace k = {0}, u = {0};
     int kfd = tmpfile_make(4 * PAGE, SEED, O_RDWR, NULL);
     int ufd = tmpfile_make(4 * PAGE, SEED, O_RDWR, NULL);
     scenario(&kernel_ops, kfd, &k);
