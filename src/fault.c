@@ -250,12 +250,14 @@ static enum umm__fault_result fault_anon(struct umm__vma *v, uint64_t page, int 
  * Make the page-cache frames of file pages [fpage, ...) up to date: the
  * first one whatever it takes (waiting for a thread already filling it),
  * then up to want-1 more that nobody else holds, read with the same pread.
- * Returns how many pages from fpage are up to date (>= 1), or 0 with *err.
+ * Returns how many pages from fpage are up to date (>= 1), or 0 with *err;
+ * *read says whether this call read them from the file.
  */
-static uint64_t fill(struct umm__object *obj, uint64_t fpage, uint64_t want, uint64_t fsize, int *err)
+static uint64_t fill(struct umm__object *obj, uint64_t fpage, uint64_t want, uint64_t fsize, int *err, int *read)
 {
     umm__pfn pfn = umm__object_pfn(obj, fpage);
     want = umm__object_run(obj, fpage, want);
+    *read = 0;
     umm__frame_lock(pfn);
     if (atomic_load(&umm__frame(pfn)->flags) & UMM__F_UPTODATE) {
         umm__frame_unlock(pfn);
@@ -278,6 +280,7 @@ static uint64_t fill(struct umm__object *obj, uint64_t fpage, uint64_t want, uin
             atomic_fetch_or(&umm__frame(pfn + (umm__pfn)i)->flags, UMM__F_UPTODATE);
         umm__ram_count((int64_t)n);
         atomic_fetch_add(&umm__mm.pages_read, n);
+        *read = 1;
     }
     for (uint64_t i = 0; i < n; i++)
         umm__frame_unlock(pfn + (umm__pfn)i);
@@ -310,8 +313,8 @@ static int fill_range(struct umm__vma *v, uint64_t a, uint64_t b)
             p++;
             continue;
         }
-        int err;
-        uint64_t k = fill(v->obj, fp, b - p, fsize, &err);
+        int err, read;
+        uint64_t k = fill(v->obj, fp, b - p, fsize, &err, &read);
         if (k == 0)
             return err;
         p += k;
@@ -445,13 +448,12 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
         want = fpages - fpage;
     if (want > umm__vma_pages(v) - page)
         want = umm__vma_pages(v) - page;
-    uint64_t reads = atomic_load(&umm__mm.pages_read);
-    uint64_t n = fill(obj, fpage, want, fsize, err);
+    int read;
+    uint64_t n = fill(obj, fpage, want, fsize, err, &read);
     if (n == 0)
         return UMM__FAULT_SIGBUS;
     n = grab_ptes(v, page, n);
-    umm__noted(atomic_load(&umm__mm.pages_read) != reads ? UMM_TRACE_FILL : UMM_TRACE_CACHED,
-               access == UMM__ACC_WRITE, fpage, n);
+    umm__noted(read ? UMM_TRACE_FILL : UMM_TRACE_CACHED, access == UMM__ACC_WRITE, fpage, n);
 
     enum umm__fault_result r = UMM__FAULT_DONE;
     uint64_t first = 0;
@@ -503,6 +505,12 @@ enum umm__fault_result umm__fault(uintptr_t addr, int access, int *err)
     struct umm__pte *pte = umm__vma_pte(v, page);
     umm__bitlock(&pte->flags, 0);
     enum umm__fault_result r = fault_page(v, page, access, err);
+    /* Past the end of the file (or an I/O error): arm the page so that the
+     * retried access raises the kernel's own SIGBUS.  A present page here
+     * means the host refused a mapping: that can only end as SIGSEGV. */
+    if (r == UMM__FAULT_SIGBUS &&
+        ((atomic_load(&pte->flags) & UMM__P_PRESENT) || umm__arm_sigbus(v, page) != 0))
+        r = UMM__FAULT_SEGV;
     umm__bitunlock(&pte->flags, 0);
     return r;
 }
@@ -519,7 +527,7 @@ int umm__populate(struct umm__vma *v, uintptr_t start, uintptr_t end, int write)
             continue;
         enum umm__fault_result r = umm__fault(a, write ? UMM__ACC_WRITE : UMM__ACC_READ, &err);
         if (r == UMM__FAULT_SEGV)
-            return EACCES;
+            return err ? err : EACCES;
         if (r == UMM__FAULT_SIGBUS)
             return err ? err : EFAULT;
         if (r == UMM__FAULT_NOTOURS)

@@ -41,11 +41,10 @@ static int sigbus_fd = -1;          /* an empty memfd: touching it is SIGBUS */
  * real SIGBUS.  With the mapping's own protection, so that an access it
  * forbids (a write to a PROT_READ page) still raises SIGSEGV there, as in
  * the kernel, which checks the protection before it looks at the file.
- * Mapping lock held. */
-static int arm_sigbus(struct umm__vma *v, uintptr_t addr)
+ * Called by umm__fault() with the page's entry held. */
+int umm__arm_sigbus(struct umm__vma *v, uint64_t page)
 {
-    uint64_t page = (addr - v->start) >> UMM_PAGE_SHIFT;
-    void *r = mmap((void *)(addr & UMM_PAGE_MASK), UMM_PAGE_SIZE, umm__host_prot(v, UMM__P_PRESENT | UMM__P_WRITE),
+    void *r = mmap((void *)(v->start + (page << UMM_PAGE_SHIFT)), UMM_PAGE_SIZE, umm__host_prot(v, UMM__P_PRESENT | UMM__P_WRITE),
                    MAP_SHARED | MAP_FIXED, sigbus_fd, 0);
     if (r == MAP_FAILED)
         return -1;
@@ -53,7 +52,7 @@ static int arm_sigbus(struct umm__vma *v, uintptr_t addr)
     return 0;
 }
 
-/* A SIGBUS on a page armed by arm_sigbus(): if the file now reaches the
+/* A SIGBUS on a page armed by umm__arm_sigbus(): if the file now reaches the
  * page, map it back (the retry then faults it in) and return 1. */
 static int disarm_sigbus(uintptr_t addr)
 {
@@ -152,17 +151,8 @@ int umm_handle_fault(int sig, siginfo_t *si, void *uctx)
     pthread_rwlock_rdlock(&umm__mm.lock);
     int access = uctx ? umm__fault_is_write(uctx) : UMM__ACC_GUESS;
     enum umm__fault_result r = umm__fault(addr, access, &err);
-    if (r == UMM__FAULT_SIGBUS) {
-        struct umm__vma *v = umm__vma_find(addr);
-        uint64_t page = (addr - v->start) >> UMM_PAGE_SHIFT;
-        struct umm__pte *pte = umm__vma_pte(v, page);
-        umm__bitlock(&pte->flags, 0);
-        /* Beyond the end of the file: let the kernel raise SIGBUS.  (A present
-         * page here means the host refused a mapping: give up as SIGSEGV.) */
-        if ((atomic_load(&pte->flags) & UMM__P_PRESENT) || arm_sigbus(v, addr) != 0)
-            handled = 0;
-        umm__bitunlock(&pte->flags, 0);
-    } else if (r != UMM__FAULT_DONE) {
+    /* SIGBUS: the page is armed, and the retry raises the kernel's own. */
+    if (r != UMM__FAULT_DONE && r != UMM__FAULT_SIGBUS) {
         handled = 0;
         /* Raised on a page not yet resident (PROT_NONE) of a mapping that
          * another thread unmapped before this handler got the lock: the

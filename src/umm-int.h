@@ -284,7 +284,8 @@ enum umm__fault_result {
     UMM__FAULT_DONE,     /* handled: run the instruction again */
     UMM__FAULT_NOTOURS,  /* no libumm mapping here */
     UMM__FAULT_SEGV,     /* the mapping forbids this access: SIGSEGV */
-    UMM__FAULT_SIGBUS,   /* beyond the end of the file, or I/O error */
+    UMM__FAULT_SIGBUS,   /* beyond the end of the file, or I/O error: the
+                          * page is armed, the retry raises SIGBUS */
 };
 #define UMM__ACC_READ  0
 #define UMM__ACC_WRITE 1
@@ -298,6 +299,9 @@ int umm__populate(struct umm__vma *v, uintptr_t start, uintptr_t end, int write)
 
 /* ----------------------------------------------------------------- trap.c */
 int umm__trap_init(void);
+/* Map page `page` of v to an empty memfd, so that the program's next access
+ * raises a real SIGBUS; 0 or -1.  The page's entry is held. */
+int umm__arm_sigbus(struct umm__vma *v, uint64_t page);
 
 /* -------------------------------------------------------------- signals.c */
 int umm__signals_init(void (*trap)(int, siginfo_t *, void *));
