@@ -573,34 +573,14 @@ static int remove_range(struct umm__vma *v, uint64_t from, uint64_t to)
         fallocate(obj->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(fp << UMM_PAGE_SHIFT),
                   (off_t)(n << UMM_PAGE_SHIFT)) != 0)
         return errno;
-    /* Every mapping of these pages now sees zeros: drop them everywhere. */
+    /* Every mapping of these pages now sees zeros: their dirty bytes are
+     * gone with the hole, and the pages are dropped everywhere. */
     for (uint64_t p = fp; p < fp + n; p++) {
         umm__pfn pfn = umm__object_pfn(obj, p);
-        uint32_t fl = atomic_load(&umm__frame(pfn)->flags);
-        if (fl & UMM__F_DIRTY) {
-            atomic_fetch_and(&umm__frame(pfn)->flags, ~UMM__F_DIRTY);
+        if (atomic_fetch_and(&umm__frame(pfn)->flags, ~UMM__F_DIRTY) & UMM__F_DIRTY)
             atomic_fetch_sub(&obj->ndirty, 1);
-        }
     }
-    if (obj->anon) {
-        for (struct umm__vma *w = obj->rmap; w; w = w->rnext) {
-            uint64_t ws = w->fpage, we = ws + umm__vma_pages(w);
-            uint64_t s = fp > ws ? fp : ws, e = fp + n < we ? fp + n : we;
-            if (s < e) {
-                umm__vma_release_pages(w, s - ws, e - ws);
-                umm__vma_reprotect(w, s - ws, e - ws);
-            }
-        }
-        for (uint64_t p = fp; p < fp + n; p++) {
-            umm__pfn pfn = umm__object_pfn(obj, p);
-            if (atomic_fetch_and(&umm__frame(pfn)->flags, ~UMM__F_UPTODATE) & UMM__F_UPTODATE) {
-                umm__ram_count(-1);
-                umm__ram_discard(pfn, 1);
-            }
-        }
-    } else {
-        umm__object_invalidate(obj, fp, n);
-    }
+    umm__object_drop(obj, fp, n);
     return 0;
 }
 

@@ -367,14 +367,31 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
 }
 
 /*
- * Drop the clean pages of [fpage, fpage+n) from every mapping and from the
- * cache, so the next touch reads the file again.  Dirty pages stay.
- * Called with umm__mm.lock held for writing.
+ * Drop the clean pages of [fpage, fpage+n) from every mapping (private
+ * copies stay: they are the mappings' own) and from the cache, so the next
+ * touch reads the file again, or zeros for anonymous memory.  Dirty pages
+ * stay.  Called with umm__mm.lock held for writing.
  */
-void umm__object_invalidate(struct umm__object *obj, uint64_t fpage, uint64_t n)
+void umm__object_drop(struct umm__object *obj, uint64_t fpage, uint64_t n)
 {
-    if (obj->anon)
-        return;
+    for (struct umm__vma *v = obj->rmap; v; v = v->rnext) {
+        uint64_t vs = v->fpage, ve = v->fpage + umm__vma_pages(v);
+        uint64_t a = fpage > vs ? fpage : vs, b = fpage + n < ve ? fpage + n : ve;
+        int changed = 0;
+        for (uint64_t p = a; p < b; p++) {
+            umm__pfn pfn = umm__object_pfn(obj, p);
+            uint32_t fl = atomic_load(&umm__frame(pfn)->flags);
+            struct umm__pte *pte = umm__vma_pte(v, p - vs);
+            uint32_t pf = atomic_load(&pte->flags);
+            if (!(fl & UMM__F_UPTODATE) || (fl & UMM__F_DIRTY) || !(pf & UMM__P_PRESENT) || (pf & UMM__P_ANON))
+                continue;
+            umm__mc_update(v, p - vs, p - vs + 1, 0, UMM__P_PRESENT | UMM__P_WRITE, UMM__MC_NOLIMIT);
+            atomic_fetch_sub(&umm__mm.resident, 1);
+            changed = 1;
+        }
+        if (changed) /* one mprotect per run, not per page */
+            umm__vma_reprotect(v, a - vs, b - vs);
+    }
     for (uint64_t p = fpage; p < fpage + n; p++) {
         if (extent_index(obj, p) < 0)
             continue;
@@ -383,21 +400,18 @@ void umm__object_invalidate(struct umm__object *obj, uint64_t fpage, uint64_t n)
         uint32_t fl = atomic_load(&f->flags);
         if (!(fl & UMM__F_UPTODATE) || (fl & UMM__F_DIRTY))
             continue;
-        for (struct umm__vma *v = obj->rmap; v; v = v->rnext) {
-            if (p < v->fpage || p >= v->fpage + umm__vma_pages(v))
-                continue;
-            struct umm__pte *pte = umm__vma_pte(v, p - v->fpage);
-            uint32_t pf = atomic_load(&pte->flags);
-            if ((pf & UMM__P_PRESENT) && !(pf & UMM__P_ANON) && pte->pfn == pfn) {
-                umm__mc_update(v, p - v->fpage, p - v->fpage + 1, 0, UMM__P_PRESENT | UMM__P_WRITE, UMM__MC_NOLIMIT);
-                atomic_fetch_sub(&umm__mm.resident, 1);
-                umm__vma_reprotect(v, p - v->fpage, p - v->fpage + 1);
-            }
-        }
         atomic_fetch_and(&f->flags, ~UMM__F_UPTODATE);
         umm__ram_count(-1);
         umm__ram_discard(pfn, 1);
     }
+}
+
+/* msync(MS_INVALIDATE): drop the clean pages so the next touch rereads the
+ * file.  Shared anonymous memory has no file: its pages are its contents. */
+void umm__object_invalidate(struct umm__object *obj, uint64_t fpage, uint64_t n)
+{
+    if (!obj->anon)
+        umm__object_drop(obj, fpage, n);
 }
 
 /* Write back every dirty page of every file (msync of everything). */

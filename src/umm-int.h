@@ -144,6 +144,8 @@ int umm__object_read(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64
  * mapping, then pwrite runs.  Returns 0 or the first errno. */
 int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, int sync);
 /* Drop clean pages in [fpage, fpage+n) from every mapping and the cache. */
+void umm__object_drop(struct umm__object *obj, uint64_t fpage, uint64_t n);
+/* The same for msync(MS_INVALIDATE): files only. */
 void umm__object_invalidate(struct umm__object *obj, uint64_t fpage, uint64_t n);
 int umm__writeback_all(int sync);
 
