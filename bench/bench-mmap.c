@@ -93,22 +93,14 @@ static double rand_read(const struct world *w)
     return t;
 }
 
-static double anon_write(const struct world *w)
+/* Write one byte of every page of a private mapping; with read_first, read
+ * every page before the clock starts, so that each write is a copy. */
+static double private_write(const struct world *w, int anon, int read_first)
 {
-    char *p = w->mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    double t = now();
-    for (size_t i = 0; i < size; i += PAGE)
-        p[i] = 1;
-    t = now() - t;
-    w->munmap(p, size);
-    return t;
-}
-
-static double cow_write(const struct world *w)
-{
-    char *p = w->mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    char *p = w->mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | (anon ? MAP_ANONYMOUS : 0),
+                      anon ? -1 : fd, 0);
     unsigned long s = 0;
-    for (size_t i = 0; i < size; i += PAGE) /* read first: the write is the copy */
+    for (size_t i = 0; read_first && i < size; i += PAGE)
         s += (unsigned char)p[i];
     sink += s;
     double t = now();
@@ -117,6 +109,16 @@ static double cow_write(const struct world *w)
     t = now() - t;
     w->munmap(p, size);
     return t;
+}
+
+static double anon_write(const struct world *w)
+{
+    return private_write(w, 1, 0);
+}
+
+static double cow_write(const struct world *w)
+{
+    return private_write(w, 0, 1);
 }
 
 static double shared_write_msync(const struct world *w)
