@@ -55,6 +55,17 @@ static void run(void *arg)
     uv_run(&loop, UV_RUN_DEFAULT);
 }
 
+/* The thread blocks every signal: the program's are not for it. */
+static int spawn(void)
+{
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
+    int rc = uv_thread_create(&thread, run, NULL);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    return rc;
+}
+
 int umm__daemon_start(void)
 {
     const char *s = getenv("UMM_FLUSH_INTERVAL_MS");
@@ -68,15 +79,41 @@ int umm__daemon_start(void)
         uv_timer_start(&timer, on_timer, interval, interval);
         uv_unref((uv_handle_t *)&timer);
     }
-    sigset_t all, saved;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &saved);
-    int rc = uv_thread_create(&thread, run, NULL);
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    if (rc != 0)
+    if (spawn() != 0)
         return -1;
     atomic_store(&running, 1);
     return 0;
+}
+
+/*
+ * fork: the thread leaves its loop (between callbacks, so the loop is whole)
+ * and ends before the fork, and the forking thread's prepare handler takes
+ * the address-space lock only then (the thread may be waiting for it in a
+ * flush).  Afterwards the parent starts a thread on the same loop again;
+ * the child, which has no thread of libumm's, first gives the loop its own
+ * kernel objects (uv_loop_fork), then starts one.
+ */
+static _Atomic int paused;
+
+void umm__daemon_pause(void)
+{
+    if (!atomic_load(&running))
+        return;
+    uv_async_send(&stop);
+    uv_thread_join(&thread);
+    atomic_store(&paused, 1);
+}
+
+void umm__daemon_resume(int child)
+{
+    if (!atomic_exchange(&paused, 0))
+        return;
+    if (child && uv_loop_fork(&loop) != 0) {
+        atomic_store(&running, 0); /* write-back still happens at msync, munmap, exit */
+        return;
+    }
+    if (spawn() != 0)
+        atomic_store(&running, 0);
 }
 
 /* Stop the daemon and free its loop (at exit, so that nothing is left
@@ -92,6 +129,12 @@ void umm__daemon_stop(void)
     uv_close((uv_handle_t *)&timer, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
+}
+
+/* Is the daemon's thread alive? */
+int umm__daemon_running(void)
+{
+    return atomic_load(&running) && !atomic_load(&paused);
 }
 
 /* Ask the daemon to write back soon (msync MS_ASYNC).  Safe anywhere. */

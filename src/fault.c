@@ -233,6 +233,7 @@ static enum umm__fault_result fault_anon(struct umm__vma *v, uint64_t page, int 
         uint32_t old = atomic_exchange(&umm__frame(pfn + (umm__pfn)i)->ref, 1);
         umm__assert(old == 0);
     }
+    umm__ram_frames_live(pfn, b - a);
     umm__ram_count((int64_t)(b - a));
     umm__noted(UMM_TRACE_ZERO, access == UMM__ACC_WRITE, 0, b - a);
     *err = install(v, a, b - a, pfn, fl);
@@ -294,6 +295,7 @@ static void copy_in(struct umm__vma *v, uint64_t p)
     umm__pfn src = umm__object_pfn(v->obj, v->fpage + p), dst = umm__vma_anon_pfn(v, p);
     uint32_t old = atomic_exchange(&umm__frame(dst)->ref, 1);
     umm__assert(old == 0);
+    umm__ram_frames_live(dst, 1);
     umm__vg_defined(umm__frame_addr(dst), UMM_PAGE_SIZE);
     umm__vg_defined(umm__frame_addr(src), UMM_PAGE_SIZE);
     memcpy(umm__frame_addr(dst), umm__frame_addr(src), UMM_PAGE_SIZE);
@@ -353,6 +355,54 @@ static void widen_cow(struct umm__vma *v, uint64_t page, uint64_t *a, uint64_t *
     }
 }
 
+/*
+ * Copy-on-write after fork: the page's private frame is shared with another
+ * process (its reference count is above one).  Copy it to the page's slot
+ * in the mapping's private range, which is this process's alone (fork gave
+ * each side a fresh one), map that writable, and drop the shared frame; the
+ * other side takes it over at its own next write, or frees it if it let go
+ * meanwhile.
+ */
+static enum umm__fault_result fault_cow_shared(struct umm__vma *v, uint64_t page, int *err)
+{
+    struct umm__pte *pte = umm__vma_pte(v, page);
+    umm__pfn src = pte->pfn, dst = umm__vma_anon_pfn(v, page);
+    umm__assert(src != dst);
+    uint32_t old = atomic_exchange(&umm__frame(dst)->ref, 1);
+    umm__assert(old == 0);
+    umm__ram_frames_live(dst, 1);
+    umm__vg_defined(umm__frame_addr(dst), UMM_PAGE_SIZE);
+    umm__vg_defined(umm__frame_addr(src), UMM_PAGE_SIZE);
+    memcpy(umm__frame_addr(dst), umm__frame_addr(src), UMM_PAGE_SIZE);
+    umm__vg_noaccess(umm__frame_addr(dst), UMM_PAGE_SIZE);
+    umm__vg_noaccess(umm__frame_addr(src), UMM_PAGE_SIZE);
+    const uint32_t nf = UMM__P_PRESENT | UMM__P_ANON | UMM__P_WRITE;
+    int prot = umm__host_prot(v, nf);
+    if (umm__host_map_frames(page_addr(v, page), UMM_PAGE_SIZE, prot, dst) != 0) {
+        *err = errno;
+        atomic_store(&umm__frame(dst)->ref, 0);
+        umm__ram_discard(dst, 1);
+        umm__ram_frames_dead(dst, 1);
+        return UMM__FAULT_SIGBUS;
+    }
+    umm__vg_defined(page_addr(v, page), UMM_PAGE_SIZE);
+    populate(page_addr(v, page), 1, prot);
+    /* Out of the map count on the old frame, back in on the new one. */
+    umm__mc_update(v, page, page + 1, 0, nf, UMM__MC_NOLIMIT);
+    pte->pfn = dst;
+    charge(v, page, page + 1, nf);
+    if (atomic_fetch_sub(&umm__frame(src)->ref, 1) == 1) {
+        /* The other side let go meanwhile: the old frame was ours last. */
+        umm__ram_discard(src, 1);
+        umm__ram_frames_dead(src, 1);
+    } else {
+        umm__ram_count(1);
+    }
+    umm__noted(UMM_TRACE_COW, 1, 0, 1);
+    atomic_fetch_add(&umm__mm.cow_copies, 1);
+    return UMM__FAULT_DONE;
+}
+
 /* Copy-on-write: give page `page` of a private mapping a frame of its own,
  * copied from the page-cache frame it shows, and map it there writable
  * (with the gaps to its neighbour copies, when private pages have taken
@@ -361,14 +411,16 @@ static enum umm__fault_result fault_cow(struct umm__vma *v, uint64_t page, int *
 {
     struct umm__pte *pte = umm__vma_pte(v, page);
     uint32_t f = atomic_load(&pte->flags);
-    if ((f & UMM__P_ANON) && atomic_load(&umm__frame(pte->pfn)->ref) == 1) {
-        /* Ours alone: take it over. */
-        charge(v, page, page + 1, UMM__P_WRITE);
-        *err = umm__vma_reprotect(v, page, page + 1) == 0 ? 0 : errno;
-        return *err ? UMM__FAULT_SIGBUS : UMM__FAULT_DONE;
+    if (f & UMM__P_ANON) {
+        if (atomic_load(&umm__frame(pte->pfn)->ref) == 1) {
+            /* Ours alone (never shared, or every other process let go):
+             * take it over. */
+            charge(v, page, page + 1, UMM__P_WRITE);
+            *err = umm__vma_reprotect(v, page, page + 1) == 0 ? 0 : errno;
+            return *err ? UMM__FAULT_SIGBUS : UMM__FAULT_DONE;
+        }
+        return fault_cow_shared(v, page, err);
     }
-    /* Frames shared with another process come with fork (not yet). */
-    umm__assert(!(f & UMM__P_ANON));
     const uint32_t nf = UMM__P_PRESENT | UMM__P_ANON | UMM__P_WRITE;
     uint64_t a = page, b = page + 1, fresh = 0;
     if (!private_room(v, a, b, nf))
@@ -385,6 +437,8 @@ static enum umm__fault_result fault_cow(struct umm__vma *v, uint64_t page, int *
         *err = errno;
         for (uint64_t p = a; p < b; p++)
             atomic_store(&umm__frame(umm__vma_anon_pfn(v, p))->ref, 0);
+        umm__ram_discard(umm__vma_anon_pfn(v, a), b - a);
+        umm__ram_frames_dead(umm__vma_anon_pfn(v, a), b - a);
         umm__ram_count(-(int64_t)(b - a));
         unlock_ptes(v, a, page);
         unlock_ptes(v, page + 1, b);
@@ -401,16 +455,29 @@ static enum umm__fault_result fault_cow(struct umm__vma *v, uint64_t page, int *
     return UMM__FAULT_DONE;
 }
 
+/*
+ * Mark a page-cache frame dirty, and leave it locked: the caller lets the
+ * host write it (which counts it a writer of the frame) before unlocking.
+ * Write-back in another process (after fork) looks at DIRTY and the
+ * writers under the same lock, so it never calls clean a page that a
+ * process here can write without faulting.
+ */
+static void mark_dirty(struct umm__object *obj, umm__pfn pfn)
+{
+    umm__frame_lock(pfn);
+    if (!(atomic_fetch_or(&umm__frame(pfn)->flags, UMM__F_DIRTY) & UMM__F_DIRTY))
+        atomic_fetch_add(&obj->ndirty, 1);
+}
+
 /* A write to a clean page of a shared mapping: mark the frame dirty and let
  * the host write it. */
 static enum umm__fault_result fault_dirty(struct umm__vma *v, uint64_t page, int *err)
 {
     struct umm__pte *pte = umm__vma_pte(v, page);
-    uint32_t old = atomic_fetch_or(&umm__frame(pte->pfn)->flags, UMM__F_DIRTY);
-    if (!(old & UMM__F_DIRTY))
-        atomic_fetch_add(&v->obj->ndirty, 1);
+    mark_dirty(v->obj, pte->pfn);
     umm__noted(UMM_TRACE_DIRTY, 1, v->fpage + page, 1);
     charge(v, page, page + 1, UMM__P_WRITE);
+    umm__frame_unlock(pte->pfn);
     *err = umm__vma_reprotect(v, page, page + 1) == 0 ? 0 : errno;
     return *err ? UMM__FAULT_SIGBUS : UMM__FAULT_DONE;
 }
@@ -461,9 +528,11 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
         r = fault_cow(v, page, err);
         first = 1;
     } else if (access == UMM__ACC_WRITE) {
-        if (!(atomic_fetch_or(&umm__frame(pfn)->flags, UMM__F_DIRTY) & UMM__F_DIRTY))
-            atomic_fetch_add(&obj->ndirty, 1);
-        *err = install_now(v, page, 1, pfn, UMM__P_WRITE);
+        mark_dirty(obj, pfn);
+        *err = install(v, page, 1, pfn, UMM__P_WRITE);
+        umm__frame_unlock(pfn);
+        if (!*err)
+            populate(page_addr(v, page), 1, umm__host_prot(v, UMM__P_PRESENT | UMM__P_WRITE));
         first = 1;
     }
     if (!*err && n > first)

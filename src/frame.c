@@ -14,6 +14,13 @@
  * a bitmap of 16-page chunks; it, the frame descriptors and the counters
  * live in MAP_SHARED memory so that every process forked from the program
  * sees the same ones.
+ *
+ * After fork, parent and child hold the same runs (page-cache extents,
+ * private ranges) and the same private frames, and either may be the last
+ * to let go.  So each chunk counts what keeps it: one pin per process that
+ * holds a run covering it, plus one per live private frame in it (a frame
+ * whose reference count is above zero).  A chunk returns to the allocator
+ * when its count falls to zero, whoever drops it (fork.c).
  */
 #include "umm-int.h"
 #include "vg.h"
@@ -157,14 +164,18 @@ int umm__ram_init(void)
         size_t shlen = sizeof(struct umm__ramshared) + (nchunks + 63) / 64 * 8;
         void *desc = map_shared_anon(npages * sizeof(struct umm__frame));
         void *sh = map_shared_anon(shlen);
-        if (desc == MAP_FAILED || sh == MAP_FAILED) {
+        void *cref = map_shared_anon(nchunks * sizeof(uint32_t));
+        if (desc == MAP_FAILED || sh == MAP_FAILED || cref == MAP_FAILED) {
             munmap(direct, size);
             if (desc != MAP_FAILED)
                 munmap(desc, npages * sizeof(struct umm__frame));
             if (sh != MAP_FAILED)
                 munmap(sh, shlen);
+            if (cref != MAP_FAILED)
+                munmap(cref, nchunks * sizeof(uint32_t));
             continue;
         }
+        umm__ram.chunkref = cref;
         umm__ram.fd = fd;
         umm__ram.direct = direct;
         umm__ram.npages = npages;
@@ -226,6 +237,8 @@ int umm__ram_alloc(uint64_t npages, umm__pfn *out)
     if (c != UINT64_MAX) {
         chunks_set(sh->bitmap, c, n, 1);
         sh->hint = c + n;
+        for (uint64_t i = c; i < c + n; i++) /* the caller's pin */
+            atomic_store_explicit(&umm__ram.chunkref[i], 1, memory_order_relaxed);
     }
     umm__bitunlock(&sh->lock, 1);
     if (c == UINT64_MAX) {
@@ -236,19 +249,105 @@ int umm__ram_alloc(uint64_t npages, umm__pfn *out)
     return 0;
 }
 
-/* Return a run to the allocator.  Its frames must already be discarded. */
-void umm__ram_free(umm__pfn first, uint64_t npages)
+static uint64_t chunks_of(uint64_t npages)
+{
+    uint64_t n = (npages + CHUNK_PAGES - 1) / CHUNK_PAGES;
+    return n ? n : 1;
+}
+
+/* Return chunks [c, c+n) to the allocator: nothing holds them any more. */
+static void chunks_free(uint64_t c, uint64_t n)
 {
     struct umm__ramshared *sh = umm__ram.sh;
-    uint64_t n = (npages + CHUNK_PAGES - 1) / CHUNK_PAGES;
     if (n == 0)
-        n = 1;
-    umm__assert(first % CHUNK_PAGES == 0);
+        return;
     umm__bitlock(&sh->lock, 1);
     for (uint64_t i = 0; i < n; i++)
-        umm__assert(chunk_used(sh->bitmap, first / CHUNK_PAGES + i));
-    chunks_set(sh->bitmap, first / CHUNK_PAGES, n, 0);
+        umm__assert(chunk_used(sh->bitmap, c + i));
+    chunks_set(sh->bitmap, c, n, 0);
     umm__bitunlock(&sh->lock, 1);
+}
+
+/* A page-cache chunk nobody holds: forget its frames' state, give their
+ * memory back.  Returns how many held a file's bytes. */
+static int64_t chunk_scrub(uint64_t c)
+{
+    int64_t n = 0;
+    for (uint64_t k = 0; k < CHUNK_PAGES; k++) {
+        uint32_t old = atomic_exchange(&umm__ram.desc[c * CHUNK_PAGES + k].flags, 0);
+        umm__assert(!(old & UMM__F_LOCKED));
+        n += (old & UMM__F_UPTODATE) != 0;
+        atomic_store(&umm__ram.desc[c * CHUNK_PAGES + k].ref, 0);
+    }
+    umm__ram_discard((umm__pfn)(c * CHUNK_PAGES), CHUNK_PAGES);
+    return n;
+}
+
+/* One more holder (a forked child) for every chunk of a run. */
+void umm__ram_pin(umm__pfn first, uint64_t npages)
+{
+    uint64_t c = first / CHUNK_PAGES, n = chunks_of(npages);
+    for (uint64_t i = c; i < c + n; i++) {
+        uint32_t old = atomic_fetch_add_explicit(&umm__ram.chunkref[i], 1, memory_order_relaxed);
+        umm__assert(old > 0);
+    }
+}
+
+/*
+ * Drop this process's hold on a run.  Chunks nothing else holds go back to
+ * the allocator; with cache (page-cache extents) their frames are scrubbed
+ * first (private frames were discarded when their last reference went).
+ */
+void umm__ram_unpin(umm__pfn first, uint64_t npages, int cache)
+{
+    uint64_t c = first / CHUNK_PAGES, n = chunks_of(npages), run = 0;
+    int64_t uptodate = 0;
+    umm__assert(first % CHUNK_PAGES == 0);
+    for (uint64_t i = c; i < c + n; i++) {
+        uint32_t old = atomic_fetch_sub_explicit(&umm__ram.chunkref[i], 1, memory_order_acq_rel);
+        umm__assert(old > 0);
+        if (old == 1) {
+            if (cache)
+                uptodate += chunk_scrub(i);
+            run++;
+            continue;
+        }
+        chunks_free(i - run, run);
+        run = 0;
+    }
+    chunks_free(c + n - run, run);
+    umm__ram_count(-uptodate);
+}
+
+/* Private frames [first, first+n) came to life (reference 0 -> 1): they
+ * keep their chunks, even after the range they were made in is dropped. */
+void umm__ram_frames_live(umm__pfn first, uint64_t n)
+{
+    while (n > 0) {
+        uint64_t c = first / CHUNK_PAGES, k = CHUNK_PAGES - first % CHUNK_PAGES;
+        if (k > n)
+            k = n;
+        atomic_fetch_add_explicit(&umm__ram.chunkref[c], (uint32_t)k, memory_order_relaxed);
+        first += (umm__pfn)k;
+        n -= k;
+    }
+}
+
+/* Private frames [first, first+n) died (reference 1 -> 0; the caller
+ * discarded them): chunks nothing else keeps go back to the allocator. */
+void umm__ram_frames_dead(umm__pfn first, uint64_t n)
+{
+    while (n > 0) {
+        uint64_t c = first / CHUNK_PAGES, k = CHUNK_PAGES - first % CHUNK_PAGES;
+        if (k > n)
+            k = n;
+        uint32_t old = atomic_fetch_sub_explicit(&umm__ram.chunkref[c], (uint32_t)k, memory_order_acq_rel);
+        umm__assert(old >= k);
+        if (old == k)
+            chunks_free(c, 1);
+        first += (umm__pfn)k;
+        n -= k;
+    }
 }
 
 /* Give the memory of frames back to the host: they read as zeros after. */

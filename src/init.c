@@ -36,10 +36,11 @@ static void at_exit(void)
 
 static void init_once(void)
 {
-    if (umm__ram_init() != 0 || umm__trap_init() != 0) {
+    if (umm__ram_init() != 0 || umm__trap_init() != 0 || umm__fork_init() != 0) {
         init_errno = errno ? errno : ENOMEM;
         return;
     }
+    umm__mm.pid = getpid();
     umm__daemon_start(); /* without it, write-back still happens at msync, munmap and exit */
     atexit(at_exit);
 }

@@ -101,6 +101,15 @@ static int releasable_bits(uint32_t f)
     return (f & UMM__P_PRESENT) && !(f & (UMM__P_ANON | UMM__P_SIGBUS));
 }
 
+/* Does the entry let the host write a page-cache frame?  Such entries are
+ * counted in the frame's ref in every process (umm-int.h, struct
+ * umm__frame): what write-back asks before it calls a page clean. */
+static int writes_cache(const struct umm__vma *v, uint32_t f)
+{
+    return v->obj && (f & (UMM__P_PRESENT | UMM__P_WRITE | UMM__P_ANON | UMM__P_SIGBUS)) ==
+                         (UMM__P_PRESENT | UMM__P_WRITE);
+}
+
 /* A page as the host sees it: its protection (-1: another file, merges
  * with nothing) and its frame. */
 struct hs {
@@ -133,7 +142,9 @@ static struct hs host_state(struct home *h, const struct umm__vma *v, uint64_t p
     if (f & UMM__P_SIGBUS)
         return s;
     s.prot = umm__host_prot(v, f);
-    if ((f & UMM__P_ANON) || !v->obj)
+    if (f & UMM__P_ANON) /* after fork, not always the page's slot */
+        s.pfn = umm__vma_pte(v, page)->pfn;
+    else if (!v->obj)
         s.pfn = umm__vma_anon_pfn(v, page);
     else
         s.pfn = object_pfn(h, v->obj, v->fpage + page);
@@ -259,6 +270,9 @@ int umm__mc_update(struct umm__vma *v, uint64_t from, uint64_t to, uint32_t set,
             atomic_fetch_and(&pte->flags, ~c.clear);
         if (~f & c.set)
             atomic_fetch_or(&pte->flags, c.set);
+        int ow = writes_cache(v, f), nw = writes_cache(v, (f & ~c.clear) | c.set);
+        if (ow != nw) /* the frame's writers, for write-back across fork */
+            atomic_fetch_add(&umm__frame(pte->pfn)->ref, nw ? 1u : UINT32_MAX);
         rel += releasable_bits((f & ~c.clear) | c.set) - releasable_bits(f);
     }
     atomic_store_explicit(&count, now + w.after - w.before, memory_order_relaxed);
@@ -278,6 +292,23 @@ int umm__mc_floor_fits(struct umm__vma *v, uint64_t from, uint64_t to, uint32_t 
     uint64_t now = atomic_load_explicit(&floor_, memory_order_relaxed);
     count_unlock();
     return after <= before || now + (after - before) <= b;
+}
+
+/* Called with umm__mm.lock held for writing: no fault runs.  Each VMA's
+ * pages, its first one measured against its left neighbour. */
+void umm__mc_recount(void)
+{
+    uint64_t c = 0, f = 0;
+    count_lock();
+    for (size_t i = 0; i < umm__mm.nvmas; i++) {
+        struct umm__vma *v = umm__mm.vmas[i];
+        struct change fl = { v, 0, 0, 0, 0, 1 };
+        c += starts(v, 0, umm__vma_pages(v) - 1, NULL);
+        f += starts(v, 0, umm__vma_pages(v) - 1, &fl);
+    }
+    atomic_store(&count, c);
+    atomic_store(&floor_, f);
+    count_unlock();
 }
 
 /* Called with umm__mm.lock held for writing: no fault runs. */

@@ -510,7 +510,7 @@ int umm_msync(void *addr, size_t length, int flags)
                 int e2 = umm__object_writeback(v->obj, fp, n, 1);
                 if (e2 && !err)
                     err = e2;
-            } else if (atomic_load(&v->obj->ndirty)) {
+            } else if (umm__object_may_be_dirty(v->obj)) {
                 kick = 1;
             }
         }
@@ -556,7 +556,9 @@ static void dontneed(struct umm__vma *v, uint64_t from, uint64_t to)
     if (!(v->vflags & UMM__V_SHARED) && v->obj)
         mprotect((void *)(v->start + (from << UMM_PAGE_SHIFT)), (to - from) << UMM_PAGE_SHIFT, PROT_NONE);
     umm__vma_release_pages(v, from, to);
-    if (!(v->vflags & UMM__V_SHARED) && v->obj) /* private file pages revert to the file */
+    /* Private file pages revert to the file; private anonymous ones to
+     * their slots (after fork a page may have been on a frame elsewhere). */
+    if (!(v->vflags & UMM__V_SHARED))
         umm__vma_host_map(v, v->start + (from << UMM_PAGE_SHIFT), v->start + (to << UMM_PAGE_SHIFT));
     else
         umm__vma_reprotect(v, from, to);
@@ -719,11 +721,9 @@ int umm_prefault(void *addr, size_t length, int prot)
     return err ? fail(err) : 0;
 }
 
-/* ----------------------------------------------------------------- fork */
+/* ------------------------------------------------------------ at exit */
 
-pid_t umm_fork(void)
+void umm__unmap_all(void)
 {
-    /* Copy-on-write across fork is its own issue; until it lands, say so. */
-    errno = ENOSYS;
-    return -1;
+    unmap_range(0, UINTPTR_MAX & UMM_PAGE_MASK, 1);
 }

@@ -122,22 +122,13 @@ int umm__object_cover(struct umm__object *obj, uint64_t fpage, uint64_t npages)
     return 0;
 }
 
-/* Drop every frame of obj, return its extents, close it, free it. */
+/* Let go of obj's frames (the last process holding an extent scrubs and
+ * frees it: after fork, parent and child hold the same ones), close it,
+ * free it. */
 static void object_free(struct umm__object *obj)
 {
-    for (size_t i = 0; i < obj->nex; i++) {
-        struct umm__extent *e = &obj->ext[i];
-        int64_t n = 0;
-        for (uint64_t k = 0; k < e->npages; k++) {
-            struct umm__frame *f = umm__frame(e->base + (umm__pfn)k);
-            uint32_t old = atomic_exchange(&f->flags, 0);
-            umm__assert(!(old & UMM__F_LOCKED));
-            n += (old & UMM__F_UPTODATE) != 0;
-        }
-        umm__ram_count(-n);
-        umm__ram_discard(e->base, e->npages);
-        umm__ram_free(e->base, e->npages);
-    }
+    for (size_t i = 0; i < obj->nex; i++)
+        umm__ram_unpin(obj->ext[i].base, obj->ext[i].npages, 1);
     free(obj->ext);
     if (obj->fd >= 0)
         close(obj->fd);
@@ -220,6 +211,14 @@ void umm__object_put(struct umm__object *obj)
     *pp = obj->next;
     atomic_fetch_sub(&umm__mm.nobjects, 1);
     object_free(obj);
+}
+
+/* Might a page of obj be dirty?  Before fork ndirty says exactly; after
+ * it, pages may be dirtied by another process, which counts them in its
+ * own copy of the object. */
+int umm__object_may_be_dirty(const struct umm__object *obj)
+{
+    return umm__mm.forked || atomic_load(&obj->ndirty) > 0;
 }
 
 /* Pages of the file now, rounded up; the size in bytes in *size_out. */
@@ -322,7 +321,7 @@ static void rmap_write_protect(struct umm__object *obj, uint64_t fpage, uint64_t
  */
 int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, int sync)
 {
-    if (obj->anon || atomic_load(&obj->ndirty) == 0)
+    if (obj->anon || !umm__object_may_be_dirty(obj))
         return 0;
     uint64_t fsize;
     umm__object_filepages(obj, &fsize);
@@ -343,8 +342,20 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
         while (k < max && (atomic_load(&umm__frame(pfn + (umm__pfn)k)->flags) & UMM__F_DIRTY))
             k++;
         rmap_write_protect(obj, p, k);
-        for (uint64_t i = 0; i < k; i++)
-            atomic_fetch_and(&umm__frame(pfn + (umm__pfn)i)->flags, ~UMM__F_DIRTY);
+        /* Clean now, unless another process (after fork) can still write
+         * it without a fault: then it stays dirty for that one's write-back
+         * too, and its bytes go out now all the same.  Under the frame's
+         * lock, as fault.c marks it dirty and counts a writer. */
+        uint64_t cleaned = 0;
+        for (uint64_t i = 0; i < k; i++) {
+            umm__pfn q = pfn + (umm__pfn)i;
+            umm__frame_lock(q);
+            if (atomic_load(&umm__frame(q)->ref) == 0) {
+                atomic_fetch_and(&umm__frame(q)->flags, ~UMM__F_DIRTY);
+                cleaned++;
+            }
+            umm__frame_unlock(q);
+        }
         int e = write_run(obj, p, k, fsize);
         if (e) {
             for (uint64_t i = 0; i < k; i++)
@@ -352,7 +363,7 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
             if (!err)
                 err = e;
         } else {
-            atomic_fetch_sub(&obj->ndirty, (int64_t)k);
+            atomic_fetch_sub(&obj->ndirty, (int64_t)cleaned);
             uint64_t inside = fsize > (p << UMM_PAGE_SHIFT)
                                   ? ((fsize - (p << UMM_PAGE_SHIFT)) + UMM_PAGE_SIZE - 1) >> UMM_PAGE_SHIFT
                                   : 0;

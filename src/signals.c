@@ -84,13 +84,17 @@ void umm__signal_default(int sig)
 void umm__crash_writeback(void)
 {
     static _Atomic int done;
-    if (!atomic_load(&active) || atomic_exchange(&done, 1))
+    /* Not in a vfork child (or a clone sharing the memory): what it would
+     * change is its parent's. */
+    if (!atomic_load(&active) || getpid() != umm__mm.pid || atomic_exchange(&done, 1))
         return;
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += 1;
     int locked = pthread_rwlock_timedwrlock(&umm__mm.lock, &deadline) == 0;
     umm__writeback_all(0);
+    if (locked) /* without the lock the structures may be half-changed */
+        umm__fork_let_go();
     if (locked)
         pthread_rwlock_unlock(&umm__mm.lock);
 }
@@ -199,6 +203,25 @@ int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *)
         free(s);
     return rc;
 }
+
+/* ------------------------------------------------------ _exit in front */
+
+/*
+ * Under the kernel a process that ends with _exit(2) loses no write to a
+ * shared mapping: the page cache has it.  libumm's page cache goes with the
+ * process, so _exit (and _Exit) write back first, as exit() does through
+ * its handlers; in a fork family the process also lets go of the frames it
+ * shares (fork.c), so the others can free them.  Only async-signal-safe
+ * work, as _exit may be called from a signal handler or a child of fork.
+ */
+void _exit(int status)
+{
+    umm__crash_writeback();
+    for (;;)
+        syscall(SYS_exit_group, status);
+}
+
+void _Exit(int status) __attribute__((alias("_exit")));
 
 /* ------------------------------------------------------------ start-up */
 

@@ -59,7 +59,11 @@ typedef uint32_t umm__pfn;
  * across fork. */
 struct umm__frame {
     _Atomic uint32_t flags; /* F_* below; the lock bit doubles as futex word */
-    _Atomic uint32_t ref;   /* private frames: page-table entries using it */
+    /* Private frames: the page-table entries using it, in every process.
+     * Page-cache frames: the entries that let the host write it, in every
+     * process (kept by umm__mc_update): write-back may call a page clean
+     * only when no process can write it without a fault. */
+    _Atomic uint32_t ref;
 };
 #define UMM__F_LOCKED   0x1u /* someone is filling or changing the frame */
 #define UMM__F_WAITERS  0x2u /* someone sleeps on the lock (futex) */
@@ -72,14 +76,23 @@ struct umm__ram {
     uint64_t npages;            /* its size in frames */
     struct umm__frame *desc;    /* descriptors, one per frame (shared) */
     struct umm__ramshared *sh;  /* allocator and counters (shared) */
+    _Atomic uint32_t *chunkref; /* per chunk: pins + live private frames (shared) */
 };
 extern struct umm__ram umm__ram;
 
 int umm__ram_init(void);
-/* Reserve a contiguous run of npages frame numbers (holes until touched).
- * Returns 0 and the first frame in *out, or -1 (ENOMEM). */
+/* Reserve a contiguous run of npages frame numbers (holes until touched),
+ * pinned once for the caller.  Returns 0 and the first frame in *out, or -1
+ * (ENOMEM). */
 int umm__ram_alloc(uint64_t npages, umm__pfn *out);
-void umm__ram_free(umm__pfn first, uint64_t npages);
+/* Holders of a run: a forked child pins what its parent held; each process
+ * unpins when it lets go (cache: page-cache frames, scrubbed at the last). */
+void umm__ram_pin(umm__pfn first, uint64_t npages);
+void umm__ram_unpin(umm__pfn first, uint64_t npages, int cache);
+/* A private frame's reference count went 0 -> 1 (live) or 1 -> 0 (dead,
+ * discarded by the caller): it keeps its chunk while it lives. */
+void umm__ram_frames_live(umm__pfn first, uint64_t n);
+void umm__ram_frames_dead(umm__pfn first, uint64_t n);
 /* Give frames' memory back to the host (they read as zeros afterwards). */
 void umm__ram_discard(umm__pfn first, uint64_t npages);
 uint64_t umm__ram_frames_in_use(void);
@@ -148,6 +161,7 @@ void umm__object_drop(struct umm__object *obj, uint64_t fpage, uint64_t n);
 /* The same for msync(MS_INVALIDATE): files only. */
 void umm__object_invalidate(struct umm__object *obj, uint64_t fpage, uint64_t n);
 int umm__writeback_all(int sync);
+int umm__object_may_be_dirty(const struct umm__object *obj);
 
 /* ------------------------------------------------------------------ vma.c */
 
@@ -178,6 +192,9 @@ struct umm__anon {
     int refs;
     uint64_t npages;
     umm__pfn base;
+    int fork_resv;            /* fork_base holds fresh ranges for a fork */
+    umm__pfn fork_base[2];    /* the parent's and the child's (fork.c) */
+    int let_go;               /* a dying process gave it up (fork.c) */
 };
 
 #define UMM__V_SHARED   0x1  /* MAP_SHARED */
@@ -278,6 +295,8 @@ int umm__mc_make_room(void);
  * Returns 1 if anything was. */
 int umm__mc_squeeze(void);
 uint64_t umm__mc_count(void);
+/* Count again from the entries (fork moved private pages' frames). */
+void umm__mc_recount(void);
 uint64_t umm__mc_budget(void);
 
 /* ---------------------------------------------------------------- fault.c */
@@ -331,10 +350,23 @@ static inline void umm__noted(int kind, int write, uint64_t fpage, uint64_t page
     umm__note.pages = (uint32_t)pages;
 }
 
+/* ------------------------------------------------------------------ fork.c */
+int umm__fork_init(void);
+/* A process of a fork family dying of a signal lets go of what it shares. */
+void umm__fork_let_go(void);
+/* ----------------------------------------------------------------- mman.c */
+/* Unmap every mapping (a process of a fork family at exit). */
+void umm__unmap_all(void);
+
 /* --------------------------------------------------------------- daemon.c */
 int umm__daemon_start(void);
 void umm__daemon_kick(void);
 void umm__daemon_stop(void);
+/* Around fork (fork.c): the thread ends before, and starts again after,
+ * in the child on a loop given its own kernel objects (uv_loop_fork). */
+void umm__daemon_pause(void);
+void umm__daemon_resume(int child);
+int umm__daemon_running(void);
 
 /* ----------------------------------------------------------------- init.c */
 
@@ -345,6 +377,8 @@ struct umm__mm {
     struct umm__object *objects;
     _Atomic uint64_t faults, pages_read, pages_written, resident, cow_copies, signals;
     _Atomic uint64_t nobjects;
+    int forked;                   /* this process forked, or was forked (fork.c) */
+    pid_t pid;                    /* whose structures these are (not a vfork child's) */
 };
 extern struct umm__mm umm__mm;
 

@@ -142,7 +142,11 @@ static void anon_put(struct umm__anon *a)
 {
     if (!a || --a->refs > 0)
         return;
-    umm__ram_free(a->base, a->npages);
+    umm__ram_unpin(a->base, a->npages, 0);
+    if (a->fork_resv) { /* reserved by umm_fork, which failed, for a fork to come */
+        umm__ram_unpin(a->fork_base[0], a->npages, 0);
+        umm__ram_unpin(a->fork_base[1], a->npages, 0);
+    }
     free(a);
 }
 
@@ -364,14 +368,15 @@ void umm__vma_release_pages(struct umm__vma *v, uint64_t from, uint64_t to)
                 runlen++;
             } else {
                 umm__ram_discard(run, runlen);
+                umm__ram_frames_dead(run, runlen);
                 run = pte->pfn;
                 runlen = 1;
             }
         }
-        pte->pfn = 0;
     }
     umm__mc_update(v, from, to, 0, UMM__P_PRESENT | UMM__P_WRITE | UMM__P_ANON, UMM__MC_NOLIMIT);
     umm__ram_discard(run, runlen);
+    umm__ram_frames_dead(run, runlen);
     umm__ram_count(-freed);
     atomic_fetch_sub(&umm__mm.resident, (uint64_t)unres);
 }

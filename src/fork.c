@@ -1,0 +1,294 @@
+/*
+ * fork.c: fork() through copy-on-write bookkeeping.
+ *
+ * libumm's frames live in a memfd that the host maps MAP_SHARED, so after
+ * a plain fork the host would let parent and child write the same private
+ * page.  As the xv6 and JOS copy-on-write labs do, libumm keeps the kernel's
+ * promise itself, from pthread_atfork handlers (umm_fork() is fork() plus a
+ * clean ENOMEM):
+ *
+ *  prepare (parent, before the fork; every other thread is out of libumm):
+ *    - the daemon's thread ends (daemon.c) and the address-space lock is
+ *      taken for writing, so the child inherits no half-made change;
+ *    - every resident private frame gets one more reference (the child's
+ *      page table will use it too) and loses write permission: the first
+ *      write in either process traps to fault_cow, which copies the frame
+ *      while others hold it, or takes it over once it is the last;
+ *    - every page-cache extent is pinned once more (the child's objects
+ *      hold it), and every page-cache frame the host may write gets one
+ *      more writer (the child's entry writes it too: pagecache.c);
+ *    - each private range gets two fresh ones reserved, one per side.
+ *  parent and child (after):
+ *    - each side moves its private mappings to its own fresh range, so a
+ *      copy made after the fork never lands on a slot the other side uses;
+ *      the old range lives on while any frame in it does (frame.c counts
+ *      them per chunk); pages not resident are mapped to the new slots;
+ *    - the host map count is counted again, the lock let go, the daemon
+ *      started again (in the child on a loop rebuilt by uv_loop_fork).
+ *
+ * Shared mappings need nothing: the host keeps MAP_SHARED mappings shared,
+ * and the page cache's frames and their state (UPTODATE, DIRTY) live in
+ * memory every process of the family shares, so a page first touched
+ * after the fork by either side is read once and seen by both.
+ *
+ * When a process of the family exits normally, it lets go of everything it
+ * holds (fork_exit), so the last one out leaves libumm's RAM as it found
+ * it.  A process killed by SIGKILL, or one that calls exec, cannot: what
+ * it held stays allocated until the whole family has gone (README).
+ */
+#include "umm-int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static sigset_t saved_mask; /* the forking thread's, restored on both sides */
+static int prepared;
+
+/* Give every private range two fresh ones, the parent's and the child's,
+ * unless it has them already.  0, or -1 (libumm's RAM is full). */
+static int reserve_ranges(void)
+{
+    for (size_t i = 0; i < umm__vma_count(); i++) {
+        struct umm__anon *a = umm__vma_at(i)->anon;
+        if (!a || a->fork_resv)
+            continue;
+        if (umm__ram_alloc(a->npages, &a->fork_base[0]) != 0)
+            return -1;
+        if (umm__ram_alloc(a->npages, &a->fork_base[1]) != 0) {
+            umm__ram_unpin(a->fork_base[0], a->npages, 0);
+            return -1;
+        }
+        a->fork_resv = 1;
+    }
+    return 0;
+}
+
+/* The child will use what v's entries use. */
+static void share_vma(struct umm__vma *v)
+{
+    uint64_t n = umm__vma_pages(v);
+    if (v->vflags & UMM__V_SHARED) {
+        /* Page-cache frames the child's entries let the host write. */
+        for (uint64_t p = 0; p < n; p++) {
+            const struct umm__pte *pte = umm__vma_pte(v, p);
+            uint32_t f = atomic_load_explicit(&pte->flags, memory_order_relaxed);
+            if ((f & (UMM__P_PRESENT | UMM__P_WRITE | UMM__P_ANON | UMM__P_SIGBUS)) ==
+                (UMM__P_PRESENT | UMM__P_WRITE))
+                atomic_fetch_add_explicit(&umm__frame(pte->pfn)->ref, 1, memory_order_relaxed);
+        }
+        return;
+    }
+    /* Private frames: one more reference each; the writable ones become
+     * read-only, one run at a time. */
+    uint64_t run = 0;
+    for (uint64_t p = 0; p <= n; p++) {
+        uint32_t f = p < n ? atomic_load_explicit(&umm__vma_pte(v, p)->flags, memory_order_relaxed) : 0;
+        if (f & UMM__P_ANON)
+            atomic_fetch_add_explicit(&umm__frame(umm__vma_pte(v, p)->pfn)->ref, 1, memory_order_relaxed);
+        if (f & UMM__P_WRITE) {
+            run++;
+            continue;
+        }
+        if (run) {
+            umm__mc_update(v, p - run, p, 0, UMM__P_WRITE, UMM__MC_NOLIMIT);
+            umm__vma_reprotect(v, p - run, p);
+            run = 0;
+        }
+    }
+}
+
+static void prepare(void)
+{
+    if (umm__ram.sh == NULL)
+        return; /* libumm never started: nothing to do */
+    umm__daemon_pause();
+    umm__enter(&saved_mask);
+    if (reserve_ranges() != 0) {
+        static const char msg[] = "libumm: fork: no room left in libumm's RAM for the copies "
+                                  "(UMM_RAM); use umm_fork() to get ENOMEM instead\n";
+        (void)!write(2, msg, sizeof msg - 1);
+        abort();
+    }
+    for (size_t i = 0; i < umm__vma_count(); i++)
+        share_vma(umm__vma_at(i));
+    for (struct umm__object *obj = umm__mm.objects; obj; obj = obj->next)
+        for (size_t i = 0; i < obj->nex; i++)
+            umm__ram_pin(obj->ext[i].base, obj->ext[i].npages);
+    umm__mm.forked = 1;
+    prepared = 1;
+}
+
+/*
+ * Move each private mapping to this side's fresh range (side 0: the
+ * parent, which also lets go of the old range; side 1: the child, whose
+ * copy of the old range was never pinned), and map the pages not resident
+ * to their new slots.  Resident pages keep their frames until written.
+ */
+static void rehome(int side)
+{
+    for (size_t i = 0; i < umm__vma_count(); i++) {
+        struct umm__anon *a = umm__vma_at(i)->anon;
+        if (!a || !a->fork_resv)
+            continue;
+        umm__pfn old = a->base;
+        a->base = a->fork_base[side];
+        a->fork_resv = 0;
+        if (side == 0)
+            umm__ram_unpin(old, a->npages, 0);
+        /* The other side's reservation is the other side's to hold. */
+    }
+    for (size_t i = 0; i < umm__vma_count(); i++) {
+        struct umm__vma *v = umm__vma_at(i);
+        if (v->obj)
+            continue; /* private file pages not resident show the page cache */
+        uint64_t n = umm__vma_pages(v), run = 0;
+        for (uint64_t p = 0; p <= n; p++) {
+            if (p < n && !(atomic_load(&umm__vma_pte(v, p)->flags) & UMM__P_PRESENT)) {
+                run++;
+                continue;
+            }
+            if (run)
+                umm__vma_host_map(v, v->start + ((p - run) << UMM_PAGE_SHIFT), v->start + (p << UMM_PAGE_SHIFT));
+            run = 0;
+        }
+    }
+    umm__mc_recount();
+}
+
+static void parent(void)
+{
+    if (!prepared)
+        return;
+    prepared = 0;
+    rehome(0);
+    umm__leave(&saved_mask);
+    umm__daemon_resume(0);
+}
+
+static void child(void)
+{
+    if (!prepared)
+        return;
+    prepared = 0;
+    /* The child's only thread holds the lock it inherited, under a thread
+     * id the lock no longer knows: start it afresh. */
+    pthread_rwlock_t fresh = PTHREAD_RWLOCK_INITIALIZER;
+    umm__mm.lock = fresh;
+    umm__mm.pid = getpid();
+    rehome(1);
+    pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
+    umm__daemon_resume(1);
+}
+
+int umm__fork_init(void)
+{
+    return pthread_atfork(prepare, parent, child) == 0 ? 0 : -1;
+}
+
+pid_t umm_fork(void)
+{
+    if (umm__init() != 0)
+        return -1;
+    /* Reserve what the child needs now, where failing is still an errno;
+     * prepare() finds it done. */
+    sigset_t saved;
+    umm__enter(&saved);
+    int rc = reserve_ranges();
+    umm__leave(&saved);
+    if (rc != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return fork();
+}
+
+/*
+ * A process of a family lets go of its mappings when it exits normally,
+ * after every exit handler (this runs as the library's destructor), so the
+ * frames it shared are freed when the last process lets go.  A process
+ * that never forked needs nothing: its RAM goes with it.  Nor is it done
+ * while another thread runs (it might still touch a mapping): what such a
+ * process held stays until the family ends, as after SIGKILL.
+ */
+static int only_thread(void)
+{
+    /* open and read, not stdio: this also runs in signal handlers. */
+    char buf[4096];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    const char *t = strstr(buf, "\nThreads:");
+    if (!t)
+        return 0;
+    t += strlen("\nThreads:");
+    while (*t == ' ' || *t == '\t')
+        t++;
+    int want = 1 + umm__daemon_running(); /* the daemon's never touches a mapping */
+    return t[0] == '0' + want && (t[1] == '\n' || t[1] == 0);
+}
+
+__attribute__((destructor)) static void fork_exit(void)
+{
+    if (!umm__mm.forked || getpid() != umm__mm.pid || !only_thread())
+        return;
+    sigset_t saved;
+    umm__enter(&saved);
+    umm__unmap_all();
+    umm__leave(&saved);
+}
+
+/*
+ * A process of a family dying of a fatal signal (signals.c, after the crash
+ * write-back, with the address-space lock held): let go of what it shares
+ * with the others, so they can free it.  Only atomics and fallocate: it
+ * runs in a signal handler, and the process never touches its mappings
+ * again.
+ */
+void umm__fork_let_go(void)
+{
+    if (!umm__mm.forked || !only_thread())
+        return;
+    int64_t freed = 0;
+    for (size_t i = 0; i < umm__vma_count(); i++) {
+        struct umm__vma *v = umm__vma_at(i);
+        for (uint64_t p = 0; p < umm__vma_pages(v); p++) {
+            struct umm__pte *pte = umm__vma_pte(v, p);
+            uint32_t f = atomic_load(&pte->flags);
+            if (!(f & UMM__P_PRESENT) || (f & UMM__P_SIGBUS))
+                continue;
+            if (f & UMM__P_ANON) {
+                if (atomic_fetch_sub(&umm__frame(pte->pfn)->ref, 1) == 1) {
+                    umm__ram_discard(pte->pfn, 1);
+                    umm__ram_frames_dead(pte->pfn, 1);
+                    freed++;
+                }
+            } else if (f & UMM__P_WRITE) {
+                atomic_fetch_sub(&umm__frame(pte->pfn)->ref, 1); /* a writer less */
+            }
+        }
+    }
+    umm__ram_count(-freed);
+    for (size_t i = 0; i < umm__vma_count(); i++) {
+        struct umm__anon *a = umm__vma_at(i)->anon;
+        if (!a || a->let_go)
+            continue;
+        a->let_go = 1;
+        umm__ram_unpin(a->base, a->npages, 0);
+        if (a->fork_resv) {
+            umm__ram_unpin(a->fork_base[0], a->npages, 0);
+            umm__ram_unpin(a->fork_base[1], a->npages, 0);
+        }
+    }
+    for (struct umm__object *obj = umm__mm.objects; obj; obj = obj->next)
+        for (size_t i = 0; i < obj->nex; i++)
+            umm__ram_unpin(obj->ext[i].base, obj->ext[i].npages, 1);
+}
