@@ -361,45 +361,73 @@ static void widen_cow(struct umm__vma *v, uint64_t page, uint64_t *a, uint64_t *
  * in the mapping's private range, which is this process's alone (fork gave
  * each side a fresh one), map that writable, and drop the shared frame; the
  * other side takes it over at its own next write, or frees it if it let go
- * meanwhile.
+ * meanwhile.  While the writes are sequential, the next shared pages are
+ * copied with it (the read-ahead window): one host mapping and one trap for
+ * many pages.  Copying a private page early changes nothing anyone can see:
+ * after the fork each side's private pages are its own snapshot.
  */
 static enum umm__fault_result fault_cow_shared(struct umm__vma *v, uint64_t page, int *err)
 {
-    struct umm__pte *pte = umm__vma_pte(v, page);
-    umm__pfn src = pte->pfn, dst = umm__vma_anon_pfn(v, page);
-    umm__assert(src != dst);
-    uint32_t old = atomic_exchange(&umm__frame(dst)->ref, 1);
-    umm__assert(old == 0);
-    umm__ram_frames_live(dst, 1);
-    umm__vg_defined(umm__frame_addr(dst), UMM_PAGE_SIZE);
-    umm__vg_defined(umm__frame_addr(src), UMM_PAGE_SIZE);
-    memcpy(umm__frame_addr(dst), umm__frame_addr(src), UMM_PAGE_SIZE);
-    umm__vg_noaccess(umm__frame_addr(dst), UMM_PAGE_SIZE);
-    umm__vg_noaccess(umm__frame_addr(src), UMM_PAGE_SIZE);
+    uint64_t want = ra_window(v, page), n = 1;
+    if (want > umm__vma_pages(v) - page)
+        want = umm__vma_pages(v) - page;
+    while (n < want) { /* the shared pages that follow, as far as nobody holds them */
+        struct umm__pte *e = umm__vma_pte(v, page + n);
+        if (!umm__bittrylock(&e->flags))
+            break;
+        uint32_t g = atomic_load(&e->flags);
+        if ((g & (UMM__P_PRESENT | UMM__P_ANON | UMM__P_WRITE | UMM__P_SIGBUS)) != (UMM__P_PRESENT | UMM__P_ANON) ||
+            atomic_load(&umm__frame(e->pfn)->ref) < 2) {
+            umm__bitunlock(&e->flags, 0);
+            break;
+        }
+        n++;
+    }
+    umm__pfn dst = umm__vma_anon_pfn(v, page);
+    umm__vg_defined(umm__frame_addr(dst), n << UMM_PAGE_SHIFT);
+    for (uint64_t i = 0; i < n; i++) {
+        umm__pfn src = umm__vma_pte(v, page + i)->pfn;
+        umm__assert(src != dst + (umm__pfn)i);
+        uint32_t old = atomic_exchange(&umm__frame(dst + (umm__pfn)i)->ref, 1);
+        umm__assert(old == 0);
+        umm__vg_defined(umm__frame_addr(src), UMM_PAGE_SIZE);
+        memcpy(umm__frame_addr(dst + (umm__pfn)i), umm__frame_addr(src), UMM_PAGE_SIZE);
+        umm__vg_noaccess(umm__frame_addr(src), UMM_PAGE_SIZE);
+    }
+    umm__vg_noaccess(umm__frame_addr(dst), n << UMM_PAGE_SHIFT);
+    umm__ram_frames_live(dst, n);
     const uint32_t nf = UMM__P_PRESENT | UMM__P_ANON | UMM__P_WRITE;
     int prot = umm__host_prot(v, nf);
-    if (umm__host_map_frames(page_addr(v, page), UMM_PAGE_SIZE, prot, dst) != 0) {
+    if (umm__host_map_frames(page_addr(v, page), n << UMM_PAGE_SHIFT, prot, dst) != 0) {
         *err = errno;
-        atomic_store(&umm__frame(dst)->ref, 0);
-        umm__ram_discard(dst, 1);
-        umm__ram_frames_dead(dst, 1);
+        for (uint64_t i = 0; i < n; i++)
+            atomic_store(&umm__frame(dst + (umm__pfn)i)->ref, 0);
+        umm__ram_discard(dst, n);
+        umm__ram_frames_dead(dst, n);
+        release_ptes(v, page, n);
         return UMM__FAULT_SIGBUS;
     }
-    umm__vg_defined(page_addr(v, page), UMM_PAGE_SIZE);
-    populate(page_addr(v, page), 1, prot);
-    /* Out of the map count on the old frame, back in on the new one. */
-    umm__mc_update(v, page, page + 1, 0, nf, UMM__MC_NOLIMIT);
-    pte->pfn = dst;
-    charge(v, page, page + 1, nf);
-    if (atomic_fetch_sub(&umm__frame(src)->ref, 1) == 1) {
-        /* The other side let go meanwhile: the old frame was ours last. */
-        umm__ram_discard(src, 1);
-        umm__ram_frames_dead(src, 1);
-    } else {
-        umm__ram_count(1);
+    umm__vg_defined(page_addr(v, page), n << UMM_PAGE_SHIFT);
+    populate(page_addr(v, page), n, prot);
+    /* Out of the map count on the old frames, back in on the new ones. */
+    umm__mc_update(v, page, page + n, 0, nf, UMM__MC_NOLIMIT);
+    for (uint64_t i = 0; i < n; i++) {
+        struct umm__pte *e = umm__vma_pte(v, page + i);
+        umm__pfn src = e->pfn;
+        e->pfn = dst + (umm__pfn)i;
+        if (atomic_fetch_sub(&umm__frame(src)->ref, 1) == 1) {
+            /* The other side let go meanwhile: the old frame was ours last. */
+            umm__ram_discard(src, 1);
+            umm__ram_frames_dead(src, 1);
+        } else {
+            umm__ram_count(1);
+        }
     }
-    umm__noted(UMM_TRACE_COW, 1, 0, 1);
-    atomic_fetch_add(&umm__mm.cow_copies, 1);
+    charge(v, page, page + n, nf);
+    atomic_store_explicit(&v->ra_next, page + n, memory_order_relaxed);
+    umm__noted(UMM_TRACE_COW, 1, 0, n);
+    atomic_fetch_add(&umm__mm.cow_copies, n);
+    release_ptes(v, page, n);
     return UMM__FAULT_DONE;
 }
 
