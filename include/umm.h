@@ -31,8 +31,9 @@
  *     space, never memory that libumm does not own: that fails with EEXIST.
  *     Likewise umm_munmap() leaves memory that libumm does not own alone.
  *  4. SIGKILL cannot be caught: writes not yet written back are lost,
- *     bounded by the flush interval.  So are they after _exit(2) and
- *     exec: call umm_shutdown() first.
+ *     bounded by the flush interval.  So are they after exec: call
+ *     umm_shutdown() first.  After fork, see the README ("fork") for what
+ *     a process killed by SIGKILL leaves allocated.
  *
  * libumm stands in front of the C library's sigaction(), signal() and
  * pthread_create() (as the JVM's libjsig does): a handler the program
@@ -42,9 +43,12 @@
  * write-back for that signal; and every thread gets an alternate signal
  * stack, so a fault on an almost exhausted stack is still handled.
  *
- * Not yet implemented (fail with ENOSYS until their issue lands):
- *  - umm_fork() (copy-on-write across fork).  Until then a plain fork()
- *    shares libumm's private pages between parent and child.
+ * fork(2) keeps the kernel's promises (pthread_atfork handlers): private
+ * pages are copy-on-write between parent and child, shared pages stay
+ * shared.  umm_fork() is fork() that fails with ENOMEM, instead of
+ * aborting, when libumm's RAM has no room for the copies.  _exit(2) and
+ * _Exit write dirty pages back as exit() does (libumm stands in front of
+ * them); after fork umm_stats() counts frames for the whole family.
  */
 #ifndef UMM_H
 #define UMM_H

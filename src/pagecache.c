@@ -378,6 +378,28 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
 }
 
 /*
+ * After fork another process may map a clean page-cache frame, and only
+ * its own entries could take it away: dropping the frame would show it
+ * zeros.  So there the clean pages are read again from the file in place,
+ * which every process sees at once, as it would the file's new bytes.
+ */
+static void object_refresh(struct umm__object *obj, uint64_t fpage, uint64_t n)
+{
+    uint64_t fsize;
+    umm__object_filepages(obj, &fsize);
+    for (uint64_t p = fpage; p < fpage + n; p++) {
+        if (extent_index(obj, p) < 0)
+            continue;
+        umm__pfn pfn = umm__object_pfn(obj, p);
+        umm__frame_lock(pfn);
+        uint32_t fl = atomic_load(&umm__frame(pfn)->flags);
+        if ((fl & UMM__F_UPTODATE) && !(fl & UMM__F_DIRTY))
+            umm__object_read(obj, p, 1, fsize);
+        umm__frame_unlock(pfn);
+    }
+}
+
+/*
  * Drop the clean pages of [fpage, fpage+n) from every mapping (private
  * copies stay: they are the mappings' own) and from the cache, so the next
  * touch reads the file again, or zeros for anonymous memory.  Dirty pages
@@ -385,6 +407,10 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
  */
 void umm__object_drop(struct umm__object *obj, uint64_t fpage, uint64_t n)
 {
+    if (umm__mm.forked && !obj->anon) {
+        object_refresh(obj, fpage, n);
+        return;
+    }
     for (struct umm__vma *v = obj->rmap; v; v = v->rnext) {
         uint64_t vs = v->fpage, ve = v->fpage + umm__vma_pages(v);
         uint64_t a = fpage > vs ? fpage : vs, b = fpage + n < ve ? fpage + n : ve;
