@@ -707,7 +707,11 @@ static void killed(const struct world *w)
 {
     if (w->mm->is_umm && libumm_started())
         tap_bail("test-fork: libumm already started before the SIGKILL sandbox; run it first");
-    struct killed_result kr = { RES_LOST, 0, 0, -1, -1 };
+    struct killed_result kr;
+    memset(&kr, 0, sizeof kr); /* padding too: the struct goes through a pipe */
+    kr.child = RES_LOST;
+    kr.rise = -1;
+    kr.excess = -1;
     int p[2];
     if (pipe(p) != 0)
         tap_bail("pipe: %s", strerror(errno));
