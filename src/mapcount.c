@@ -37,12 +37,14 @@
  * again (umm__mc_squeeze), and keeps to what the host gave from then on.
  */
 #include "umm-int.h"
+#include "vg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
 #define DEFAULT_BUDGET 40000
+#define VALGRIND_BUDGET 4000
 
 static _Atomic uint32_t lock;     /* the count's lock: innermost */
 static _Atomic uint64_t count;    /* host mappings of libumm's pages */
@@ -61,7 +63,11 @@ static void budget_init(void)
 {
     if (atomic_load(&budget))
         return;
-    uint64_t b = DEFAULT_BUDGET, cap = UINT64_MAX;
+    /* Valgrind keeps its own table of the host's mappings, of fixed size
+     * (VG_N_SEGMENTS: it aborts at about 15,000 separate mappings, two
+     * table entries each with the gaps between), so under it the budget
+     * is much smaller: pages are then joined and released sooner. */
+    uint64_t b = umm__vg_running() ? VALGRIND_BUDGET : DEFAULT_BUDGET, cap = UINT64_MAX;
     FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
     unsigned long long max;
     if (f) {
