@@ -7,6 +7,7 @@
  * at the latest when the program exits.
  */
 #include "umm-int.h"
+#include "vg.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -47,11 +48,16 @@ static void init_once(void)
 
 int umm__init(void)
 {
+    static _Atomic int vg_checked;
     pthread_once(&once, init_once);
     if (init_errno) {
         errno = init_errno;
         return -1;
     }
+    /* After start-up, not in it: the check maps a page (trap.c). */
+    if (umm__vg_running() && !atomic_load_explicit(&vg_checked, memory_order_relaxed) &&
+        !atomic_exchange(&vg_checked, 1))
+        umm__trap_selfcheck();
     return 0;
 }
 

@@ -226,3 +226,55 @@ int umm__trap_init(void)
     atomic_store(&installed, 1);
     return 0;
 }
+
+/* ------------------------------------------------ Valgrind's registers */
+
+/*
+ * The trap restarts the faulting instruction with the registers the signal
+ * frame holds.  Under Valgrind those are exact at a memory access only with
+ * --vex-iropt-register-updates=allregs-at-mem-access; by default a register
+ * changed just before the access may be stale there, and the restarted
+ * instruction then uses the old value (a store went to the wrong address
+ * and crashed the program).  So, once, under Valgrind, libumm tries it: a
+ * register is changed and used by a store to a page that is not resident,
+ * and the store must land where the new value says.  If it does not, one
+ * sentence on stderr says what to do.  x86-64 only (the probe is assembly).
+ */
+void umm__trap_selfcheck(void)
+{
+#if defined(__x86_64__)
+    uint64_t saved[] = { atomic_load(&umm__mm.faults), atomic_load(&umm__mm.pages_read),
+                         atomic_load(&umm__mm.pages_written), atomic_load(&umm__mm.cow_copies),
+                         atomic_load(&umm__mm.signals) };
+    int was_tracing = atomic_exchange(&tracing, 0);
+    char *page = umm_mmap(NULL, UMM_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page != MAP_FAILED) {
+        /* The indirect jump ends Valgrind's block, so rax = page is in
+         * its register state; the add and the store share the next one. */
+        __asm__ volatile("mov %[p], %%rax\n\t"
+                         "lea 1f(%%rip), %%rcx\n\t"
+                         "jmp *%%rcx\n"
+                         "1:\n\t"
+                         "add $64, %%rax\n\t"
+                         "movq $0x5a5a5a5a, (%%rax)\n\t"
+                         :
+                         : [p] "r"(page)
+                         : "rax", "rcx", "memory");
+        int exact = *(volatile uint64_t *)(page + 64) == 0x5a5a5a5a;
+        umm_munmap(page, UMM_PAGE_SIZE);
+        if (!exact) {
+            static const char msg[] =
+                "libumm: Valgrind is running without --vex-iropt-register-updates=allregs-at-mem-access, "
+                "so an instruction that libumm restarts after a fault may use stale registers and crash; "
+                "add that option to the valgrind command line.\n";
+            (void)!write(2, msg, sizeof msg - 1);
+        }
+    }
+    atomic_store(&tracing, was_tracing);
+    atomic_store(&umm__mm.faults, saved[0]);
+    atomic_store(&umm__mm.pages_read, saved[1]);
+    atomic_store(&umm__mm.pages_written, saved[2]);
+    atomic_store(&umm__mm.cow_copies, saved[3]);
+    atomic_store(&umm__mm.signals, saved[4]);
+#endif
+}

@@ -320,6 +320,9 @@ int umm__populate(struct umm__vma *v, uintptr_t start, uintptr_t end, int write)
 
 /* ----------------------------------------------------------------- trap.c */
 int umm__trap_init(void);
+/* Under Valgrind: are restarted instructions' registers exact?  Says so
+ * on stderr, once, when not. */
+void umm__trap_selfcheck(void);
 /* Map page `page` of v to an empty memfd, so that the program's next access
  * raises a real SIGBUS; 0 or -1.  The page's entry is held. */
 int umm__arm_sigbus(struct umm__vma *v, uint64_t page);
