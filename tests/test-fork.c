@@ -632,6 +632,10 @@ struct killed_result {
     int64_t excess; /* frames above the baseline once the parent unmapped */
 };
 
+/* How the child ends: SIGKILL while it holds its copies, or exec (the
+ * new program has no libumm: the memfd is close-on-exec), then SIGKILL. */
+static int kill_by_exec;
+
 /* The parent's side, run in a process of its own (see killed()). */
 static void killed_run(const struct world *w, struct killed_result *kr)
 {
@@ -649,10 +653,14 @@ static void killed_run(const struct world *w, struct killed_result *kr)
     const int64_t at_fork = umm ? (int64_t)stat_get("frames") : 0;
     struct chan c;
     chan_open(&c);
+    int ex[2]; /* close-on-exec: the parent reads its end's EOF at the exec */
+    if (pipe2(ex, O_CLOEXEC) != 0)
+        tap_bail("pipe2: %s", strerror(errno));
     pid_t pid = spawn(w);
     if (pid == 0) {
         child_start();
         chan_side(&c, 1);
+        close(ex[0]);
         for (size_t pg = 0; pg < KILL_PAGES; pg++) {
             mark(pa, wa, pg, 0xb1);
             mark(pf, wf, pg, 0xb2);
@@ -660,14 +668,24 @@ static void killed_run(const struct world *w, struct killed_result *kr)
         if (!same(pa, wa, len) || !same(pf, wf, len))
             exit(CK_OWN);
         say(c.c2p[1]);
+        if (kill_by_exec) {
+            execl("/bin/sleep", "sleep", "60", (char *)NULL);
+            exit(CK_SYNC);
+        }
         for (;;)
             pause(); /* holding its copies until SIGKILL (or its alarm) */
     }
     chan_side(&c, 0);
+    close(ex[1]);
     kr->child = RES_NOFORK;
     kr->fork_errno = fork_errno;
     if (pid > 0) {
         int heard = hear(c.c2p[0]) == 0;
+        if (kill_by_exec) { /* wait for the exec itself: EOF on ex[0] */
+            struct pollfd e = { ex[0], POLLIN, 0 };
+            char b;
+            heard = heard && poll(&e, 1, HEAR_SECONDS * 1000) == 1 && read(ex[0], &b, 1) == 0;
+        }
         /* Frames are counted for every process forked from this one. */
         kr->rise = umm ? (int64_t)stat_get("frames") - at_fork : 0;
         kill(pid, SIGKILL);
@@ -675,6 +693,7 @@ static void killed_run(const struct world *w, struct killed_result *kr)
         kr->child = heard && r == RES_SIGNAL + SIGKILL ? 0 : r == RES_SIGNAL + SIGKILL ? CK_SYNC : r;
     }
     chan_close(&c, 0);
+    close(ex[0]);
     /* The models are this process's own: the child's marks are not in them. */
     kr->intact = same(pa, wa, len) && same(pf, wf, len);
     w->mm->munmap(pa, len);
@@ -732,19 +751,21 @@ static void killed(const struct world *w)
     if (!got)
         tap_diag("the SIGKILL sandbox did not report: %s", describe(sbr));
     fork_errno = kr.fork_errno;
-    report(w, kr.child, "SIGKILL: a child holding copies of %d private pages is killed", 2 * KILL_PAGES);
-    ok(got && kr.intact, "%s: the parent's private pages are its own after the child's SIGKILL", w->label);
+    const char *how = kill_by_exec ? "exec" : "SIGKILL";
+    report(w, kr.child, "%s: a child holding copies of %d private pages %s", how, 2 * KILL_PAGES,
+           kill_by_exec ? "calls exec" : "is killed");
+    ok(got && kr.intact, "%s: the parent's private pages are its own after the child's %s", w->label, how);
     if (w->mm->is_umm) {
         if (got && kr.child != RES_NOFORK)
-            tap_diag("a child SIGKILLed while holding %d private pages: %lld frames came with its copies, "
+            tap_diag("a child ended by %s while holding %d private pages: %lld frames came with its copies, "
                  "%lld stayed above the baseline once the parent had unmapped everything",
-                 2 * KILL_PAGES, (long long)kr.rise, (long long)kr.excess);
+                 how, 2 * KILL_PAGES, (long long)kr.rise, (long long)kr.excess);
         /* The README's bound: what it had resident, its private copies
          * and its share of the page cache (the file's pages stay cached
          * while its pin on their extent lives). */
         ok(got && kr.excess > 0 && kr.excess <= 3 * KILL_PAGES,
-           "%s: frames left by the SIGKILLed child: more than 0, at most its %d private pages and the "
-           "%d pages of the file it had cached", w->label, 2 * KILL_PAGES, KILL_PAGES);
+           "%s: frames left by the child (%s): more than 0, at most its %d private pages and the "
+           "%d pages of the file it had cached", w->label, how, 2 * KILL_PAGES, KILL_PAGES);
     }
 }
 
@@ -1037,10 +1058,12 @@ int main(void)
 
     /* The kernel first: it proves every assertion, and runs before this
      * process starts libumm (the SIGKILL sandbox needs that). */
-    killed(&kernel_world);
+    for (kill_by_exec = 0; kill_by_exec < 2; kill_by_exec++)
+        killed(&kernel_world);
     scenarios(&kernel_world);
 
-    killed(&umm_world);
+    for (kill_by_exec = 0; kill_by_exec < 2; kill_by_exec++)
+        killed(&umm_world);
     scenarios(&umm_world);
     /* A plain fork() of a program using libumm: the atfork handlers. */
     cow(&umm_plain_world, 0);
