@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static sigset_t saved_mask; /* the forking thread's, restored on both sides */
@@ -141,6 +142,19 @@ static void rehome(int side)
             umm__ram_unpin(old, a->npages, 0);
         /* The other side's reservation is the other side's to hold. */
     }
+    /* The child, as the kernel's: no MADV_DONTFORK mappings, and zeros in
+     * MADV_WIPEONFORK ones.  Their pages were shared like all others, so
+     * the child lets go of them as munmap and MADV_DONTNEED would. */
+    for (size_t i = 0; side == 1 && i < umm__vma_count();) {
+        struct umm__vma *v = umm__vma_at(i);
+        if (v->vflags & UMM__V_DONTFORK) {
+            umm__unmap_vma(v); /* the set shifts down: i is the next one */
+            continue;
+        }
+        if (v->vflags & UMM__V_WIPEONFORK)
+            umm__vma_release_pages(v, 0, umm__vma_pages(v));
+        i++;
+    }
     for (size_t i = 0; i < umm__vma_count(); i++) {
         struct umm__vma *v = umm__vma_at(i);
         if (v->obj)
@@ -214,26 +228,46 @@ pid_t umm_fork(void)
  * while another thread runs (it might still touch a mapping): what such a
  * process held stays until the family ends, as after SIGKILL.
  */
+static int count_threads_once(int want);
+
+/* Is this the process's only thread (besides the daemon's, if it runs)?
+ * A thread just joined may still be counted for a moment: look again. */
 static int only_thread(void)
+{
+    int want = 1 + umm__daemon_running(); /* the daemon's never touches a mapping */
+    for (int tries = 0; tries < 20; tries++) {
+        int n = count_threads_once(want);
+        if (n <= 0)
+            return n == 0;
+        struct timespec ms = { 0, 1000000 };
+        nanosleep(&ms, NULL); /* async-signal-safe */
+    }
+    return 0;
+}
+
+/* 0: at most want threads; 1: more; -1: cannot tell. */
+static int count_threads_once(int want)
 {
     /* open and read, not stdio: this also runs in signal handlers. */
     char buf[4096];
     int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
+        return -1;
+    ssize_t len = read(fd, buf, sizeof buf - 1);
     close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
+    if (len <= 0)
+        return -1;
+    buf[len] = 0;
     const char *t = strstr(buf, "\nThreads:");
     if (!t)
-        return 0;
+        return -1;
     t += strlen("\nThreads:");
     while (*t == ' ' || *t == '\t')
         t++;
-    int want = 1 + umm__daemon_running(); /* the daemon's never touches a mapping */
-    return t[0] == '0' + want && (t[1] == '\n' || t[1] == 0);
+    int n = 0;
+    while (*t >= '0' && *t <= '9')
+        n = n * 10 + (*t++ - '0');
+    return n > want ? 1 : n > 0 ? 0 : -1;
 }
 
 __attribute__((destructor)) static void fork_exit(void)
@@ -290,5 +324,5 @@ void umm__fork_let_go(void)
     }
     for (struct umm__object *obj = umm__mm.objects; obj; obj = obj->next)
         for (size_t i = 0; i < obj->nex; i++)
-            umm__ram_unpin(obj->ext[i].base, obj->ext[i].npages, 1);
+            umm__extent_release(obj, &obj->ext[i]);
 }

@@ -297,11 +297,14 @@ void umm__ram_pin(umm__pfn first, uint64_t npages)
  * Drop this process's hold on a run.  Chunks nothing else holds go back to
  * the allocator; with cache (page-cache extents) their frames are scrubbed
  * first (private frames were discarded when their last reference went).
+ * Returns what is left of the first chunk's count (for an extent, whose
+ * chunks are held together: 0 when it is gone; the caller serialises).
  */
-void umm__ram_unpin(umm__pfn first, uint64_t npages, int cache)
+uint32_t umm__ram_unpin(umm__pfn first, uint64_t npages, int cache)
 {
     uint64_t c = first / CHUNK_PAGES, n = chunks_of(npages), run = 0;
     int64_t uptodate = 0;
+    uint32_t left = atomic_load(&umm__ram.chunkref[c]) - 1; /* the first chunk's, after */
     umm__assert(first % CHUNK_PAGES == 0);
     for (uint64_t i = c; i < c + n; i++) {
         uint32_t old = atomic_fetch_sub_explicit(&umm__ram.chunkref[i], 1, memory_order_acq_rel);
@@ -317,6 +320,7 @@ void umm__ram_unpin(umm__pfn first, uint64_t npages, int cache)
     }
     chunks_free(c + n - run, run);
     umm__ram_count(-uptodate);
+    return left;
 }
 
 /* Private frames [first, first+n) came to life (reference 0 -> 1): they

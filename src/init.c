@@ -37,7 +37,7 @@ static void at_exit(void)
 
 static void init_once(void)
 {
-    if (umm__ram_init() != 0 || umm__trap_init() != 0 || umm__fork_init() != 0) {
+    if (umm__ram_init() != 0 || umm__pagecache_init() != 0 || umm__trap_init() != 0 || umm__fork_init() != 0) {
         init_errno = errno ? errno : ENOMEM;
         return;
     }

@@ -575,6 +575,10 @@ static int remove_range(struct umm__vma *v, uint64_t from, uint64_t to)
         fallocate(obj->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(fp << UMM_PAGE_SHIFT),
                   (off_t)(n << UMM_PAGE_SHIFT)) != 0)
         return errno;
+    if (umm__mm.forked) {
+        umm__object_punch(obj, fp, n);
+        return 0;
+    }
     /* Every mapping of these pages now sees zeros: their dirty bytes are
      * gone with the hole, and the pages are dropped everywhere. */
     for (uint64_t p = fp; p < fp + n; p++) {
@@ -624,8 +628,18 @@ static int advise_one(struct umm__vma *v, uint64_t from, uint64_t to, int advice
         return e == EACCES ? EINVAL : e ? EFAULT : 0;
     }
     case MADV_WIPEONFORK: /* private anonymous memory only; a private /dev/zero has a file */
-        return (v->obj || shared || (v->vflags & UMM__V_DEVZERO)) ? EINVAL : 0;
+        if (v->obj || shared || (v->vflags & UMM__V_DEVZERO))
+            return EINVAL;
+        v->vflags |= UMM__V_WIPEONFORK;
+        return 0;
     case MADV_KEEPONFORK: /* undoing it is allowed anywhere, as in the kernel */
+        v->vflags &= ~UMM__V_WIPEONFORK;
+        return 0;
+    case MADV_DONTFORK:
+        v->vflags |= UMM__V_DONTFORK;
+        return 0;
+    case MADV_DOFORK:
+        v->vflags &= ~UMM__V_DONTFORK;
         return 0;
     case 25: /* MADV_COLLAPSE */
         return EINVAL;
@@ -655,7 +669,9 @@ int umm_madvise(void *addr, size_t length, int advice)
     sigset_t saved;
     umm__enter(&saved);
     int err = 0, unmapped = 0;
-    int splits = advice == MADV_NORMAL || advice == MADV_RANDOM || advice == MADV_SEQUENTIAL;
+    int splits = advice == MADV_NORMAL || advice == MADV_RANDOM || advice == MADV_SEQUENTIAL ||
+                 advice == MADV_DONTFORK || advice == MADV_DOFORK || advice == MADV_WIPEONFORK ||
+                 advice == MADV_KEEPONFORK;
     int populate = advice == 22 || advice == 23; /* MADV_POPULATE_(READ|WRITE) */
     if (splits && (umm__vma_split(start) != 0 || umm__vma_split(end) != 0))
         err = ENOMEM;
@@ -722,6 +738,13 @@ int umm_prefault(void *addr, size_t length, int prot)
 }
 
 /* ------------------------------------------------------------ at exit */
+
+/* A fork child's MADV_DONTFORK mapping: gone from the child, as under the
+ * kernel (its pages were shared at the fork like any other: let go). */
+void umm__unmap_vma(struct umm__vma *v)
+{
+    unmap_range(v->start, v->end, 1);
+}
 
 void umm__unmap_all(void)
 {

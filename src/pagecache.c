@@ -19,6 +19,14 @@
  *
  * Object lists and extents change only with umm__mm.lock held for writing;
  * faults (lock held for reading) only read them.
+ *
+ * Every process forked from the program shares one page cache, as under the
+ * kernel: the extents of files are listed in an index in shared memory
+ * (below), and a process that needs frames for file pages first adopts the
+ * extent another process of the family placed there, so that a file mapped
+ * anew after the fork, by either side, still shows the same frames.  The
+ * objects themselves (open file, list of extents, reverse map) are each
+ * process's own.
  */
 #include "umm-int.h"
 #include "vg.h"
@@ -79,7 +87,114 @@ uint64_t umm__object_run(struct umm__object *obj, uint64_t fpage, uint64_t max)
     return left < max ? left : max;
 }
 
-static int extent_add(struct umm__object *obj, uint64_t fpage, uint64_t npages)
+/* ------------------------------------------- the family's extent index */
+
+/*
+ * A hash table in shared memory, from (device, inode) to the extents of
+ * that file, under one lock (a futex shared by the family).  Entries are
+ * added when a process places an extent, found when another needs the same
+ * pages, and removed by whichever process lets go of the extent last (all
+ * under the lock, so nobody adopts an extent being freed).  The table is
+ * reserved large (NORESERVE: memory only for the entries used); should it
+ * fill, new extents are simply not listed, and only their own process sees
+ * them (as README "fork" says of that case).
+ */
+#define IDX_BUCKETS 65536u
+#define IDX_ENTRIES ((uint64_t)1 << 20)
+
+struct idx_entry {
+    uint64_t next;           /* index + 1 of the next in the bucket; 0: none */
+    uint64_t dev, ino;
+    uint64_t fpage, npages;
+    umm__pfn base;
+};
+
+struct idx {
+    _Atomic uint32_t lock;
+    uint64_t used;           /* entries ever handed out */
+    uint64_t free;           /* index + 1 of a free entry (a list) */
+    uint64_t bucket[IDX_BUCKETS];
+    struct idx_entry ent[];
+};
+
+static struct idx *idx;
+
+int umm__pagecache_init(void)
+{
+    size_t len = sizeof(struct idx) + IDX_ENTRIES * sizeof(struct idx_entry);
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return -1;
+    idx = m;
+    return 0;
+}
+
+static uint64_t *idx_bucket(uint64_t dev, uint64_t ino)
+{
+    uint64_t h = (dev * 0x9e3779b97f4a7c15ull) ^ (ino * 0xc2b2ae3d27d4eb4full);
+    return &idx->bucket[(h >> 32) % IDX_BUCKETS];
+}
+
+static void idx_lock(void)
+{
+    umm__bitlock(&idx->lock, 1);
+}
+
+static void idx_unlock(void)
+{
+    umm__bitunlock(&idx->lock, 1);
+}
+
+/* The extent of obj's file that holds fpage, or NULL; in *next_start the
+ * first page of the next extent after fpage (UINT64_MAX: none).  Locked. */
+static struct idx_entry *idx_find(const struct umm__object *obj, uint64_t fpage, uint64_t *next_start)
+{
+    *next_start = UINT64_MAX;
+    for (uint64_t i = *idx_bucket(obj->dev, obj->ino); i; i = idx->ent[i - 1].next) {
+        struct idx_entry *e = &idx->ent[i - 1];
+        if (e->dev != (uint64_t)obj->dev || e->ino != (uint64_t)obj->ino)
+            continue;
+        if (fpage >= e->fpage && fpage < e->fpage + e->npages)
+            return e;
+        if (e->fpage > fpage && e->fpage < *next_start)
+            *next_start = e->fpage;
+    }
+    return NULL;
+}
+
+static void idx_add(const struct umm__object *obj, const struct umm__extent *x)
+{
+    uint64_t i;
+    if (idx->free) {
+        i = idx->free;
+        idx->free = idx->ent[i - 1].next;
+    } else if (idx->used < IDX_ENTRIES) {
+        i = ++idx->used;
+    } else {
+        return; /* full: this extent is this process's alone */
+    }
+    uint64_t *b = idx_bucket(obj->dev, obj->ino);
+    idx->ent[i - 1] = (struct idx_entry){ *b, obj->dev, obj->ino, x->fpage, x->npages, x->base };
+    *b = i;
+}
+
+static void idx_remove(const struct umm__object *obj, const struct umm__extent *x)
+{
+    for (uint64_t *pp = idx_bucket(obj->dev, obj->ino); *pp; pp = &idx->ent[*pp - 1].next) {
+        struct idx_entry *e = &idx->ent[*pp - 1];
+        if (e->base == x->base && e->dev == (uint64_t)obj->dev && e->ino == (uint64_t)obj->ino) {
+            uint64_t i = *pp;
+            *pp = e->next;
+            e->next = idx->free;
+            idx->free = i;
+            return;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ extents */
+
+static int extent_insert(struct umm__object *obj, uint64_t fpage, uint64_t npages, umm__pfn base)
 {
     if (obj->nex == obj->capex) {
         size_t cap = obj->capex ? obj->capex * 2 : 4;
@@ -89,9 +204,6 @@ static int extent_add(struct umm__object *obj, uint64_t fpage, uint64_t npages)
         obj->ext = e;
         obj->capex = cap;
     }
-    umm__pfn base;
-    if (umm__ram_alloc(npages, &base) != 0)
-        return -1;
     size_t i = 0;
     while (i < obj->nex && obj->ext[i].fpage < fpage)
         i++;
@@ -101,25 +213,86 @@ static int extent_add(struct umm__object *obj, uint64_t fpage, uint64_t npages)
     return 0;
 }
 
+/* Does [fpage, fpage+n) meet one of obj's extents? */
+static int overlaps(const struct umm__object *obj, uint64_t fpage, uint64_t n)
+{
+    for (size_t k = 0; k < obj->nex; k++)
+        if (obj->ext[k].fpage < fpage + n && fpage < obj->ext[k].fpage + obj->ext[k].npages)
+            return 1;
+    return 0;
+}
+
+/* Place frames for page p (not covered by obj) and as many after it as
+ * [p, end) allows: adopt the family's extent there, or place a new one up
+ * to the next extent (obj's or the family's).  Index locked for files. */
+static int extent_place(struct umm__object *obj, uint64_t p, uint64_t end)
+{
+    uint64_t gap_end = end;
+    for (size_t k = 0; k < obj->nex; k++)
+        if (obj->ext[k].fpage > p && obj->ext[k].fpage < gap_end)
+            gap_end = obj->ext[k].fpage;
+    int listed = !obj->anon;
+    if (listed) {
+        uint64_t next;
+        struct idx_entry *e = idx_find(obj, p, &next);
+        if (e && !overlaps(obj, e->fpage, e->npages)) { /* another process placed it: share it */
+            if (extent_insert(obj, e->fpage, e->npages, e->base) != 0)
+                return -1;
+            umm__ram_pin(e->base, e->npages);
+            return 0;
+        }
+        if (e) /* only after the index was full: keep this one to ourselves */
+            listed = 0;
+        else if (next < gap_end)
+            gap_end = next;
+    }
+    umm__pfn base;
+    if (umm__ram_alloc(gap_end - p, &base) != 0)
+        return -1;
+    if (extent_insert(obj, p, gap_end - p, base) != 0) {
+        umm__ram_unpin(base, gap_end - p, 1);
+        return -1;
+    }
+    if (listed)
+        idx_add(obj, &obj->ext[extent_index(obj, p)]);
+    return 0;
+}
+
+/* Let go of extent x of obj: the last process of the family to hold it
+ * scrubs and frees its frames, and takes it out of the index. */
+void umm__extent_release(struct umm__object *obj, struct umm__extent *x)
+{
+    if (obj->anon) {
+        umm__ram_unpin(x->base, x->npages, 1);
+        return;
+    }
+    idx_lock();
+    if (umm__ram_unpin(x->base, x->npages, 1) == 0)
+        idx_remove(obj, x);
+    idx_unlock();
+}
+
 /* Place frames for every page of [fpage, fpage+npages) not placed yet. */
 int umm__object_cover(struct umm__object *obj, uint64_t fpage, uint64_t npages)
 {
     uint64_t p = fpage, end = fpage + npages;
+    int rc = 0;
+    if (!obj->anon)
+        idx_lock();
     while (p < end) {
         int i = extent_index(obj, p);
         if (i >= 0) {
             p = obj->ext[i].fpage + obj->ext[i].npages;
             continue;
         }
-        uint64_t gap_end = end;
-        for (size_t k = 0; k < obj->nex; k++)
-            if (obj->ext[k].fpage > p && obj->ext[k].fpage < gap_end)
-                gap_end = obj->ext[k].fpage;
-        if (extent_add(obj, p, gap_end - p) != 0)
-            return -1;
-        p = gap_end;
+        if (extent_place(obj, p, end) != 0) {
+            rc = -1;
+            break;
+        }
     }
-    return 0;
+    if (!obj->anon)
+        idx_unlock();
+    return rc;
 }
 
 /* Let go of obj's frames (the last process holding an extent scrubs and
@@ -128,7 +301,7 @@ int umm__object_cover(struct umm__object *obj, uint64_t fpage, uint64_t npages)
 static void object_free(struct umm__object *obj)
 {
     for (size_t i = 0; i < obj->nex; i++)
-        umm__ram_unpin(obj->ext[i].base, obj->ext[i].npages, 1);
+        umm__extent_release(obj, &obj->ext[i]);
     free(obj->ext);
     if (obj->fd >= 0)
         close(obj->fd);
@@ -395,6 +568,35 @@ static void object_refresh(struct umm__object *obj, uint64_t fpage, uint64_t n)
         uint32_t fl = atomic_load(&umm__frame(pfn)->flags);
         if ((fl & UMM__F_UPTODATE) && !(fl & UMM__F_DIRTY))
             umm__object_read(obj, p, 1, fsize);
+        umm__frame_unlock(pfn);
+    }
+}
+
+/*
+ * MADV_REMOVE after fork: the file has a hole at [fpage, fpage+n) and every
+ * process must see zeros there.  The frames are zeroed in place (another
+ * process may map them), and this process's mappings lose write permission
+ * so that a later write here is caught as dirty again.  A page stays dirty
+ * only while another process can still write it without a fault: the
+ * zeros (or what it writes next) then go to the file at the next
+ * write-back, which is what the hole holds anyway.
+ */
+void umm__object_punch(struct umm__object *obj, uint64_t fpage, uint64_t n)
+{
+    rmap_write_protect(obj, fpage, n);
+    for (uint64_t p = fpage; p < fpage + n; p++) {
+        if (extent_index(obj, p) < 0)
+            continue;
+        umm__pfn pfn = umm__object_pfn(obj, p);
+        struct umm__frame *f = umm__frame(pfn);
+        umm__frame_lock(pfn);
+        if (atomic_load(&f->flags) & UMM__F_UPTODATE) {
+            umm__vg_defined(umm__frame_addr(pfn), UMM_PAGE_SIZE);
+            memset(umm__frame_addr(pfn), 0, UMM_PAGE_SIZE);
+            umm__vg_noaccess(umm__frame_addr(pfn), UMM_PAGE_SIZE);
+        }
+        if (atomic_load(&f->ref) == 0 && (atomic_fetch_and(&f->flags, ~UMM__F_DIRTY) & UMM__F_DIRTY))
+            atomic_fetch_sub(&obj->ndirty, 1);
         umm__frame_unlock(pfn);
     }
 }

@@ -88,7 +88,7 @@ int umm__ram_alloc(uint64_t npages, umm__pfn *out);
 /* Holders of a run: a forked child pins what its parent held; each process
  * unpins when it lets go (cache: page-cache frames, scrubbed at the last). */
 void umm__ram_pin(umm__pfn first, uint64_t npages);
-void umm__ram_unpin(umm__pfn first, uint64_t npages, int cache);
+uint32_t umm__ram_unpin(umm__pfn first, uint64_t npages, int cache);
 /* A private frame's reference count went 0 -> 1 (live) or 1 -> 0 (dead,
  * discarded by the caller): it keeps its chunk while it lives. */
 void umm__ram_frames_live(umm__pfn first, uint64_t n);
@@ -160,8 +160,14 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
 void umm__object_drop(struct umm__object *obj, uint64_t fpage, uint64_t n);
 /* The same for msync(MS_INVALIDATE): files only. */
 void umm__object_invalidate(struct umm__object *obj, uint64_t fpage, uint64_t n);
+/* MADV_REMOVE's zeros, after fork (the frames may be mapped elsewhere). */
+void umm__object_punch(struct umm__object *obj, uint64_t fpage, uint64_t n);
 int umm__writeback_all(int sync);
 int umm__object_may_be_dirty(const struct umm__object *obj);
+/* The family's index of page-cache extents (shared memory, made at start). */
+int umm__pagecache_init(void);
+/* Let go of one of obj's extents (the last process out frees it). */
+void umm__extent_release(struct umm__object *obj, struct umm__extent *e);
 
 /* ------------------------------------------------------------------ vma.c */
 
@@ -201,6 +207,8 @@ struct umm__anon {
 #define UMM__V_MAYWRITE 0x2  /* PROT_WRITE may be granted (fd mode) */
 #define UMM__V_MAYEXEC  0x4  /* PROT_EXEC may be granted (not noexec) */
 #define UMM__V_DEVZERO  0x8  /* MAP_PRIVATE of /dev/zero: anonymous, yet it has a file */
+#define UMM__V_DONTFORK 0x10 /* MADV_DONTFORK: not in a child of fork */
+#define UMM__V_WIPEONFORK 0x20 /* MADV_WIPEONFORK: zeros in a child of fork */
 
 struct umm__vma {
     uintptr_t start, end;
@@ -360,6 +368,7 @@ void umm__fork_let_go(void);
 /* ----------------------------------------------------------------- mman.c */
 /* Unmap every mapping (a process of a fork family at exit). */
 void umm__unmap_all(void);
+void umm__unmap_vma(struct umm__vma *v);
 
 /* --------------------------------------------------------------- daemon.c */
 int umm__daemon_start(void);

@@ -19,12 +19,15 @@
  * also runs with both worlds on the kernel (the "self-check", and
  * --kernel-only), which proves the test itself.
  *
- *   test-differential [--seeds N] [--ops N] [--seed S] [--kernel-only] [--verbose]
+ *   test-differential [--seeds N] [--first S] [--ops N] [--seed S] [--kernel-only] [--forks N | --no-fork]
+ *                     [--verbose]
  *
  * Without --seed it runs seeds 1..N against libumm (and, unless
  * --kernel-only, a fifth as many kernel-vs-kernel first); a failing seed
  * prints its operation log as TAP diagnostics, and `--seed S --verbose`
- * replays it.
+ * replays it.  All seeds run in one process, so one can fail only after
+ * another left something behind in libumm (a fork family, say): --first S
+ * starts at seed S instead of 1, to find the one.
  *
  * How the worlds line up.  Each world has its own "arena", a run of
  * ARENA_PAGES pages reserved by that world's own mmap (a PROT_NONE private
@@ -61,12 +64,35 @@
  * depending on the file system and on timing), so from then on those bytes
  * are not compared.
  *
+ * Fork.  Before about one operation in 200 (at most MAX_FORKS times a
+ * seed, so once in most seeds; --forks N or UMM_TEST_FORKS=N for up to N,
+ * --no-fork or 0 for none) the test process forks -- one fork covers both
+ * worlds, which live in it -- by umm_fork() in odd seeds and by plain
+ * fork() (libumm's pthread_atfork handlers) in even ones.  The child runs
+ * 20 to 40 operations of its own on both worlds, comparing as above (its
+ * model is the parent's, less the pages under MADV_DONTFORK: holes of the
+ * arena in the child), and ends in one of four ways: umm_shutdown() and
+ * _exit(); unmapping everything, comparing the files, umm_shutdown() and
+ * _exit(); exit(); or _exit() alone.  Each must leave the child's
+ * MAP_SHARED writes in libumm's files (the kernel's page cache had them at
+ * once).  The parent waits -- the two never run at once -- takes the
+ * child's log over (its lines read "parent op>child op"), and compares
+ * every page it can read in both worlds: its private pages must not show
+ * the child's writes, its shared ones must.  Then the files, as above.
+ * What the worlds do to pages under MADV_WIPEONFORK needs no model: the
+ * child compares them.  The forks' decisions come from their own stream
+ * of randomness, so a seed runs the same operations in the parent with
+ * forks and without them.  Should umm_fork() fail with ENOSYS (a libumm
+ * without fork), those seeds fork() instead, and say so once.
+ *
  * Not covered here: MADV_FREE (the kernel frees lazily, so what a read
  * returns afterwards depends on memory pressure), files changed by write(2)
- * or ftruncate (difference 1 again), fork, threads, and the anonymous
- * mapping kinds libumm does not implement (MAP_GROWSDOWN, MAP_DROPPABLE,
- * MAP_HUGETLB).  Under Valgrind the test skips itself: its "kernel" world
- * would be Valgrind's emulation of the mmap family.
+ * or ftruncate (difference 1 again), threads, a child that forks again or
+ * runs alongside its parent, a child killed by SIGKILL or that calls exec
+ * (README, difference 6), and the anonymous mapping kinds libumm does
+ * not implement (MAP_GROWSDOWN, MAP_DROPPABLE, MAP_HUGETLB).  Under
+ * Valgrind the test skips itself: its "kernel" world would be Valgrind's
+ * emulation of the mmap family.
  */
 #define _GNU_SOURCE
 #ifdef HAVE_CONFIG_H
@@ -82,6 +108,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -111,6 +138,11 @@
 #define MAXREG 16         /* floating regions (region 0 is the arena) */
 #define LOGLINE 256
 #define BLOCK 25          /* seeds per TAP test point */
+#define FORK_PERMILLE 5   /* chance of a fork before an operation, per mille */
+#define MAX_FORKS 1       /* forks in one seed at most, unless --forks says */
+#define CHILD_MIN_OPS 20  /* operations a child runs */
+#define CHILD_MAX_OPS 40
+#define CHILD_LOG (CHILD_MAX_OPS + 8) /* lines of a child's log */
 
 /* The last page of the 47-bit user address space of x86-64 (and the first
  * page above it): no mapping can be there, so calls naming them are safe. */
@@ -151,6 +183,7 @@ struct page {
     uint8_t prot;     /* PROT_READ | PROT_WRITE | PROT_EXEC */
     uint8_t shared;
     uint8_t maywrite; /* mprotect may add PROT_WRITE */
+    uint8_t nofork;   /* MADV_DONTFORK: a child does not have it */
     int8_t file;      /* test file, or -1: anonymous memory */
     uint64_t fpage;   /* page of the file */
     uint32_t id;      /* the mmap that made it */
@@ -169,6 +202,8 @@ struct tfile {
     uint64_t dirty;   /* pages written through a shared mapping since libumm last had to write them */
     int changed;      /* written through a shared mapping since the files were last compared */
     int tainted;      /* a shared mapping wrote past the end of the file */
+    uint64_t away;    /* (in a child) dirty pages of MADV_DONTFORK mappings it
+                         does not have: left to the parent to write back */
 };
 static struct tfile F[MAXFILES];
 static int nfiles;
@@ -180,9 +215,10 @@ enum { BK_ANON = -1, BK_ZERO = -2, BK_DIR = -3, BK_PIPE_R = -4, BK_PIPE_W = -5, 
 static int xom;           /* PROT_EXEC alone forbids reads here (protection keys) */
 
 /* What the runs covered, for the summary. */
-static struct {
-    unsigned long ops, calls, errors, bytes_read, bytes_written, pages_swept, signals, file_checks;
-} cov;
+struct coverage {
+    unsigned long ops, calls, errors, bytes_read, bytes_written, pages_swept, signals, file_checks, forks;
+};
+static struct coverage cov;
 static int verbose;
 static uint32_t next_id;
 
@@ -220,6 +256,26 @@ static int cur_ops;
 static int failed;
 static char failmsg[1024];
 
+/* Forks.  A child reports to its parent through this page of shared
+ * memory (the kernel's, outside both worlds): its log, its verdict, and
+ * what the parent's model must learn from it. */
+struct fork_report {
+    int nlog;                /* lines in log */
+    int done;                /* reached its end (not killed on the way) */
+    int failed;
+    char failmsg[1024];
+    int tainted[MAXFILES];   /* a shared mapping of the child wrote past the end of the file */
+    struct coverage cov;     /* what the child covered */
+    char log[CHILD_LOG][LOGLINE];
+};
+static struct fork_report *FR;
+static int max_forks = MAX_FORKS; /* --forks N, UMM_TEST_FORKS=N; 0: no fork */
+static int in_child;            /* this process is a child of op_fork() */
+static int fork_at;             /* in a child: the parent's op number at the fork */
+static int nforks;              /* forks in this seed */
+static volatile pid_t child_pid; /* in the parent: the child running now */
+static int umm_fork_enosys;     /* umm_fork() failed with ENOSYS, fork() stood in */
+
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
 {
@@ -237,7 +293,10 @@ static void begin(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void begin(const char *fmt, ...)
 {
     va_list ap;
-    linelen = (size_t)snprintf(line, sizeof line, "%4d ", opno);
+    if (in_child) /* the parent's op number > the child's */
+        linelen = (size_t)snprintf(line, sizeof line, "%4d>%-2d ", fork_at, opno);
+    else
+        linelen = (size_t)snprintf(line, sizeof line, "%4d ", opno);
     va_start(ap, fmt);
     int n = vsnprintf(line + linelen, sizeof line - linelen, fmt, ap);
     va_end(ap);
@@ -251,7 +310,9 @@ static void commit(void)
         return;
     if (nlog < maxlog)
         memcpy(oplog[nlog++], line, LOGLINE);
-    if (verbose)
+    if (in_child) /* the parent prints it (with --verbose too) */
+        FR->nlog = nlog;
+    else if (verbose)
         tap_diag("%s", line);
     linelen = 0;
     line[0] = 0;
@@ -298,8 +359,16 @@ static void dump_log(void)
         write_str(line);
         write_str("   <-- in progress\n");
     }
-    snprintf(buf, sizeof buf, "# replay: tests/test-differential --seed %u --ops %d%s --verbose\n", cur_seed,
-             cur_ops, W[1].ops == &kernel_ops ? " --kernel-only" : "");
+    if (child_pid > 0) { /* died waiting for a child: what the child did */
+        for (int i = 0; i < FR->nlog && i < CHILD_LOG; i++) {
+            write_str("#   ");
+            write_str(FR->log[i]);
+            write_str("\n");
+        }
+        write_str("#   (the child was still running)\n");
+    }
+    snprintf(buf, sizeof buf, "# replay: tests/test-differential --seed %u --ops %d --forks %d%s --verbose\n",
+             cur_seed, cur_ops, max_forks, W[1].ops == &kernel_ops ? " --kernel-only" : "");
     write_str(buf);
 }
 
@@ -342,6 +411,8 @@ static volatile sig_atomic_t guard_on;
 static volatile int guard_sig, guard_code;
 static void *volatile guard_addr;
 
+static void child_fatal(const char *what) __attribute__((noreturn));
+
 static void on_fault(int sig, siginfo_t *si, void *uctx)
 {
     (void)uctx;
@@ -353,9 +424,15 @@ static void on_fault(int sig, siginfo_t *si, void *uctx)
         siglongjmp(guard_jb, 1);
     }
     char buf[160];
-    snprintf(buf, sizeof buf, "# unexpected signal %d (code %d, addr %p) outside any guard\n", sig,
-             si->si_code, si->si_addr);
+    snprintf(buf, sizeof buf, "unexpected signal %d (code %d, addr %p) outside any guard", sig, si->si_code,
+             si->si_addr);
+    if (in_child)
+        child_fatal(buf);
+    if (child_pid > 0)
+        kill(child_pid, SIGKILL);
+    write_str("# ");
     write_str(buf);
+    write_str("\n");
     dump_log();
     _exit(1);
 }
@@ -386,11 +463,30 @@ static int guarded(volatile unsigned char *a, unsigned char *got, const unsigned
 static void on_fatal(int sig)
 {
     char buf[96];
-    snprintf(buf, sizeof buf, "# fatal signal %d (%s) in seed %u\n", sig,
-             sig == SIGALRM ? "timeout" : strsignal(sig), cur_seed);
+    snprintf(buf, sizeof buf, "fatal signal %d (%s) in seed %u", sig, sig == SIGALRM ? "timeout" : strsignal(sig),
+             cur_seed);
+    if (in_child)
+        child_fatal(buf);
+    if (child_pid > 0)
+        kill(child_pid, SIGKILL);
+    write_str("# ");
     write_str(buf);
+    write_str("\n");
     dump_log();
     _exit(1);
+}
+
+/* A child dies of a signal: the line in progress and the reason go to the
+ * parent, which reports them with the rest of the log. */
+static void child_fatal(const char *what)
+{
+    if (linelen && nlog < maxlog) {
+        memcpy(oplog[nlog++], line, LOGLINE);
+        FR->nlog = nlog;
+    }
+    snprintf(FR->failmsg, sizeof FR->failmsg, "%s", what);
+    FR->failed = 1;
+    _exit(3);
 }
 
 /* ------------------------------------------------------ model helpers */
@@ -1179,7 +1275,7 @@ static void op_syncall(void)
         }
     }
     for (int f = 0; f < nfiles && !failed; f++)
-        if (F[f].dirty)
+        if (F[f].dirty & ~F[f].away)
             mismatch("model: file f%d has dirty pages after msync of every mapping", f);
     check_files(0);
     commit();
@@ -1206,7 +1302,7 @@ static void op_madvise(void)
     int k = (int)rn(sizeof tab / sizeof tab[0]);
     pick_range(&r, &s, &n);
     begin("madvise");
-    range_args(r, s, n, addr, &len, 1);
+    int bad = range_args(r, s, n, addr, &len, 1);
     say(" %s", tab[k].name);
     int rc[2], e[2];
     for (int w = 0; w < 2; w++) {
@@ -1214,13 +1310,22 @@ static void op_madvise(void)
         rc[w] = W[w].ops->madvise(addr[w], len, tab[k].advice);
         e[w] = errno;
     }
-    if (agree("madvise", rc[0], e[0], rc[1], e[1]) && tab[k].advice == MADV_REMOVE) {
+    int same = agree("madvise", rc[0], e[0], rc[1], e[1]);
+    if (same && tab[k].advice == MADV_REMOVE) {
         /* The holes punched change the files at once, in both worlds. */
         for (size_t p = s; p < s + n && p < R[r].npages; p++)
             if (R[r].pg[p].mapped && R[r].pg[p].shared && R[r].pg[p].file >= 0)
                 F[R[r].pg[p].file].changed = 1;
         check_files(0);
     }
+    /* What a child will not have: the kernel marks every mapping of the
+     * range (holes only make it return ENOMEM at the end), until DOFORK,
+     * or until the pages are mapped anew. */
+    if (same && bad == BA_NONE && (rc[0] == 0 || e[0] == ENOMEM) &&
+        (tab[k].advice == MADV_DONTFORK || tab[k].advice == MADV_DOFORK))
+        for (size_t p = s; p < s + n && p < R[r].npages; p++)
+            if (R[r].pg[p].mapped)
+                R[r].pg[p].nofork = tab[k].advice == MADV_DONTFORK;
     commit();
 }
 
@@ -1398,6 +1503,315 @@ static void op_sweep(void)
     commit();
 }
 
+/* ---------------------------------------------------------- sequences */
+
+/* One operation of the sequence, chosen at random. */
+static void one_op(void)
+{
+    unsigned x = (unsigned)rn(100);
+    cov.ops++;
+    if (x < 16)
+        op_mmap();
+    else if (x < 24)
+        op_munmap();
+    else if (x < 32)
+        op_mprotect();
+    else if (x < 39)
+        op_msync();
+    else if (x < 41)
+        op_syncall();
+    else if (x < 49)
+        op_madvise();
+    else if (x < 54)
+        op_sweep();
+    else
+        op_access();
+}
+
+/* Unmap every mapping of both worlds (the arenas whole, the floating
+ * regions run by run); then nothing may be left in the arenas, not even
+ * host mappings that the world's own bookkeeping forgot. */
+static void unmap_all(void)
+{
+    for (int r = 0; r <= MAXREG; r++) {
+        if (!R[r].used)
+            continue;
+        size_t p = 0;
+        while (p < R[r].npages) {
+            if (r != 0 && !R[r].pg[p].mapped) {
+                p++;
+                continue;
+            }
+            size_t e = r == 0 ? R[r].npages : p;
+            while (r != 0 && e < R[r].npages && R[r].pg[e].mapped)
+                e++;
+            int rc[2], er[2];
+            for (int w = 0; w < 2; w++) {
+                errno = 0;
+                rc[w] = W[w].ops->munmap(addr_of(w, r, p), (e - p) * PAGE);
+                er[w] = errno;
+            }
+            if (!failed && (rc[0] || rc[1])) {
+                char b0[32], b1[32];
+                mismatch("final munmap: %s, %s", rstr(rc[0], er[0], b0), rstr(rc[1], er[1], b1));
+            }
+            model_unmap(r, p, e - p);
+            p = e;
+        }
+    }
+    for (int w = 0; w < 2; w++) {
+        void *a = mmap(R[0].base[w], ARENA_PAGES * PAGE, PROT_NONE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+        if (a == MAP_FAILED && !failed)
+            mismatch("%s left something mapped in its arena after unmapping everything", W[w].ops->name);
+        if (a != MAP_FAILED)
+            munmap(a, ARENA_PAGES * PAGE);
+    }
+}
+
+/* -------------------------------------------------------------- fork */
+
+/* The forks' own stream of randomness: a function of the seed and the
+ * operation number only, so that the parent runs the same operations
+ * with forks and without them. */
+static uint64_t fork_rnd(int op, unsigned what)
+{
+    uint64_t z = ((uint64_t)cur_seed << 32 | (uint32_t)op) * 0x9e3779b97f4a7c15ull + what * 0xd1b54a32d192ed03ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Does a fork come before operation op? */
+static int fork_due(int op)
+{
+    return !in_child && nforks < max_forks && fork_rnd(op, 1) % 1000 < FORK_PERMILLE;
+}
+
+/* How a child ends.  Each way must leave its MAP_SHARED writes in libumm's
+ * files, as they are in the kernel's page cache: umm_shutdown() writes
+ * back, and so do exit() (libumm's exit handler) and _exit() (libumm
+ * stands in front of it: README, difference 4). */
+enum { END_SHUTDOWN, END_UNMAP, END_EXIT, END__EXIT, END_WAYS };
+static const char *const end_name[END_WAYS] = { "umm_shutdown() and _exit()",
+                                                "unmaps everything, umm_shutdown() and _exit()", "exit()",
+                                                "_exit() alone" };
+
+/* The child's model at the fork: pages under MADV_DONTFORK are not in its
+ * address space, in either world (holes of the arena, pages of floating
+ * regions gone).  Their dirty file pages were not written back: they stay
+ * dirty, for the parent, out of reach of the child's msync. */
+static void child_model(void)
+{
+    for (int r = 0; r <= MAXREG; r++) {
+        if (!R[r].used)
+            continue;
+        for (size_t p = 0; p < R[r].npages; p++) {
+            struct page *pg = &R[r].pg[p];
+            if (!pg->mapped || !pg->nofork)
+                continue;
+            if (pg->shared && pg->file >= 0 && pg->fpage < 64)
+                F[pg->file].away |= F[pg->file].dirty & (1ull << pg->fpage);
+            memset(pg, 0, sizeof *pg);
+            pg->file = -1;
+        }
+        region_free_if_empty(r);
+    }
+}
+
+/* The child of op_fork(): nops operations of its own on both worlds, then
+ * its end; its log and verdict go to the parent through FR. */
+static void child_run(int nops, int end, uint64_t seed, unsigned left) __attribute__((noreturn));
+static void child_run(int nops, int end, uint64_t seed, unsigned left)
+{
+    char b[32];
+    in_child = 1;
+    tap_quiet();
+    if (left) /* alarm() is not inherited: a child that hangs must die too, before its parent */
+        alarm(left > 60 ? 60 : left > 1 ? left - 1 : left);
+    rng = seed;
+    memset(&cov, 0, sizeof cov);
+    oplog = FR->log;
+    maxlog = CHILD_LOG;
+    nlog = 0;
+    linelen = 0;
+    fork_at = opno;
+    child_model();
+    for (opno = 1; opno <= nops && !failed; opno++)
+        one_op();
+    if (!failed && end == END_UNMAP) {
+        begin("end: unmap everything");
+        unmap_all();
+        for (int f = 0; f < nfiles; f++)
+            F[f].changed = 1;
+        if (!failed)
+            check_files(0); /* all but what the parent has left to write back */
+        commit();
+    }
+    for (int f = 0; f < nfiles; f++)
+        FR->tainted[f] = F[f].tainted;
+    FR->cov = cov;
+    begin("end: %s", end == END_EXIT ? "exit()" : end == END__EXIT ? "_exit()" : "umm_shutdown(), _exit()");
+    if (end == END_SHUTDOWN || end == END_UNMAP) {
+        errno = 0;
+        int rc = umm_shutdown();
+        say(" umm_shutdown -> %s", rstr(rc, errno, b));
+        if (rc != 0)
+            mismatch("umm_shutdown() in the child failed: %s", strerror(errno));
+    }
+    commit();
+    FR->failed = failed;
+    snprintf(FR->failmsg, sizeof FR->failmsg, "%s", failmsg);
+    FR->done = 1;
+    if (end == END_EXIT)
+        exit(failed ? 1 : 0);
+    _exit(failed ? 1 : 0);
+}
+
+static void cov_add(const struct coverage *c)
+{
+    cov.ops += c->ops;
+    cov.calls += c->calls;
+    cov.errors += c->errors;
+    cov.bytes_read += c->bytes_read;
+    cov.bytes_written += c->bytes_written;
+    cov.pages_swept += c->pages_swept;
+    cov.signals += c->signals;
+    cov.file_checks += c->file_checks;
+}
+
+/* A page's bytes into buf, under the guard: 0, or the signal raised. */
+static int guarded_copy(unsigned char *buf, const void *a)
+{
+    guard_on = 1;
+    if (sigsetjmp(guard_jb, 1) != 0)
+        return guard_sig;
+    memcpy(buf, a, PAGE);
+    guard_on = 0;
+    return 0;
+}
+
+/* After a child: every page the parent's model says is readable must read
+ * the same in both worlds (the child's private writes not there, its
+ * shared ones there), and so must the files. */
+static void compare_everything(void)
+{
+    static unsigned char buf[2][PAGE];
+    size_t done = 0;
+    for (int r = 0; r <= MAXREG && !failed; r++) {
+        if (!R[r].used)
+            continue;
+        for (size_t q = 0; q < R[r].npages && !failed; q++) {
+            int code;
+            if (predict(r, q, 0, &code) != 0)
+                continue;
+            for (int w = 0; w < 2 && !failed; w++) {
+                if (guarded_copy(buf[w], addr_of(w, r, q))) {
+                    say(" !! %s: signal %d code %d", W[w].ops->name, guard_sig, guard_code);
+                    mismatch("%s: read of page %zu of %s raised signal %d (code %d) where the model says it "
+                             "is legal", W[w].ops->name, q, r ? "a floating region" : "the arena", guard_sig,
+                             guard_code);
+                }
+            }
+            if (failed)
+                break;
+            size_t lim = tail_unknown_from(&R[r].pg[q]);
+            if (memcmp(buf[0], buf[1], lim) != 0) {
+                size_t i = 0;
+                while (buf[0][i] == buf[1][i])
+                    i++;
+                say(" !! %s+%zup+%#zx: %#x / %#x", r ? "float" : "arena", q, i, buf[0][i], buf[1][i]);
+                mismatch("after the child: %s page %zu offset %#zx: %s has %#x, %s has %#x",
+                         r ? "floating" : "arena", q, i, W[0].ops->name, buf[0][i], W[1].ops->name, buf[1][i]);
+                break;
+            }
+            done++;
+        }
+    }
+    cov.pages_swept += done;
+    if (!failed)
+        say(" %zu pages the same", done);
+    for (int f = 0; f < nfiles; f++)
+        F[f].changed = 1;
+    if (!failed)
+        check_files(0); /* all but what the parent itself has left to write back */
+}
+
+/* Fork: one fork of the test process forks both worlds.  The child runs
+ * operations of its own (child_run); the parent waits for it, takes its
+ * log over, and compares everything it can see. */
+static void op_fork(void)
+{
+    int nops = CHILD_MIN_OPS + (int)(fork_rnd(opno, 2) % (CHILD_MAX_OPS - CHILD_MIN_OPS + 1));
+    int end = (int)(fork_rnd(opno, 3) % END_WAYS);
+    int by_umm = cur_seed & 1;
+    nforks++;
+    cov.forks++;
+    begin("fork by %s: the child runs %d ops, then %s", by_umm ? "umm_fork()" : "fork()", nops, end_name[end]);
+    memset(FR, 0, sizeof *FR);
+    unsigned left = alarm(0);
+    alarm(left);
+    fflush(stdout); /* or the child's exit() prints it again */
+    fflush(stderr);
+    pid_t pid;
+    int err;
+    errno = 0;
+    if (by_umm) {
+        pid = umm_fork();
+        err = errno;
+        if (pid < 0 && err == ENOSYS) { /* not there yet: what a program would do */
+            say(" (ENOSYS: fork() instead)");
+            umm_fork_enosys = 1;
+            errno = 0;
+            pid = fork();
+            err = errno;
+        }
+    } else {
+        pid = fork();
+        err = errno;
+    }
+    if (pid == 0)
+        child_run(nops, end, fork_rnd(opno, 4), left);
+    if (pid < 0) {
+        say(" -> -1 %s", ename(err));
+        mismatch("%s failed: %s", by_umm ? "umm_fork()" : "fork()", strerror(err));
+        commit();
+        return;
+    }
+    child_pid = pid;
+    commit();
+
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            tap_bail("waitpid: %s", strerror(errno));
+    child_pid = 0;
+    for (int i = 0; i < FR->nlog && i < CHILD_LOG; i++) { /* the child's log joins the parent's */
+        memcpy(line, FR->log[i], LOGLINE);
+        line[LOGLINE - 1] = 0;
+        linelen = strlen(line);
+        commit();
+    }
+    cov_add(&FR->cov);
+    for (int f = 0; f < nfiles; f++)
+        F[f].tainted |= FR->tainted[f];
+
+    begin("after the fork: the child ");
+    if (WIFEXITED(st))
+        say("exited with %d;", WEXITSTATUS(st));
+    else
+        say("died of signal %d;", WIFSIGNALED(st) ? WTERMSIG(st) : -1);
+    if (FR->failed)
+        mismatch("the child forked before op %d: %s", opno, FR->failmsg);
+    else if (!FR->done || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        mismatch("the child forked before op %d %s %d", opno,
+                 WIFEXITED(st) ? (FR->done ? "exited with" : "exited early with") : "died of signal",
+                 WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? WTERMSIG(st) : -1);
+    else
+        compare_everything();
+    commit();
+}
+
 /* --------------------------------------------------------- one seed */
 
 static int run_seed(unsigned seed, int nops, const struct world_ops *subject, unsigned timeout)
@@ -1451,68 +1865,22 @@ static int run_seed(unsigned seed, int nops, const struct world_ops *subject, un
     R[0].npages = ARENA_PAGES;
     model_map(0, 0, ARENA_PAGES, BK_ANON, 0, PROT_NONE, 0);
 
+    nforks = 0;
     for (opno = 1; opno <= nops && !failed; opno++) {
-        unsigned x = (unsigned)rn(100);
-        cov.ops++;
-        if (x < 16)
-            op_mmap();
-        else if (x < 24)
-            op_munmap();
-        else if (x < 32)
-            op_mprotect();
-        else if (x < 39)
-            op_msync();
-        else if (x < 41)
-            op_syncall();
-        else if (x < 49)
-            op_madvise();
-        else if (x < 54)
-            op_sweep();
-        else
-            op_access();
+        if (fork_due(opno)) {
+            op_fork();
+            if (failed)
+                break;
+        }
+        one_op();
     }
 
     /* Unmap everything, then the files must agree wholly. */
     begin("end: unmap everything");
-    for (int r = 0; r <= MAXREG; r++) {
-        if (!R[r].used)
-            continue;
-        size_t p = 0;
-        while (p < R[r].npages) {
-            if (r != 0 && !R[r].pg[p].mapped) {
-                p++;
-                continue;
-            }
-            size_t e = r == 0 ? R[r].npages : p;
-            while (r != 0 && e < R[r].npages && R[r].pg[e].mapped)
-                e++;
-            int rc[2], er[2];
-            for (int w = 0; w < 2; w++) {
-                errno = 0;
-                rc[w] = W[w].ops->munmap(addr_of(w, r, p), (e - p) * PAGE);
-                er[w] = errno;
-            }
-            if (!failed && (rc[0] || rc[1])) {
-                char b0[32], b1[32];
-                mismatch("final munmap: %s, %s", rstr(rc[0], er[0], b0), rstr(rc[1], er[1], b1));
-            }
-            model_unmap(r, p, e - p);
-            p = e;
-        }
-    }
+    unmap_all();
     for (int f = 0; f < nfiles; f++)
         if (F[f].dirty && !failed)
             mismatch("model: file f%d still has dirty pages after everything was unmapped", f);
-    /* Nothing may be left behind in the arenas, not even host mappings
-     * that the world's own bookkeeping forgot. */
-    for (int w = 0; w < 2; w++) {
-        void *a = mmap(R[0].base[w], ARENA_PAGES * PAGE, PROT_NONE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
-        if (a == MAP_FAILED && !failed)
-            mismatch("%s left something mapped in its arena after unmapping everything", W[w].ops->name);
-        if (a != MAP_FAILED)
-            munmap(a, ARENA_PAGES * PAGE);
-    }
     if (!failed)
         check_files(1);
     commit();
@@ -1535,7 +1903,9 @@ static int run_seed(unsigned seed, int nops, const struct world_ops *subject, un
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: test-differential [--seeds N] [--ops N] [--seed S] [--kernel-only] [--verbose]\n");
+    fprintf(stderr,
+            "usage: test-differential [--seeds N] [--first S] [--ops N] [--seed S] [--kernel-only] "
+            "[--forks N | --no-fork] [--verbose]\n");
     exit(2);
 }
 
@@ -1559,6 +1929,12 @@ static void setup(void)
     bad_fd = fcntl(zero_fd, F_DUPFD_CLOEXEC, 900);
     close(bad_fd);
 
+    /* What a child reports to its parent: shared memory of the kernel's,
+     * outside both worlds. */
+    FR = mmap(NULL, sizeof *FR, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (FR == MAP_FAILED)
+        tap_bail("setup: mmap: %s", strerror(errno));
+
     /* With protection keys, PROT_EXEC alone is execute-only: reads fault. */
     void *x = mmap(NULL, PAGE, PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (x != MAP_FAILED) {
@@ -1569,23 +1945,32 @@ static void setup(void)
 
 int main(int argc, char **argv)
 {
-    int seeds = 400, nops = 300, kernel_only = 0;
+    int seeds = 400, first_seed = 1, nops = 300, kernel_only = 0;
     long one = -1;
+    const char *fk = getenv("UMM_TEST_FORKS");
+    if (fk && *fk)
+        max_forks = atoi(fk);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seeds") && i + 1 < argc)
             seeds = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--first") && i + 1 < argc)
+            first_seed = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--ops") && i + 1 < argc)
             nops = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
             one = atol(argv[++i]);
         else if (!strcmp(argv[i], "--kernel-only"))
             kernel_only = 1;
+        else if (!strcmp(argv[i], "--forks") && i + 1 < argc)
+            max_forks = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-fork"))
+            max_forks = 0;
         else if (!strcmp(argv[i], "--verbose"))
             verbose = 1;
         else
             usage();
     }
-    if (seeds < 0 || nops < 0)
+    if (seeds < 0 || first_seed < 1 || nops < 0 || max_forks < 0)
         usage();
 #ifdef RUNNING_ON_VALGRIND
     /* Under Valgrind the "kernel" world would be Valgrind's own emulation
@@ -1599,7 +1984,7 @@ int main(int argc, char **argv)
     unsigned timeout = t ? (unsigned)atoi(t) : 300;
     alarm(0);
 
-    maxlog = nops + 4;
+    maxlog = nops + 4 + max_forks * (CHILD_LOG + 2);
     oplog = calloc((size_t)maxlog, sizeof *oplog);
     if (!oplog)
         tap_bail("malloc");
@@ -1622,7 +2007,7 @@ int main(int argc, char **argv)
         for (int pass = kernel_only ? 1 : 0; pass < 2; pass++) {
             const struct world_ops *subj = pass == 0 ? &kernel_ops : subject;
             int n = pass == 0 ? (seeds + 4) / 5 : seeds;
-            for (int first = 1; first <= n; first += BLOCK) {
+            for (int first = first_seed; first <= n; first += BLOCK) {
                 int last = first + BLOCK - 1 < n ? first + BLOCK - 1 : n, bad = 0;
                 for (int sd = first; sd <= last; sd++) {
                     if (run_seed((unsigned)sd, nops, subj, timeout))
@@ -1646,9 +2031,12 @@ int main(int argc, char **argv)
     alarm(timeout);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     tap_diag("%.1f s: %lu ops, %lu calls compared (%lu failing), %lu bytes read, %lu written, %lu pages swept, "
-             "%lu signals, %lu file comparisons",
+             "%lu signals, %lu file comparisons, %lu forks%s",
              (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, cov.ops, cov.calls,
-             cov.errors, cov.bytes_read, cov.bytes_written, cov.pages_swept, cov.signals, cov.file_checks);
+             cov.errors, cov.bytes_read, cov.bytes_written, cov.pages_swept, cov.signals, cov.file_checks, cov.forks,
+             max_forks ? "" : " (--no-fork)");
+    if (umm_fork_enosys)
+        tap_diag("umm_fork() failed with ENOSYS: the seeds meant for it forked with fork() instead");
     check_released();
     return tap_done();
 }
