@@ -32,7 +32,7 @@
  * after the fork by either side is read once and seen by both.
  *
  * When a process of the family exits normally, it lets go of everything it
- * holds (fork_exit), so the last one out leaves libumm's RAM as it found
+ * holds (umm__fork_exit), so the last one out leaves libumm's RAM as it found
  * it.  A process killed by SIGKILL, or one that calls exec, cannot: what
  * it held stays allocated until the whole family has gone (README).
  */
@@ -270,7 +270,10 @@ static int count_threads_once(int want)
     return n > want ? 1 : n > 0 ? 0 : -1;
 }
 
-__attribute__((destructor)) static void fork_exit(void)
+/* At the end of a normal exit (init.c): when this process is of a fork
+ * family, and no other thread could still touch a mapping, let go of
+ * everything, so the others can free what it shared. */
+void umm__fork_exit(void)
 {
     if (!umm__mm.forked || getpid() != umm__mm.pid || !only_thread())
         return;

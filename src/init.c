@@ -35,6 +35,16 @@ static void at_exit(void)
     umm__daemon_stop();
 }
 
+/* The last of libumm in a process that exits normally, after the program's
+ * atexit handlers and destructors: a process of a fork family lets go of
+ * what it shares (fork.c), and under Valgrind the mappings still alive go
+ * to memcheck's leak check (mman.c). */
+__attribute__((destructor)) static void at_last(void)
+{
+    umm__fork_exit();
+    umm__vg_exit(0);
+}
+
 static void init_once(void)
 {
     if (umm__ram_init() != 0 || umm__pagecache_init() != 0 || umm__trap_init() != 0 || umm__fork_init() != 0) {
@@ -42,6 +52,7 @@ static void init_once(void)
         return;
     }
     umm__mm.pid = getpid();
+    umm__vg_pool_create();
     umm__daemon_start(); /* without it, write-back still happens at msync, munmap and exit */
     atexit(at_exit);
 }

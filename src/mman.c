@@ -8,6 +8,7 @@
  * the only file that sets errno.
  */
 #include "umm-int.h"
+#include "vg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef MAP_FIXED_NOREPLACE
@@ -63,6 +65,46 @@ static int fail(int err)
 /* ---------------------------------------------------------------- unmap */
 
 /*
+ * Tell memcheck that libumm's mappings in [start, end) go (vg.h); the VMAs
+ * are split at start and end.  A block is a run of VMAs with the same
+ * v->block, without holes.  For each block the range meets, the part in
+ * the range becomes a block of its own, alloc'd and free'd here; what is
+ * left keeps the block (with the stack of the umm_mmap that made it), the
+ * head if there is one, else the tail; a tail left after a hole becomes a
+ * block of its own, alloc'd here.  A block wholly in the range is free'd.
+ */
+static void blocks_unmap(uintptr_t start, uintptr_t end)
+{
+    if (!umm__vg_running())
+        return;
+    size_t i;
+    struct umm__vma *v = umm__vma_next(start, &i);
+    while (v && v->start < end) {
+        uintptr_t b = v->block, from = v->start, to = v->end;
+        while ((v = umm__vma_at(++i)) && v->start == to && v->start < end && v->block == b)
+            to = v->end;
+        uintptr_t last = to; /* the block's end: past what is left after [from, to) */
+        for (size_t j = i; (v = umm__vma_at(j)) && v->start == last && v->block == b; j++)
+            last = v->end;
+        if (b == from && last == to) {
+            umm__vg_block_free(b);
+        } else {
+            if (b < from)
+                umm__vg_block_move(b, b, from - b); /* the head stays */
+            else
+                umm__vg_block_move(b, to, last - to); /* the tail stays */
+            if (b < from && last > to)
+                umm__vg_block_new(to, last - to); /* and a tail after a hole */
+            for (size_t j = i; (v = umm__vma_at(j)) && v->start < last; j++)
+                v->block = to;
+            umm__vg_block_new(from, to - from);
+            umm__vg_block_free(from);
+        }
+        v = umm__vma_at(i);
+    }
+}
+
+/*
  * Remove libumm's mappings in [start, end): write back their dirty shared
  * pages, release their frames, and (host_unmap) give the address range
  * back to the host.  Returns 0, or -1 (ENOMEM) having changed nothing.
@@ -72,6 +114,7 @@ static int unmap_range(uintptr_t start, uintptr_t end, int host_unmap)
 {
     if (umm__vma_split(start) != 0 || umm__vma_split(end) != 0)
         return -1;
+    blocks_unmap(start, end);
     size_t i;
     struct umm__vma *v = umm__vma_next(start, &i);
     while (v && v->start < end) {
@@ -152,6 +195,16 @@ static void release_gaps(uintptr_t start, uintptr_t end)
 }
 
 /* ----------------------------------------------------------------- mmap */
+
+/* Under Valgrind, where umm_mmap asks the host for address space when the
+ * program leaves the choice to it: past every mapping placed that way so
+ * far.  The host would give the range of a mapping just unmapped again at
+ * once, and memcheck, which describes an address by the oldest free'd
+ * block that holds it, would then blame the old mapping for a touch of the
+ * new one after its munmap; so addresses are not reused while there are
+ * fresh ones (memcheck delays the reuse of free'd heap blocks the same
+ * way).  Only a hint: the host places the mapping elsewhere if it must. */
+static uintptr_t vg_next_hint;
 
 /* What kind of file fd is, as mmap sees it. */
 /* K_NOMMAP: the kernel has no mmap for it (directories, pipes, most
@@ -328,7 +381,8 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
             }
         }
     } else {
-        void *r = mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        void *hint = addr || !umm__vg_running() ? addr : (void *)vg_next_hint;
+        void *r = mmap(hint, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (r == MAP_FAILED) {
             umm__leave(&saved);
             return fail(ENOMEM), MAP_FAILED;
@@ -379,6 +433,10 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
     if (!shared || anon || fmode == O_RDWR)
         v->vflags |= UMM__V_MAYWRITE;
     umm__assert(umm__vma_insert(v) == 0);
+    v->block = a;
+    umm__vg_block_new(a, len);
+    if (!addr && !(flags & MAP_FIXED) && a + len > vg_next_hint)
+        vg_next_hint = a + len;
     if (flags & MAP_POPULATE) /* as the kernel: private writable mappings are populated for write */
         umm__populate(v, v->start, v->end, !shared && (prot & PROT_WRITE));
     umm__leave(&saved);
@@ -749,4 +807,48 @@ void umm__unmap_vma(struct umm__vma *v)
 void umm__unmap_all(void)
 {
     unmap_range(0, UINTPTR_MAX & UMM_PAGE_MASK, 1);
+}
+
+/*
+ * Under Valgrind, the last thing a process does: give memcheck's leak check
+ * the blocks still alive as the program holds them (vg.h).  It counts a
+ * pointer only to a page the host lets it read, so the first page of a
+ * block that is not readable gets a zero page in its place (nothing runs
+ * any more that could read the page's own bytes there); and it reads no
+ * undefined word as a pointer, so the VMAs' copies of the mappings'
+ * addresses, which would keep every mapping reachable, become undefined.
+ * A process of a fork family gives its mappings back at exit instead
+ * (umm__fork_exit), whichever way it exits: its blocks are free'd.
+ * The lock is held for reading while this runs, and not waited for long:
+ * the process may be dying of a signal in the middle of a call.  fault is
+ * the address of a fault about to be retried to kill the process, or 0:
+ * its page keeps what it has, so that the retry faults again.
+ */
+void umm__vg_exit(uintptr_t fault)
+{
+    static _Atomic int done;
+    if (!umm__vg_running() || getpid() != umm__mm.pid || atomic_exchange(&done, 1))
+        return;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 1;
+    if (pthread_rwlock_timedrdlock(&umm__mm.lock, &deadline) != 0)
+        return;
+    for (size_t i = 0; i < umm__vma_count(); i++) {
+        struct umm__vma *v = umm__vma_at(i);
+        if (umm__mm.forked) {
+            if (v->start == v->block)
+                umm__vg_block_free(v->block);
+            continue;
+        }
+        if (v->start == v->block && v->start != (fault & UMM_PAGE_MASK) &&
+            !(umm__host_prot(v, atomic_load(&umm__vma_pte(v, 0)->flags)) & PROT_READ))
+            mmap((void *)v->start, UMM_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        umm__vg_undefined(&v->start, sizeof v->start);
+        umm__vg_undefined(&v->end, sizeof v->end);
+        umm__vg_undefined(&v->block, sizeof v->block);
+    }
+    umm__vg_undefined(&vg_next_hint, sizeof vg_next_hint);
+    umm__trace_vg_exit();
+    pthread_rwlock_unlock(&umm__mm.lock);
 }

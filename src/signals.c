@@ -104,6 +104,7 @@ static void crash(int sig, siginfo_t *si, void *uctx)
     (void)uctx;
     int saved_errno = errno;
     umm__crash_writeback();
+    umm__vg_exit(0);
     umm__signal_default(sig);
     /* A fault (FPE, ILL from the CPU) happens again when we return; a sent
      * signal is sent again, to this thread, and arrives when we return. */
@@ -217,6 +218,7 @@ int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *)
 void _exit(int status)
 {
     umm__crash_writeback();
+    umm__vg_exit(0);
     for (;;)
         syscall(SYS_exit_group, status);
 }

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "platform.h"
+#include "vg.h"
 
 static _Atomic int installed;
 static int sigbus_fd = -1;          /* an empty memfd: touching it is SIGBUS */
@@ -115,6 +116,12 @@ int umm_trace(int on)
     return atomic_exchange(&tracing, on != 0);
 }
 
+void umm__trace_vg_exit(void)
+{
+    for (size_t i = 0; i < TRACE_RING; i++)
+        umm__vg_undefined(&ring[i].ev.addr, sizeof ring[i].ev.addr);
+}
+
 size_t umm_trace_read(struct umm_trace_event *events, size_t max)
 {
     size_t n = 0;
@@ -186,6 +193,7 @@ static void chain(int sig, siginfo_t *si, void *uctx)
          * the access faults again and the kernel does what it always did.
          * (Ignoring a fault is not possible: the kernel kills anyway.) */
         umm__crash_writeback();
+        umm__vg_exit(si ? (uintptr_t)si->si_addr : 0);
         umm__signal_default(sig);
         return;
     }

@@ -221,6 +221,7 @@ struct umm__vma {
     struct umm__ptes *ptes;
     uint64_t pte_off;             /* entry of start within ptes */
     struct umm__vma *rnext, *rprev; /* object's reverse map */
+    uintptr_t block;              /* memcheck: where the block this VMA is part of starts (vg.h) */
     int advice;                   /* MADV_NORMAL, _RANDOM, _SEQUENTIAL */
     _Atomic uint64_t ra_next;     /* read-ahead: page expected next */
     _Atomic uint32_t ra_win;      /* read-ahead: current window */
@@ -331,6 +332,9 @@ int umm__trap_init(void);
 /* Under Valgrind: are restarted instructions' registers exact?  Says so
  * on stderr, once, when not. */
 void umm__trap_selfcheck(void);
+/* The process is ending: the trace ring's addresses are not pointers any
+ * more, for memcheck's leak check (vg.h). */
+void umm__trace_vg_exit(void);
 /* Map page `page` of v to an empty memfd, so that the program's next access
  * raises a real SIGBUS; 0 or -1.  The page's entry is held. */
 int umm__arm_sigbus(struct umm__vma *v, uint64_t page);
@@ -363,12 +367,18 @@ static inline void umm__noted(int kind, int write, uint64_t fpage, uint64_t page
 
 /* ------------------------------------------------------------------ fork.c */
 int umm__fork_init(void);
+/* A process of a fork family exiting normally lets go of everything. */
+void umm__fork_exit(void);
 /* A process of a fork family dying of a signal lets go of what it shares. */
 void umm__fork_let_go(void);
 /* ----------------------------------------------------------------- mman.c */
 /* Unmap every mapping (a process of a fork family at exit). */
 void umm__unmap_all(void);
 void umm__unmap_vma(struct umm__vma *v);
+/* The process is ending: under Valgrind, hand the mappings still alive to
+ * memcheck's leak check (vg.h).  Nothing may use them afterwards but the
+ * retry of a fatal fault at fault (0: none). */
+void umm__vg_exit(uintptr_t fault);
 
 /* --------------------------------------------------------------- daemon.c */
 int umm__daemon_start(void);

@@ -4,13 +4,50 @@
  * memcheck tracks which bytes the program may touch by virtual address.
  * It learns from mmap and mprotect, but libumm's pages are PROT_NONE on the
  * host until their first touch traps, so on its own memcheck would report
- * every first touch as an invalid access.  These client requests (no-ops
- * when <valgrind/memcheck.h> is missing, and a few instructions when not
- * running under Valgrind) keep its view right:
- *  - a program's mapping is defined memory from umm_mmap on;
- *  - the direct map is no-access except while libumm itself reads or writes
- *    a frame through it, so memcheck neither reports nor scans it (a leak
- *    check that read all of libumm's RAM would allocate all of it).
+ * every first touch as an invalid access, and it would know nothing of the
+ * program's mappings as such.  These client requests (no-ops when
+ * <valgrind/memcheck.h> is missing, and a few instructions when not running
+ * under Valgrind) keep its view right:
+ *
+ *  - The address space is a memory pool (the pool's handle is &umm__mm)
+ *    and each mapping is a block of it, made by umm_mmap: so a touch after
+ *    umm_munmap is "inside a block free'd at umm_munmap ... alloc'd at
+ *    umm_mmap", and a mapping the program lost every pointer to is
+ *    "definitely lost ... at umm_mmap" in the leak check.
+ *  - A block is defined memory from umm_mmap on (the pool is "zeroed"),
+ *    resident or not: a first touch traps on the host, memcheck delivers the
+ *    SIGSEGV to the trap, and the instruction runs again, all unreported.
+ *  - A partial munmap (or a MAP_FIXED over part of a mapping) cuts the
+ *    block: it keeps its head (or, when the head goes, moves to its tail),
+ *    a tail cut off by a hole in the middle becomes a block of its own
+ *    (alloc'd at that umm_munmap), and the part that goes becomes a block
+ *    that is alloc'd and at once free'd there, so that a touch of it is
+ *    "inside a block free'd at umm_munmap".  mman.c keeps which block each
+ *    VMA belongs to (vma->block, the block's first address).
+ *  - The pool is a meta-pool: a program may hand out blocks of its own
+ *    inside a mapping (VALGRIND_MALLOCLIKE_BLOCK, a custom allocator over
+ *    umm_mmap) without memcheck aborting its leak check on overlapping
+ *    blocks (it then finds the mapping's block for a pointer into one of
+ *    them, and calls one still allocated at exit lost).  Not with
+ *    auto-free: unmapping leaves such blocks to the program, as after the
+ *    kernel's munmap, since auto-free would scan every heap block at every
+ *    umm_munmap (a millisecond each with 100,000 of them).
+ *  - At exit (umm__vg_exit) the blocks still alive go to the leak check as
+ *    the program left them: libumm's own records of where mappings are (a
+ *    VMA's addresses, the trace ring) are made undefined, which the leak
+ *    check does not read as pointers, and the first page of each block is
+ *    made readable, since the leak check counts no pointer to a page the
+ *    host will not let it read.  A mapping still referenced is then "still
+ *    reachable" (not an error), one lost "definitely lost".  A process of
+ *    a fork family gives its mappings back at exit (fork.c), so there its
+ *    blocks are free'd instead and the leak check has none.
+ *  - memcheck describes an address by the oldest free'd block that holds
+ *    it, so under Valgrind umm_mmap places a mapping whose address it
+ *    chooses past the ones it placed before, instead of reusing a range
+ *    just unmapped (mman.c).
+ *  - The direct map is no-access except while libumm itself reads or
+ *    writes a frame through it, so memcheck neither reports nor scans it (a
+ *    leak check that read all of libumm's RAM would allocate all of it).
  */
 #ifndef UMM_VG_H
 #define UMM_VG_H
@@ -21,6 +58,7 @@
 #include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 #define umm__vg_defined(a, n) ((void)VALGRIND_MAKE_MEM_DEFINED((a), (n)))
+#define umm__vg_undefined(a, n) ((void)VALGRIND_MAKE_MEM_UNDEFINED((a), (n)))
 #define umm__vg_noaccess(a, n) ((void)VALGRIND_MAKE_MEM_NOACCESS((a), (n)))
 #define umm__vg_running() (RUNNING_ON_VALGRIND != 0)
 /* A stack of our own (a signal stack): without it memcheck may take the
@@ -28,12 +66,32 @@
  * frames of it no-access. */
 #define umm__vg_stack_register(lo, hi) ((unsigned)VALGRIND_STACK_REGISTER((lo), (hi)))
 #define umm__vg_stack_deregister(id) VALGRIND_STACK_DEREGISTER(id)
+
+/* The pool of mappings.  Its blocks are requested where the program's call
+ * is, so that their stacks start in umm_mmap and umm_munmap. */
+#define UMM__VG_POOL ((void *)&umm__mm)
+#ifdef VALGRIND_CREATE_MEMPOOL_EXT
+#define umm__vg_pool_create() VALGRIND_CREATE_MEMPOOL_EXT(UMM__VG_POOL, 0, 1, VALGRIND_MEMPOOL_METAPOOL)
+#else /* Valgrind before 3.12: a plain pool */
+#define umm__vg_pool_create() VALGRIND_CREATE_MEMPOOL(UMM__VG_POOL, 0, 1)
+#endif
+/* [a, a+n) is a block (defined), made here. */
+#define umm__vg_block_new(a, n) VALGRIND_MEMPOOL_ALLOC(UMM__VG_POOL, (void *)(a), (n))
+/* The block starting at a is free'd here (no-access). */
+#define umm__vg_block_free(a) VALGRIND_MEMPOOL_FREE(UMM__VG_POOL, (void *)(a))
+/* The block starting at a is now [b, b+n), still alloc'd where it was. */
+#define umm__vg_block_move(a, b, n) VALGRIND_MEMPOOL_CHANGE(UMM__VG_POOL, (void *)(a), (void *)(b), (n))
 #else
 #define umm__vg_defined(a, n) ((void)(a), (void)(n))
+#define umm__vg_undefined(a, n) ((void)(a), (void)(n))
 #define umm__vg_noaccess(a, n) ((void)(a), (void)(n))
 #define umm__vg_running() 0
 #define umm__vg_stack_register(lo, hi) ((void)(lo), (void)(hi), 0u)
 #define umm__vg_stack_deregister(id) ((void)(id))
+#define umm__vg_pool_create() ((void)0)
+#define umm__vg_block_new(a, n) ((void)(a), (void)(n))
+#define umm__vg_block_free(a) ((void)(a))
+#define umm__vg_block_move(a, b, n) ((void)(a), (void)(b), (void)(n))
 #endif
 
 #endif
