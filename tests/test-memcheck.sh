@@ -30,8 +30,12 @@ ok() { # ok COND-STATUS NAME
 
 # run NAME: the program under memcheck; its report (every process's, the
 # "==pid== " prefixes taken off) in $dir/NAME.log, its status in $status.
+# The options libumm needs to restart faulting instructions exactly (README).
+exact="--vex-iropt-register-updates=allregs-at-mem-access --vex-guest-chase=no"
+vgopts=$exact
 run() {
-  "$top/libtool" --mode=execute valgrind --vex-iropt-register-updates=allregs-at-mem-access \
+  # shellcheck disable=SC2086
+  "$top/libtool" --mode=execute valgrind $vgopts \
     --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=definite --num-callers=20 \
     --log-file="$dir/$1.%p.vg" "$top/tests/vg-prog-$1" >"$dir/$1.out" 2>&1
   status=$?
@@ -139,6 +143,24 @@ ok $? "a read of a PROT_NONE mapping still kills the program with SIGSEGV (statu
 has "$dir/crash.log" "Process terminating with default action of signal 11" "main (vg-prog-crash.c"
 ok $? "memcheck reports the fault where it happened"
 [ $fails -ne $f0 ] && show "$dir/crash.log"
+
+# ------------------------------ the start-up check of Valgrind's options
+# Without them, libumm says which are missing, once, in one sentence; with
+# them, nothing.  (The clean program forks: the child says nothing more.)
+f0=$fails
+vgopts=""
+run clean
+[ "$(grep -c "^libumm: Valgrind is running without --vex-iropt-register-updates=allregs-at-mem-access and --vex-guest-chase=no," "$dir/clean.out")" -eq 1 ]
+ok $? "without the options libumm names both, once"
+vgopts="--vex-iropt-register-updates=allregs-at-mem-access"
+run clean
+[ "$(grep -c "^libumm: Valgrind is running without --vex-guest-chase=no," "$dir/clean.out")" -eq 1 ]
+ok $? "without --vex-guest-chase=no libumm names that one"
+vgopts=$exact
+run clean
+! grep -q "^libumm:" "$dir/clean.out"
+ok $? "with both, libumm says nothing"
+[ $fails -ne $f0 ] && sed 's/^/# /' "$dir/clean.out"
 
 rm -rf "$dir"
 echo "1..$n"
