@@ -37,6 +37,7 @@
  * it held stays allocated until the whole family has gone (README).
  */
 #include "umm-int.h"
+#include "vg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -191,6 +192,16 @@ static void child(void)
     /* The child's only thread holds the lock it inherited, under a thread
      * id the lock no longer knows: start it afresh. */
     pthread_rwlock_t fresh = PTHREAD_RWLOCK_INITIALIZER;
+    /* helgrind and drd saw this thread take it for writing (prepare) and
+     * follow the thread into the child: under Valgrind it also lets the
+     * lock go, or they see the next rdlock granted on a write-held lock
+     * (drd asserts), and they forget the lock's memory, which the
+     * assignment writes.  glibc takes that unlock, under a thread id that
+     * is not the writer's, for a reader's; the assignment undoes it. */
+    if (umm__vg_running()) {
+        pthread_rwlock_unlock(&umm__mm.lock);
+        umm__vg_forget(&umm__mm.lock, sizeof umm__mm.lock);
+    }
     umm__mm.lock = fresh;
     umm__mm.pid = getpid();
     rehome(1);

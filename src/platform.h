@@ -27,6 +27,11 @@ static inline int umm__fault_is_write(void *uctx)
     greg_t err = uc->uc_mcontext.gregs[REG_ERR];
     return (err & 0x10) ? 2 : (err & 2) != 0;
 }
+/* Where the faulting instruction is. */
+static inline uintptr_t umm__fault_pc(void *uctx)
+{
+    return (uintptr_t)((const ucontext_t *)uctx)->uc_mcontext.gregs[REG_RIP];
+}
 #elif defined(__aarch64__)
 /* The kernel appends an esr_context record to the signal frame; in the ESR of
  * a data abort, bit 6 (WnR) is "write not read". */
@@ -48,11 +53,20 @@ static inline int umm__fault_is_write(void *uctx)
         p += head->size;
     }
 }
+static inline uintptr_t umm__fault_pc(void *uctx)
+{
+    return (uintptr_t)((const ucontext_t *)uctx)->uc_mcontext.pc;
+}
 #else
 static inline int umm__fault_is_write(void *uctx)
 {
     (void)uctx;
     return -1;
+}
+static inline uintptr_t umm__fault_pc(void *uctx)
+{
+    (void)uctx;
+    return 0;
 }
 #endif
 

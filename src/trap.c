@@ -158,6 +158,12 @@ int umm_handle_fault(int sig, siginfo_t *si, void *uctx)
     uint64_t t0 = traced ? now_ns() : 0;
     pthread_rwlock_rdlock(&umm__mm.lock);
     int access = uctx ? umm__fault_is_write(uctx) : UMM__ACC_GUESS;
+    /* A fault at the instruction itself is its fetch.  Valgrind raises
+     * the fetch faults it finds without the CPU's error code, which then
+     * reads as a read: a jump into readable memory without PROT_EXEC
+     * would be "handled" as a read and fault again forever. */
+    if (uctx && access != UMM__ACC_WRITE && access != UMM__ACC_EXEC && umm__fault_pc(uctx) == addr)
+        access = UMM__ACC_EXEC;
     enum umm__fault_result r = umm__fault(addr, access, &err);
     /* SIGBUS: the page is armed, and the retry raises the kernel's own. */
     if (r != UMM__FAULT_DONE && r != UMM__FAULT_SIGBUS) {

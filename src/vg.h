@@ -61,6 +61,10 @@
 #define umm__vg_undefined(a, n) ((void)VALGRIND_MAKE_MEM_UNDEFINED((a), (n)))
 #define umm__vg_noaccess(a, n) ((void)VALGRIND_MAKE_MEM_NOACCESS((a), (n)))
 #define umm__vg_running() (RUNNING_ON_VALGRIND != 0)
+/* helgrind and drd: forget what they know of [a, a+n), a lock's too (one
+ * request for both tools: drd's DRD_CLEAN_MEMORY is helgrind's
+ * VALGRIND_HG_CLEAN_MEMORY; memcheck ignores it). */
+#define umm__vg_forget(a, n) VALGRIND_DO_CLIENT_REQUEST_STMT(VG_USERREQ_TOOL_BASE('H', 'G'), (a), (n), 0, 0, 0)
 /* A stack of our own (a signal stack): without it memcheck may take the
  * jump back to the thread's stack for a shrinking stack and mark live
  * frames of it no-access. */
@@ -86,6 +90,7 @@
 #define umm__vg_undefined(a, n) ((void)(a), (void)(n))
 #define umm__vg_noaccess(a, n) ((void)(a), (void)(n))
 #define umm__vg_running() 0
+#define umm__vg_forget(a, n) ((void)(a), (void)(n))
 #define umm__vg_stack_register(lo, hi) ((void)(lo), (void)(hi), 0u)
 #define umm__vg_stack_deregister(id) ((void)(id))
 #define umm__vg_pool_create() ((void)0)

@@ -184,6 +184,7 @@ static inline int catch_signal_within(unsigned seconds, void (*fn)(void *), void
         r = -2;
         sigaction(SIGSEGV, &old_segv, NULL);
         sigaction(SIGBUS, &old_bus, NULL);
+        vg_quiet(0); /* catch_signal's, left on by the jump out of it */
     }
     alarm(0);
     sigaction(SIGALRM, &old_alrm, NULL);

@@ -139,6 +139,12 @@ static int wait_child(pid_t pid, int seconds)
 static const char *describe(int res)
 {
     static char buf[256];
+    if (res == 1 && under_valgrind()) {
+        /* Valgrind's --error-exitcode is 1 too. */
+        snprintf(buf, sizeof buf, "%s, or memcheck reported errors in the child (--error-exitcode=1: see the log)",
+                 check_text[res]);
+        return buf;
+    }
     if (res > 0 && res < CK_MAX)
         return check_text[res];
     if (res == RES_NOFORK)

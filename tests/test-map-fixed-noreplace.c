@@ -77,12 +77,25 @@ int main(void)
         struct result k = run(&kernel_ops, fd, other, c);
         struct result u = run(&umm_ops, fd, other, c);
         int overlaps = c->page < 4 && c->page + c->npages > 0;
-        is_int(k.o.err, overlaps ? EEXIST : 0, "[%s] kernel: %s (the test is right)", c->name,
-               overlaps ? "EEXIST" : "maps");
-        ok(u.o.rc == k.o.rc && u.o.err == k.o.err, "[%s] libumm returns as the kernel: %s", c->name,
-           k.o.rc ? strerror(k.o.err) : "success");
-        if (u.o.rc != k.o.rc || u.o.err != k.o.err)
-            tap_diag("kernel: %d %s, libumm: %d %s", k.o.rc, strerror(k.o.err), u.o.rc, strerror(u.o.err));
+        if (overlaps && under_valgrind()) {
+            /* Valgrind's own mmap takes the address as a hint and maps
+             * elsewhere: the kernel's side is not Linux here.  libumm
+             * decides from its own mappings, so it is held to Linux's
+             * answer. */
+            const char *why = "Valgrind's mmap (3.19) takes a MAP_FIXED_NOREPLACE address as a hint: over a "
+                              "mapping it maps elsewhere";
+            tap_skip(why, "[%s] kernel: EEXIST (the test is right)", c->name);
+            ok(u.o.rc == -1 && u.o.err == EEXIST, "[%s] libumm returns what Linux returns: EEXIST", c->name);
+            if (u.o.rc != -1 || u.o.err != EEXIST)
+                tap_diag("libumm: %d %s", u.o.rc, strerror(u.o.err));
+        } else {
+            is_int(k.o.err, overlaps ? EEXIST : 0, "[%s] kernel: %s (the test is right)", c->name,
+                   overlaps ? "EEXIST" : "maps");
+            ok(u.o.rc == k.o.rc && u.o.err == k.o.err, "[%s] libumm returns as the kernel: %s", c->name,
+               k.o.rc ? strerror(k.o.err) : "success");
+            if (u.o.rc != k.o.rc || u.o.err != k.o.err)
+                tap_diag("kernel: %d %s, libumm: %d %s", k.o.rc, strerror(k.o.err), u.o.rc, strerror(u.o.err));
+        }
         if (!overlaps)
             ok(u.at, "[%s] mapped exactly at the address", c->name);
         else

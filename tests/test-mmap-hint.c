@@ -16,6 +16,11 @@ struct trace {
     int foreign_elsewhere, foreign_intact;
 };
 
+/* Valgrind's own mmap refuses an unaligned address with EINVAL, a hint
+ * too, and so does the host's mmap libumm hands the hint to: under
+ * Valgrind neither side can place an unaligned hint. */
+#define VG_UNALIGNED "Valgrind's mmap refuses every unaligned address with EINVAL, a hint too"
+
 static void scenario(const struct mm_ops *ops, int fd, struct trace *t)
 {
     /* A free hint. */
@@ -51,6 +56,8 @@ static void scenario(const struct mm_ops *ops, int fd, struct trace *t)
     munmap(foreign, PAGE);
 
     /* An unaligned hint. */
+    if (under_valgrind())
+        return;
     kcmp_require_free(KCMP_BASE, 8 * PAGE);
     p = ops->mmap((void *)(KCMP_BASE + 123), 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
@@ -73,7 +80,10 @@ int main(void)
     ok(u.taken_intact, "the mapping at the hint is untouched");
     ok(u.foreign_elsewhere, "a hint taken by memory libumm does not own goes elsewhere");
     ok(u.foreign_intact, "that memory is untouched, the new mapping works");
-    is_int(u.unaligned_delta, k.unaligned_delta, "an unaligned hint is placed as the kernel places it");
+    if (under_valgrind())
+        tap_skip(VG_UNALIGNED, "an unaligned hint is placed as the kernel places it");
+    else
+        is_int(u.unaligned_delta, k.unaligned_delta, "an unaligned hint is placed as the kernel places it");
     close(fd);
     check_released();
     return tap_done();

@@ -47,6 +47,7 @@ static struct result scenario(int start_libumm, int flags)
     sigaddset(&sa.sa_mask, SIGUSR1);
     sigaction(SIGSEGV, &sa, NULL);
     char *foreign = mmap(NULL, PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    vg_expect_fault(foreign, 1);
     if (setjmp(plain) == 0)
         *(volatile char *)foreign = 1;
     sigset_t now;
@@ -72,6 +73,7 @@ static struct result in_child(int start_libumm, int flags)
     if (pid == 0) {
         struct result c = scenario(start_libumm, flags);
         (void)!write(fds[1], &c, sizeof c);
+        vg_abrupt_end(); /* _exit with libumm's daemon running */
         _exit(0);
     }
     close(fds[1]);
@@ -95,8 +97,12 @@ int main(void)
         is_int(u.calls, k.calls, "%s: so did libumm", cases[i].name);
         is_int(u.blocked_segv, k.blocked_segv, "%s: SIGSEGV blocked after longjmp as under the kernel (%d)",
                cases[i].name, k.blocked_segv);
-        is_int(u.blocked_usr1, k.blocked_usr1, "%s: sa_mask applied as under the kernel (%d)", cases[i].name,
-               k.blocked_usr1);
+        if ((cases[i].flags & SA_NODEFER) && under_valgrind())
+            tap_skip("Valgrind's signal delivery leaves sa_mask out for an SA_NODEFER handler (Linux applies it)",
+                     "%s: sa_mask applied as under the kernel", cases[i].name);
+        else
+            is_int(u.blocked_usr1, k.blocked_usr1, "%s: sa_mask applied as under the kernel (%d)", cases[i].name,
+                   k.blocked_usr1);
         is_int(u.blocked_usr2, k.blocked_usr2, "%s: the interrupted mask kept (%d)", cases[i].name,
                k.blocked_usr2);
         is_int(u.reset_to_dfl, k.reset_to_dfl, "%s: handler reset as under the kernel (%d)", cases[i].name,

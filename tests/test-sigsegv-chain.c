@@ -58,6 +58,8 @@ int main(void)
     if (pid == 0) {
         volatile unsigned char c = p[PAGE]; /* libumm fault first */
         (void)c;
+        vg_abrupt_end();                     /* it dies with libumm's daemon running */
+        vg_expect_fault(foreign, 1);
         *(volatile char *)foreign = 1;       /* then a real crash */
         _exit(0);
     }

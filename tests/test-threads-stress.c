@@ -43,6 +43,7 @@
 #include <valgrind/valgrind.h>
 #else
 #define VALGRIND_DISABLE_ERROR_REPORTING
+#define VALGRIND_ENABLE_ERROR_REPORTING
 #endif
 
 #define WPP (PAGE / 8) /* words per page */
@@ -854,6 +855,7 @@ static void *toucher(void *arg)
                       j, k, (unsigned long long)got, glo, ghi, rname[gens[ghi % RING].type], gens[ghi % RING].fpage0);
         }
     }
+    VALGRIND_ENABLE_ERROR_REPORTING; /* a thread must not end with it off */
     return NULL;
 }
 

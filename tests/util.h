@@ -67,6 +67,38 @@ void tcatch_disarm(void);
 void touch_read(void *p);
 void touch_write(void *p);
 
+/*
+ * Valgrind (make check-valgrind).  under_valgrind(): is this process
+ * running under Valgrind?  Its "kernel" is then Valgrind's emulation of the
+ * system calls and of signal delivery, which differs from Linux in places;
+ * a test that compares libumm with the kernel skips (tap_skip) exactly the
+ * points where it does, and says why.
+ *
+ * vg_quiet(1) ... vg_quiet(0), on one thread, around a call that is meant
+ * to be wrong (a bad range handed to the kernel): memcheck need not report
+ * it.  Only around the kernel's calls, never around libumm's.
+ *
+ * vg_expect_fault(addr, len) before an access that is meant to fault (a
+ * stray pointer, a PROT_NONE page that is not libumm's): memcheck takes
+ * the bytes as fine, so it reports nothing, while the access still faults
+ * and libumm's trap and the program's handlers run with error reporting on.
+ *
+ * vg_abrupt_end() in a process about to end by a fatal signal or by _exit()
+ * while a thread it cannot join still runs (libumm's daemon thread): glibc
+ * points at a running thread's DTV only from inside the thread's own
+ * descriptor (dtv + 1), which memcheck calls "possibly lost" (and counts
+ * as an error, which would also turn the exit status into Valgrind's
+ * --error-exitcode).  It loads a suppression for exactly that into this
+ * process only, so that a thread left running at a normal exit is still
+ * reported everywhere else.
+ *
+ * All four are no-ops outside Valgrind.
+ */
+int under_valgrind(void);
+void vg_quiet(int on);
+void vg_expect_fault(const void *addr, size_t len);
+void vg_abrupt_end(void);
+
 /* The leak oracle: every frame, mapping and file released. */
 void check_released(void);
 
