@@ -274,6 +274,11 @@ void umm__trap_selfcheck(void)
                          "1:\n\t"
                          "add $64, %%rax\n\t"
                          "movq $0x5a5a5a5a, (%%rax)\n\t"
+                         /* rax dead after the store: by default Valgrind
+                          * then never writes the add's value back, which
+                          * makes the probe's answer the same whatever
+                          * code the compiler put after it. */
+                         "xor %%eax, %%eax\n\t"
                          :
                          : [p] "r"(page)
                          : "rax", "rcx", "memory");
