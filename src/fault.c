@@ -290,9 +290,10 @@ static uint64_t fill(struct umm__object *obj, uint64_t fpage, uint64_t want, uin
 
 /* Copy page p of a private file mapping to its own frame, from the
  * page-cache frame it shows (which is up to date). */
-static void copy_in(struct umm__vma *v, uint64_t p)
+/* Make private frame dst (free: its reference count is 0) live, as a copy
+ * of frame src. */
+static void copy_frame(umm__pfn dst, umm__pfn src)
 {
-    umm__pfn src = umm__object_pfn(v->obj, v->fpage + p), dst = umm__vma_anon_pfn(v, p);
     uint32_t old = atomic_exchange(&umm__frame(dst)->ref, 1);
     umm__assert(old == 0);
     umm__ram_frames_live(dst, 1);
@@ -301,6 +302,11 @@ static void copy_in(struct umm__vma *v, uint64_t p)
     memcpy(umm__frame_addr(dst), umm__frame_addr(src), UMM_PAGE_SIZE);
     umm__vg_noaccess(umm__frame_addr(dst), UMM_PAGE_SIZE);
     umm__vg_noaccess(umm__frame_addr(src), UMM_PAGE_SIZE);
+}
+
+static void copy_in(struct umm__vma *v, uint64_t p)
+{
+    copy_frame(umm__vma_anon_pfn(v, p), umm__object_pfn(v->obj, v->fpage + p));
 }
 
 /* Make the page-cache frames of pages [a, b) of a file mapping up to date
@@ -384,18 +390,8 @@ static enum umm__fault_result fault_cow_shared(struct umm__vma *v, uint64_t page
         n++;
     }
     umm__pfn dst = umm__vma_anon_pfn(v, page);
-    umm__vg_defined(umm__frame_addr(dst), n << UMM_PAGE_SHIFT);
-    for (uint64_t i = 0; i < n; i++) {
-        umm__pfn src = umm__vma_pte(v, page + i)->pfn;
-        umm__assert(src != dst + (umm__pfn)i);
-        uint32_t old = atomic_exchange(&umm__frame(dst + (umm__pfn)i)->ref, 1);
-        umm__assert(old == 0);
-        umm__vg_defined(umm__frame_addr(src), UMM_PAGE_SIZE);
-        memcpy(umm__frame_addr(dst + (umm__pfn)i), umm__frame_addr(src), UMM_PAGE_SIZE);
-        umm__vg_noaccess(umm__frame_addr(src), UMM_PAGE_SIZE);
-    }
-    umm__vg_noaccess(umm__frame_addr(dst), n << UMM_PAGE_SHIFT);
-    umm__ram_frames_live(dst, n);
+    for (uint64_t i = 0; i < n; i++)
+        copy_frame(dst + (umm__pfn)i, umm__vma_pte(v, page + i)->pfn);
     const uint32_t nf = UMM__P_PRESENT | UMM__P_ANON | UMM__P_WRITE;
     int prot = umm__host_prot(v, nf);
     if (umm__host_map_frames(page_addr(v, page), n << UMM_PAGE_SHIFT, prot, dst) != 0) {

@@ -305,26 +305,10 @@ void umm__fork_let_go(void)
 {
     if (!umm__mm.forked || !only_thread())
         return;
-    int64_t freed = 0;
-    for (size_t i = 0; i < umm__vma_count(); i++) {
-        struct umm__vma *v = umm__vma_at(i);
-        for (uint64_t p = 0; p < umm__vma_pages(v); p++) {
-            struct umm__pte *pte = umm__vma_pte(v, p);
-            uint32_t f = atomic_load(&pte->flags);
-            if (!(f & UMM__P_PRESENT) || (f & UMM__P_SIGBUS))
-                continue;
-            if (f & UMM__P_ANON) {
-                if (atomic_fetch_sub(&umm__frame(pte->pfn)->ref, 1) == 1) {
-                    umm__ram_discard(pte->pfn, 1);
-                    umm__ram_frames_dead(pte->pfn, 1);
-                    freed++;
-                }
-            } else if (f & UMM__P_WRITE) {
-                atomic_fetch_sub(&umm__frame(pte->pfn)->ref, 1); /* a writer less */
-            }
-        }
-    }
-    umm__ram_count(-freed);
+    /* As munmap would: private frames lose a reference (the last one
+     * frees), page-cache frames a writer.  No malloc, no I/O in there. */
+    for (size_t i = 0; i < umm__vma_count(); i++)
+        umm__vma_release_pages(umm__vma_at(i), 0, umm__vma_pages(umm__vma_at(i)));
     for (size_t i = 0; i < umm__vma_count(); i++) {
         struct umm__anon *a = umm__vma_at(i)->anon;
         if (!a || a->let_go)

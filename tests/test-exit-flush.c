@@ -1,6 +1,6 @@
 /* Promise: writes through a MAP_SHARED mapping reach the file when the
- * process exits without umm_msync or umm_munmap, whether it calls exit()
- * or returns from main, as they do with the kernel's mmap; a page written
+ * process exits without umm_msync or umm_munmap, whether it calls exit(),
+ * _exit() or _Exit(), or returns from main, as they do with the kernel's mmap; a page written
  * again after an msync is written again.  Each child maps, writes and
  * exits; the parent, which has not started libumm, checks the file. */
 #define _GNU_SOURCE
@@ -90,6 +90,24 @@ int main(void)
     read_file(fd, u, sizeof u, 0);
     close(fd);
     ok(memcmp(u, want, sizeof want) == 0, "its writes are in the file");
+
+    /* libumm: the child ends with _exit(2) or _Exit, which run no exit
+     * handler: libumm stands in front of them (README difference 4). */
+    for (int way = 0; way < 2; way++) {
+        fd = tmpfile_make(N * PAGE, SEED, O_RDWR, NULL);
+        pid = fork();
+        if (pid == 0) {
+            int rc = child_writes(&umm_ops, fd);
+            if (way == 0)
+                _exit(rc);
+            _Exit(rc);
+        }
+        is_int(wait_child(pid), 0, "libumm: the child maps, writes and calls %s", way ? "_Exit" : "_exit");
+        memset(u, 0, sizeof u);
+        read_file(fd, u, sizeof u, 0);
+        close(fd);
+        ok(memcmp(u, want, sizeof want) == 0, "its writes are in the file");
+    }
 
     /* The parent never started libumm: nothing of the children's is here. */
     check_released();

@@ -53,10 +53,7 @@ static void *squat(uint64_t n, size_t *len)
 static uint64_t rng = 88172645463325252ull;
 static uint64_t next(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return xorshift64(&rng);
 }
 
 /* Where in page `page` the test looks: a different byte in each page. */

@@ -1,9 +1,11 @@
 /* Promise (README, environment): UMM_RAM sets the size of libumm's RAM, the
  * address space its frames come from.  Mappings whose frames fit are made;
  * one that does not fit fails with ENOMEM and changes nothing; unmapping
- * gives the space back. */
+ * gives the space back; umm_fork without room for the copies' ranges fails
+ * with ENOMEM. */
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include "util.h"
 
 int main(void)
@@ -24,6 +26,19 @@ int main(void)
     b = umm_mmap(NULL, 512 * mib, PROT_READ | PROT_WRITE, flags, -1, 0);
     ok(b != MAP_FAILED, "then 512 MiB fits: the space came back");
     is_int(umm_munmap(b, 512 * mib), 0, "unmap that too");
+
+    /* umm_fork needs a fresh range per private mapping for each side
+     * (README difference 6): 200 MiB private leaves no room for two more. */
+    b = umm_mmap(NULL, 200 * mib, PROT_READ | PROT_WRITE, flags, -1, 0);
+    b[0] = 1;
+    errno = 0;
+    pid_t pid = umm_fork();
+    if (pid == 0)
+        _exit(3); /* must not happen */
+    ok(pid == -1, "umm_fork with 200 MiB private in 512 MiB of RAM fails (no child made)");
+    is_int(errno, ENOMEM, "with ENOMEM");
+    is_int(b[0], 1, "and the mapping is as it was");
+    is_int(umm_munmap(b, 200 * mib), 0, "unmap it");
     check_released();
     return tap_done();
 }

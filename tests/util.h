@@ -24,6 +24,16 @@ static inline unsigned char pattern(uint64_t off, unsigned seed)
     return (unsigned char)(x ^ (x >> 17));
 }
 
+/* A small fast random sequence (Marsaglia's xorshift) for the tests that
+ * touch pages at random; *s must not start at 0. */
+static inline uint64_t xorshift64(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
 /* Create a temporary file of size bytes filled with pattern(seed), opened
  * with flags (O_RDWR, O_RDONLY ...).  Its path is stored in path (>= 256
  * bytes) when path is not NULL; the file is unlinked when path is NULL. */
