@@ -66,6 +66,7 @@ static const struct world umm_plain_world = { "libumm/fork()", &umm_ops, fork };
     X(CK_COUNT, "a shared counter holds fewer than the child's own adds")                              \
     X(CK_SHARED_MISS, "the child does not see the parent's writes to a shared page")                   \
     X(CK_MSYNC, "msync failed in the child")                                                           \
+    X(CK_INVAL, "the child does not see what the file was given by write(2) and MS_INVALIDATE")       \
     X(CK_RACE_DONE, "a page finished before the fork differs in the child")                            \
     X(CK_RACE_INFLIGHT, "the page being written at the fork holds a word neither old nor new")         \
     X(CK_RACE_FRESH, "a page not yet written at the fork is not zero in the child")                    \
@@ -472,6 +473,43 @@ static void shared_counters(const struct world *w)
            w->label);
     is_int(atomic_load(after), 2 * ADDS, "%s: so does one in a page first touched after the fork", w->label);
     w->mm->munmap(m, 2 * PAGE);
+}
+
+/* ------------------- 3b. MS_INVALIDATE after fork: both processes see it */
+
+/* A write(2) to the file, then msync(MS_INVALIDATE) in the parent: its
+ * mapping and the child's, resident in both, show the new bytes (libumm
+ * reads the clean page again in place after fork: README difference 6). */
+static void invalidate_shared(const struct world *w)
+{
+    int fd = tmpfile_make(2 * PAGE, 65, O_RDWR, NULL);
+    unsigned char *m = xmmap(w, 2 * PAGE, MAP_SHARED, fd);
+    touch(m, 0);
+    struct chan c;
+    chan_open(&c);
+    pid_t pid = spawn(w);
+    if (pid == 0) {
+        child_start();
+        chan_side(&c, 1);
+        touch(m, 0);
+        if (say(c.c2p[1]) != 0 || hear(c.p2c[0]) != 0)
+            exit(CK_SYNC);
+        /* Before the parent touches the page again: the page must hold
+         * the file's bytes, the new one and the old ones around it. */
+        exit(m[10] == 0xd1 && m[100] == pattern(100, 65) ? 0 : CK_INVAL);
+    }
+    chan_side(&c, 0);
+    int ok_parent = 0;
+    if (pid > 0 && hear(c.c2p[0]) == 0) {
+        unsigned char b = 0xd1;
+        ok_parent = pwrite(fd, &b, 1, 10) == 1 && w->mm->msync(m, 2 * PAGE, MS_INVALIDATE) == 0;
+        say(c.p2c[1]);
+    }
+    report(w, wait_child(pid, WAIT_SECONDS), "MS_INVALIDATE after a write(2): the child's resident page shows it");
+    chan_close(&c, 0);
+    ok(ok_parent && m[10] == 0xd1 && m[100] == pattern(100, 65), "%s: and so does the parent's", w->label);
+    w->mm->munmap(m, 2 * PAGE);
+    close(fd);
 }
 
 /* --------------------------------------- 4. shared file writes across fork */
@@ -1049,6 +1087,7 @@ static void scenarios(const struct world *w)
     cow(w, 0);
     cow(w, 1);
     shared_counters(w);
+    invalidate_shared(w);
     shared_file(w);
     frames_back(w);
     fork_race(w);
