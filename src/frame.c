@@ -57,9 +57,12 @@ static long futex(_Atomic uint32_t *word, int op, uint32_t val, int shared)
 int umm__bittrylock(_Atomic uint32_t *word)
 {
     uint32_t v = atomic_load_explicit(word, memory_order_relaxed);
-    return !(v & UMM__F_LOCKED) &&
-           atomic_compare_exchange_strong_explicit(word, &v, v | UMM__F_LOCKED, memory_order_acquire,
-                                                   memory_order_relaxed);
+    if (v & UMM__F_LOCKED ||
+        !atomic_compare_exchange_strong_explicit(word, &v, v | UMM__F_LOCKED, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return 0;
+    umm__vg_hb_after(word); /* for helgrind and drd: see vg.h */
+    return 1;
 }
 
 /* Take the lock bit of *word; sleep on the futex while another holds it.
@@ -71,8 +74,10 @@ void umm__bitlock(_Atomic uint32_t *word, int shared)
         uint32_t v = atomic_load_explicit(word, memory_order_relaxed);
         if (!(v & UMM__F_LOCKED)) {
             if (atomic_compare_exchange_weak_explicit(word, &v, v | UMM__F_LOCKED, memory_order_acquire,
-                                                      memory_order_relaxed))
+                                                      memory_order_relaxed)) {
+                umm__vg_hb_after(word);
                 return;
+            }
             continue;
         }
         if (spins++ < 64)
@@ -89,6 +94,7 @@ void umm__bitlock(_Atomic uint32_t *word, int shared)
 
 void umm__bitunlock(_Atomic uint32_t *word, int shared)
 {
+    umm__vg_hb_before(word);
     uint32_t v = atomic_fetch_and_explicit(word, ~(UMM__F_LOCKED | UMM__F_WAITERS), memory_order_release);
     if (v & UMM__F_WAITERS)
         futex(word, FUTEX_WAKE, INT_MAX, shared);
@@ -156,9 +162,18 @@ int umm__ram_init(void)
         }
         if (ftruncate(fd, (off_t)size) != 0)
             continue;
-        void *direct = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+        /* Under Valgrind mapped PROT_NONE first: helgrind then leaves the
+         * direct map out of its race checks (it would otherwise keep state
+         * for all of it, gigabytes, from the start; races are found at the
+         * program's addresses), and memcheck is told below. */
+        int vg = umm__vg_running();
+        void *direct = mmap(NULL, size, vg ? PROT_NONE : PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
         if (direct == MAP_FAILED)
             continue;
+        if (vg && mprotect(direct, size, PROT_READ | PROT_WRITE) != 0) {
+            munmap(direct, size);
+            continue;
+        }
         uint64_t npages = size >> UMM_PAGE_SHIFT;
         uint64_t nchunks = npages / CHUNK_PAGES;
         size_t shlen = sizeof(struct umm__ramshared) + (nchunks + 63) / 64 * 8;
@@ -183,6 +198,11 @@ int umm__ram_init(void)
         umm__ram.sh = sh;
         umm__ram.sh->nchunks = nchunks;
         umm__vg_noaccess(direct, size);
+        /* Lock words, and words changed atomically (vg.h). */
+        umm__vg_racy(desc, npages * sizeof(struct umm__frame));
+        umm__vg_racy(cref, nchunks * sizeof(uint32_t));
+        umm__vg_racy(&umm__ram.sh->lock, sizeof umm__ram.sh->lock);
+        umm__vg_racy(&umm__ram.sh->frames_in_use, sizeof umm__ram.sh->frames_in_use);
         return 0;
     }
 }

@@ -63,6 +63,12 @@ static void budget_init(void)
 {
     if (atomic_load(&budget))
         return;
+    /* Changed under the lock, read without it on purpose (a snapshot
+     * against the budget, umm_stats): not races for helgrind and drd. */
+    umm__vg_racy(&count, sizeof count);
+    umm__vg_racy(&floor_, sizeof floor_);
+    umm__vg_racy(&releasable, sizeof releasable);
+    umm__vg_racy(&lock, sizeof lock);
     /* Valgrind keeps its own table of the host's mappings, of fixed size
      * (VG_N_SEGMENTS: it aborts at about 15,000 separate mappings, two
      * table entries each with the gaps between), so under it the budget

@@ -435,6 +435,7 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
     umm__assert(umm__vma_insert(v) == 0);
     v->block = a;
     umm__vg_block_new(a, len);
+    umm__vg_forget((void *)a, len); /* helgrind: new memory, as after the kernel's mmap (vg.h) */
     if (!addr && !(flags & MAP_FIXED) && a + len > vg_next_hint)
         vg_next_hint = a + len;
     if (flags & MAP_POPULATE) /* as the kernel: private writable mappings are populated for write */

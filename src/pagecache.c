@@ -126,6 +126,7 @@ int umm__pagecache_init(void)
     if (m == MAP_FAILED)
         return -1;
     idx = m;
+    umm__vg_racy(&idx->lock, sizeof idx->lock); /* a lock word: vg.h */
     return 0;
 }
 

@@ -48,11 +48,49 @@
  *  - The direct map is no-access except while libumm itself reads or
  *    writes a frame through it, so memcheck neither reports nor scans it (a
  *    leak check that read all of libumm's RAM would allocate all of it).
+ *
+ * helgrind and drd see a mapping's memory as the kernel's mmap would make
+ * it: umm_mmap tells them it is new (umm__vg_forget: helgrind then checks
+ * it, as written by the caller; it keeps no state for memory that came in
+ * PROT_NONE and was mprotect'ed later, which is how every libumm page
+ * arrives).  Pages are then installed without a visible write: helgrind
+ * takes an mmap that can be touched as written by the thread that made it
+ * -- the one that took the fault -- so under Valgrind a page is mapped
+ * PROT_NONE and then mprotect'ed (vma.c, trap.c), or every other thread's
+ * touch of it would be a race with the fault.  The direct map comes in the
+ * same way (frame.c), so helgrind keeps no state for libumm's RAM.
  */
 #ifndef UMM_VG_H
 #define UMM_VG_H
 
 #include "config.h"
+
+/*
+ * helgrind and drd (one set of requests: drd takes helgrind's) know
+ * pthread's locks, not libumm's futex bit locks (frame.c) nor what C11
+ * atomics order.  So each bit lock says what it does: all its holder did
+ * before umm__bitunlock happens before what the next holder does after
+ * umm__bitlock (umm__vg_hb_before / umm__vg_hb_after on the lock word).
+ * Both tools count an atomic read-modify-write as a read, so the lock word
+ * itself and counters bumped with atomic_fetch_add race with nothing
+ * there.  drd counts it as a store, so to drd every look at a lock word
+ * (the spin before the compare-and-swap, a check of an entry's present
+ * bit) races with the last holder's unlock: the lock words are
+ * umm__vg_racy, once, where they are made -- page tables and the frame
+ * table whole, since every word of them is a lock word or changes under
+ * one.  So is a word written with a plain (relaxed) store and read without
+ * its lock on purpose (the map count, the read-ahead guess).
+ */
+#if defined(HAVE_VALGRIND_HELGRIND_H) && defined(HAVE_VALGRIND_VALGRIND_H)
+#include <valgrind/helgrind.h>
+#define umm__vg_hb_before(obj) ANNOTATE_HAPPENS_BEFORE(obj)
+#define umm__vg_hb_after(obj) ANNOTATE_HAPPENS_AFTER(obj)
+#define umm__vg_racy(a, n) VALGRIND_HG_DISABLE_CHECKING((a), (n))
+#else
+#define umm__vg_hb_before(obj) ((void)(obj))
+#define umm__vg_hb_after(obj) ((void)(obj))
+#define umm__vg_racy(a, n) ((void)(a), (void)(n))
+#endif
 
 #if defined(HAVE_VALGRIND_MEMCHECK_H) && defined(HAVE_VALGRIND_VALGRIND_H)
 #include <valgrind/memcheck.h>

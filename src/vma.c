@@ -112,6 +112,15 @@ static void vma_remove(struct umm__vma *v)
     umm__mm.nvmas--;
 }
 
+/* The read-ahead guess is read and written by concurrent faults without a
+ * lock on purpose (a wrong guess costs a page or two of reading): not a
+ * race for helgrind and drd. */
+static void vg_racy_readahead(struct umm__vma *v)
+{
+    umm__vg_racy(&v->ra_next, sizeof v->ra_next);
+    umm__vg_racy(&v->ra_win, sizeof v->ra_win);
+}
+
 /* ------------------------------------------------------- page tables */
 
 static struct umm__ptes *ptes_new(uint64_t n)
@@ -125,6 +134,7 @@ static struct umm__ptes *ptes_new(uint64_t n)
         free(t);
         return NULL;
     }
+    umm__vg_racy(t->pte, n * sizeof(struct umm__pte)); /* lock words: vg.h */
     t->n = n;
     t->refs = 1;
     return t;
@@ -165,6 +175,7 @@ struct umm__vma *umm__vma_new(uintptr_t start, uintptr_t end)
     v->advice = MADV_NORMAL;
     atomic_store(&v->ra_next, UINT64_MAX);
     atomic_store(&v->ra_win, 1);
+    vg_racy_readahead(v);
     v->ptes = ptes_new(umm__vma_pages(v));
     if (!v->ptes) {
         free(v);
@@ -235,6 +246,7 @@ int umm__vma_split(uintptr_t addr)
     w->pte_off += pages;
     atomic_store(&w->ra_next, UINT64_MAX);
     atomic_store(&w->ra_win, 1);
+    vg_racy_readahead(w);
     v->end = addr;
     w->ptes->refs++;
     if (w->anon)
@@ -303,13 +315,21 @@ int umm__host_mprotect(void *addr, size_t len, int prot)
     return 0;
 }
 
+/*
+ * Map frames [pfn, pfn + len/page) at addr with prot.  Under Valgrind they
+ * come in PROT_NONE and then get prot: helgrind takes a mapping that can be
+ * touched as written by the thread that made it (here the one that took the
+ * fault), and would call every other thread's touch of the page a race with
+ * it; after mprotect it keeps what umm_mmap painted (see vg.h).
+ */
 int umm__host_map_frames(void *addr, size_t len, int prot, umm__pfn pfn)
 {
-    while (mmap(addr, len, prot, MAP_SHARED | MAP_FIXED, umm__ram.fd, (off_t)((uint64_t)pfn << UMM_PAGE_SHIFT)) ==
-           MAP_FAILED)
+    int twostep = prot != PROT_NONE && umm__vg_running();
+    while (mmap(addr, len, twostep ? PROT_NONE : prot, MAP_SHARED | MAP_FIXED, umm__ram.fd,
+                (off_t)((uint64_t)pfn << UMM_PAGE_SHIFT)) == MAP_FAILED)
         if (errno != ENOMEM || !umm__mc_squeeze())
             return -1;
-    return 0;
+    return twostep ? umm__host_mprotect(addr, len, prot) : 0;
 }
 
 /* Host-map [start, end) of v to its frames, PROT_NONE, replacing whatever

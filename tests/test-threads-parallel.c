@@ -115,8 +115,18 @@ static void *run_job(void *arg)
                 j->bad += pg[i] != pattern(p * PAGE + i, j->seed);
         }
     }
+    vg_hb_before(&j->done); /* its results are read once done is seen */
     atomic_store(&j->done, 1);
     return NULL;
+}
+
+/* Has j finished?  Its results may be read once it says so. */
+static int job_done(struct job *j)
+{
+    if (!atomic_load(&j->done))
+        return 0;
+    vg_hb_after(&j->done);
+    return 1;
 }
 
 static void start(struct job *j)
@@ -136,9 +146,9 @@ static void sleep_ms(int ms)
 /* Wait until j is done; 1 if it is within ms. */
 static int wait_done(struct job *j, int ms)
 {
-    for (int i = 0; i < ms && !atomic_load(&j->done); i++)
+    for (int i = 0; i < ms && !job_done(j); i++)
         sleep_ms(1);
-    return atomic_load(&j->done);
+    return job_done(j);
 }
 
 /* Wait (at most ms) until thread tid sleeps in futex(): on a page-table
@@ -246,7 +256,7 @@ int main(void)
     int extra = 0;
     struct job *all[] = { &ta, &td, &te, &tw };
     for (int k = 0; k < 4; k++) {
-        while (!atomic_load(&all[k]->done)) {
+        while (!job_done(all[k])) {
             struct ev e = next_event(50);
             if (e.fd >= 0) {
                 extra++;
@@ -256,7 +266,7 @@ int main(void)
             if ((waited += 50) > WAIT_MS)
                 break;
         }
-        ok(atomic_load(&all[k]->done), "%s finished once the reads were let go", all[k]->name);
+        ok(job_done(all[k]), "%s finished once the reads were let go", all[k]->name);
     }
     /* Late events would show a page read twice. */
     for (struct ev e; (e = next_event(100)).fd >= 0; extra++)

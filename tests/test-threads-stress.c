@@ -679,7 +679,10 @@ static void *map_gen(struct gen *g, int fixed_noreplace)
     case R_SANON: flags |= MAP_SHARED | MAP_ANONYMOUS; break;
     default: flags |= MAP_SHARED; fd = fdH2; break;
     }
-    return umm_mmap((void *)rbase, RP * PAGE, g->prot, flags, fd, off);
+    void *m = umm_mmap((void *)rbase, RP * PAGE, g->prot, flags, fd, off);
+    if (m != MAP_FAILED) /* the toucher races with the remapper on purpose */
+        vg_racy(m, RP * PAGE);
+    return m;
 }
 
 static void new_gen(uint64_t *rng, struct gen *g)
@@ -906,6 +909,14 @@ int main(int argc, char **argv)
     fdH2 = make_wfile(SRC_H2, RP, pathH2);
     gF = umm_mmap(NULL, FP * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fdF, 0);
     ok(gF != MAP_FAILED, "the common file mapped shared");
+    /* F's pages are read while written, under a seqlock of relaxed atomics
+     * (check_F_view), and the remapper's generations likewise (rseq): the
+     * checks accept every interleaving, and races there are the point. */
+    vg_racy(gF, FP * PAGE);
+    vg_racy(Fwriting, sizeof Fwriting);
+    vg_racy(Fdone, sizeof Fdone);
+    vg_racy(gens, sizeof gens);
+    vg_racy(&rseq, sizeof rseq);
     tcatch_init();
 
     /* The remapped region: far below where the kernel places mappings, so

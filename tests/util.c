@@ -308,6 +308,36 @@ void vg_expect_fault(const void *addr, size_t len)
 #endif
 }
 
+#ifdef HAVE_VALGRIND_HELGRIND_H
+#include <valgrind/helgrind.h>
+void vg_hb_before(const volatile void *obj)
+{
+    ANNOTATE_HAPPENS_BEFORE(obj);
+}
+void vg_hb_after(const volatile void *obj)
+{
+    ANNOTATE_HAPPENS_AFTER(obj);
+}
+void vg_racy(const volatile void *addr, size_t len)
+{
+    VALGRIND_HG_DISABLE_CHECKING(addr, len);
+}
+#else
+void vg_hb_before(const volatile void *obj)
+{
+    (void)obj;
+}
+void vg_hb_after(const volatile void *obj)
+{
+    (void)obj;
+}
+void vg_racy(const volatile void *addr, size_t len)
+{
+    (void)addr;
+    (void)len;
+}
+#endif
+
 /* Valgrind reads a suppression file as soon as --suppressions is changed,
  * so this one is written, loaded and removed at once.  It only covers the
  * DTV of a thread made by pthread_create, as "possibly lost". */

@@ -102,12 +102,25 @@ void touch_write(void *p);
  * process only, so that a thread left running at a normal exit is still
  * reported everywhere else.
  *
- * All four are no-ops outside Valgrind.
+ * For helgrind and drd, which see pthread's locks but not what C11 atomics
+ * order: vg_hb_before(obj) just before an atomic store that publishes
+ * (release), vg_hb_after(obj) just after the load that saw it (acquire):
+ * what came before the store happens before what follows the load.
+ * vg_racy(addr, len): memory a test races on purpose (a seqlock's data
+ * read while written, a word another thread changes under the reader's
+ * feet, a region touched while another thread remaps it) -- its races are
+ * the test's point, not reported.  Call it again after each umm_mmap
+ * there: a new mapping is new memory to helgrind, as the kernel's.
+ *
+ * All of these are no-ops outside Valgrind.
  */
 int under_valgrind(void);
 void vg_quiet(int on);
 void vg_expect_fault(const void *addr, size_t len);
 void vg_abrupt_end(void);
+void vg_hb_before(const volatile void *obj);
+void vg_hb_after(const volatile void *obj);
+void vg_racy(const volatile void *addr, size_t len);
 
 /* The leak oracle: every frame, mapping and file released. */
 void check_released(void);
