@@ -46,6 +46,7 @@ struct umm__ramshared {
 };
 
 struct umm__ram umm__ram = { .fd = -1 };
+int umm__vg_hg; /* under helgrind or drd (a Valgrind tool but memcheck): vg.h */
 
 /* ------------------------------------------------------------ bit locks */
 
@@ -151,6 +152,7 @@ int umm__ram_init(void)
         size = (uint64_t)1 << 44;
     size &= ~(uint64_t)(CHUNK_PAGES * UMM_PAGE_SIZE - 1);
 
+    umm__vg_hg = umm__vg_not_memcheck();
     int fd = memfd_create("libumm-ram", MFD_CLOEXEC);
     if (fd < 0)
         return -1;
@@ -162,11 +164,13 @@ int umm__ram_init(void)
         }
         if (ftruncate(fd, (off_t)size) != 0)
             continue;
-        /* Under Valgrind mapped PROT_NONE first: helgrind then leaves the
-         * direct map out of its race checks (it would otherwise keep state
-         * for all of it, gigabytes, from the start; races are found at the
-         * program's addresses), and memcheck is told below. */
-        int vg = umm__vg_running();
+        /* Under helgrind and drd mapped PROT_NONE first: helgrind then
+         * leaves the direct map out of its race checks (it would otherwise
+         * keep state for all of it, gigabytes, from the start; races are
+         * found at the program's addresses).  Not under memcheck, which
+         * takes minutes and gigabytes to mprotect that much, and is told
+         * below. */
+        int vg = umm__vg_hg;
         void *direct = mmap(NULL, size, vg ? PROT_NONE : PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
         if (direct == MAP_FAILED)
             continue;

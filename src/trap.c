@@ -48,8 +48,8 @@ int umm__arm_sigbus(struct umm__vma *v, uint64_t page)
 {
     void *at = (void *)(v->start + (page << UMM_PAGE_SHIFT));
     int prot = umm__host_prot(v, UMM__P_PRESENT | UMM__P_WRITE);
-    /* Under Valgrind in two steps, as umm__host_map_frames() says why. */
-    int twostep = prot != PROT_NONE && umm__vg_running();
+    /* Under helgrind in two steps, as umm__host_map_frames() says why. */
+    int twostep = prot != PROT_NONE && umm__vg_hg;
     if (mmap(at, UMM_PAGE_SIZE, twostep ? PROT_NONE : prot, MAP_SHARED | MAP_FIXED, sigbus_fd, 0) == MAP_FAILED ||
         (twostep && mprotect(at, UMM_PAGE_SIZE, prot) != 0))
         return -1;

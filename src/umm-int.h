@@ -79,6 +79,7 @@ struct umm__ram {
     _Atomic uint32_t *chunkref; /* per chunk: pins + live private frames (shared) */
 };
 extern struct umm__ram umm__ram;
+extern int umm__vg_hg; /* under helgrind or drd: vg.h, frame.c */
 
 int umm__ram_init(void);
 /* Reserve a contiguous run of npages frame numbers (holes until touched),

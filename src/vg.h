@@ -55,10 +55,12 @@
  * PROT_NONE and was mprotect'ed later, which is how every libumm page
  * arrives).  Pages are then installed without a visible write: helgrind
  * takes an mmap that can be touched as written by the thread that made it
- * -- the one that took the fault -- so under Valgrind a page is mapped
- * PROT_NONE and then mprotect'ed (vma.c, trap.c), or every other thread's
- * touch of it would be a race with the fault.  The direct map comes in the
- * same way (frame.c), so helgrind keeps no state for libumm's RAM.
+ * -- the one that took the fault -- so under helgrind and drd a page is
+ * mapped PROT_NONE and then mprotect'ed (vma.c, trap.c), or every other
+ * thread's touch of it would be a race with the fault.  The direct map
+ * comes in the same way (frame.c), so helgrind keeps no state for libumm's
+ * RAM.  Not under memcheck (umm__vg_hg is 0 there): it has no use for it,
+ * and an mprotect of the whole direct map costs it minutes and gigabytes.
  */
 #ifndef UMM_VG_H
 #define UMM_VG_H
@@ -99,6 +101,13 @@
 #define umm__vg_undefined(a, n) ((void)VALGRIND_MAKE_MEM_UNDEFINED((a), (n)))
 #define umm__vg_noaccess(a, n) ((void)VALGRIND_MAKE_MEM_NOACCESS((a), (n)))
 #define umm__vg_running() (RUNNING_ON_VALGRIND != 0)
+/* Running under a Valgrind tool other than memcheck (helgrind, drd)?  Only
+ * memcheck answers VALGRIND_GET_VBITS; the others leave its default, 0. */
+static inline int umm__vg_not_memcheck(void)
+{
+    unsigned char byte = 0, vbits;
+    return RUNNING_ON_VALGRIND != 0 && VALGRIND_GET_VBITS(&byte, &vbits, 1) == 0;
+}
 /* helgrind and drd: forget what they know of [a, a+n), a lock's too (one
  * request for both tools: drd's DRD_CLEAN_MEMORY is helgrind's
  * VALGRIND_HG_CLEAN_MEMORY; memcheck ignores it). */
@@ -128,6 +137,7 @@
 #define umm__vg_undefined(a, n) ((void)(a), (void)(n))
 #define umm__vg_noaccess(a, n) ((void)(a), (void)(n))
 #define umm__vg_running() 0
+#define umm__vg_not_memcheck() 0
 #define umm__vg_forget(a, n) ((void)(a), (void)(n))
 #define umm__vg_stack_register(lo, hi) ((void)(lo), (void)(hi), 0u)
 #define umm__vg_stack_deregister(id) ((void)(id))

@@ -316,7 +316,7 @@ int umm__host_mprotect(void *addr, size_t len, int prot)
 }
 
 /*
- * Map frames [pfn, pfn + len/page) at addr with prot.  Under Valgrind they
+ * Map frames [pfn, pfn + len/page) at addr with prot.  Under helgrind they
  * come in PROT_NONE and then get prot: helgrind takes a mapping that can be
  * touched as written by the thread that made it (here the one that took the
  * fault), and would call every other thread's touch of the page a race with
@@ -324,7 +324,7 @@ int umm__host_mprotect(void *addr, size_t len, int prot)
  */
 int umm__host_map_frames(void *addr, size_t len, int prot, umm__pfn pfn)
 {
-    int twostep = prot != PROT_NONE && umm__vg_running();
+    int twostep = prot != PROT_NONE && umm__vg_hg;
     while (mmap(addr, len, twostep ? PROT_NONE : prot, MAP_SHARED | MAP_FIXED, umm__ram.fd,
                 (off_t)((uint64_t)pfn << UMM_PAGE_SHIFT)) == MAP_FAILED)
         if (errno != ENOMEM || !umm__mc_squeeze())
