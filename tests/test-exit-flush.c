@@ -98,6 +98,7 @@ int main(void)
         pid = fork();
         if (pid == 0) {
             int rc = child_writes(&umm_ops, fd);
+            vg_abrupt_end(); /* libumm's daemon thread still runs (util.h) */
             if (way == 0)
                 _exit(rc);
             _Exit(rc);
