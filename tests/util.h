@@ -44,7 +44,11 @@ int tmpfile_sparse(uint64_t size, int flags, char *path);
 int read_file(int fd, void *buf, size_t len, off_t off);
 
 /* Run fn(arg) and report whether it raised a signal: returns 0 if not,
- * else the signal number, with si_code and si_addr in *code and *addr. */
+ * else the signal number, with si_code and si_addr in *code and *addr.
+ * fn touches arg (reads, writes or jumps there); under memcheck the bytes
+ * there are taken as fine first (vg_expect_fault), so memcheck does not
+ * report the touch that is meant to fault, while everything else -- libumm's
+ * trap included -- is still checked. */
 int catch_signal(void (*fn)(void *), void *arg, int *code, void **addr);
 
 /*
