@@ -15,18 +15,8 @@ grep -q '^#define HAVE_VALGRIND_MEMCHECK_H 1' "$top/config.h" 2>/dev/null ||
 grep -q -e '-fsanitize=address' "$top/Makefile" 2>/dev/null &&
   { echo "1..0 # SKIP AddressSanitizer and Valgrind do not mix"; exit 0; }
 
-# (No trap to remove it: dash leaks the trap's string, and under make
-# check-valgrind the shell itself runs under memcheck.)
-dir=$(mktemp -d "${UMM_TEST_TMPDIR:-/tmp}/tmp.memcheck.XXXXXX") || exit 99
-UMM_TEST_TMPDIR=$dir
-export UMM_TEST_TMPDIR
-
-n=0
-fails=0
-ok() { # ok COND-STATUS NAME
-  n=$((n + 1))
-  if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi
-}
+name=memcheck
+. "${srcdir:-.}/tests/tap-sh.sh"
 
 # run NAME: the program under memcheck; its report (every process's, the
 # "==pid== " prefixes taken off) in $dir/NAME.log, its status in $status.
@@ -62,8 +52,6 @@ has() {
     i <= n && index($0, p[i]) { i++ }
     END { exit !(i > n) }' "$f"
 }
-
-show() { sed 's/^/# /' "$1"; }
 
 # ------------------------------------------------------- read after munmap
 f0=$fails

@@ -16,17 +16,8 @@ grep -q -e '-fsanitize=' "$top/Makefile" 2>/dev/null &&
   { echo "1..0 # SKIP sanitizers and Valgrind do not mix"; exit 0; }
 srcdir=${srcdir:-.}
 
-dir=$(mktemp -d "${UMM_TEST_TMPDIR:-/tmp}/tmp.racetools.XXXXXX") || exit 99
-UMM_TEST_TMPDIR=$dir
-export UMM_TEST_TMPDIR
-
-n=0
-fails=0
-ok() { # ok COND-STATUS NAME
-  n=$((n + 1))
-  if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi
-}
-show() { sed 's/^/# /' "$1"; }
+name=racetools
+. "$srcdir/tests/tap-sh.sh"
 
 # run TOOL NAME [ARG]: vg-prog-NAME under TOOL, its report (the "==pid== "
 # prefixes taken off) in $dir/TOOL-NAME-ARG.log, its status in $status.
