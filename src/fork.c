@@ -77,9 +77,7 @@ static void share_vma(struct umm__vma *v)
         /* Page-cache frames the child's entries let the host write. */
         for (uint64_t p = 0; p < n; p++) {
             const struct umm__pte *pte = umm__vma_pte(v, p);
-            uint32_t f = atomic_load_explicit(&pte->flags, memory_order_relaxed);
-            if ((f & (UMM__P_PRESENT | UMM__P_WRITE | UMM__P_ANON | UMM__P_SIGBUS)) ==
-                (UMM__P_PRESENT | UMM__P_WRITE))
+            if (umm__pte_writes_cache(v, atomic_load_explicit(&pte->flags, memory_order_relaxed)))
                 atomic_fetch_add_explicit(&umm__frame(pte->pfn)->ref, 1, memory_order_relaxed);
         }
         return;
@@ -231,31 +229,6 @@ pid_t umm_fork(void)
     return fork();
 }
 
-/*
- * A process of a family lets go of its mappings when it exits normally,
- * after every exit handler (this runs as the library's destructor), so the
- * frames it shared are freed when the last process lets go.  A process
- * that never forked needs nothing: its RAM goes with it.  Nor is it done
- * while another thread runs (it might still touch a mapping): what such a
- * process held stays until the family ends, as after SIGKILL.
- */
-static int count_threads_once(int want);
-
-/* Is this the process's only thread (besides the daemon's, if it runs)?
- * A thread just joined may still be counted for a moment: look again. */
-static int only_thread(void)
-{
-    int want = 1 + umm__daemon_running(); /* the daemon's never touches a mapping */
-    for (int tries = 0; tries < 20; tries++) {
-        int n = count_threads_once(want);
-        if (n <= 0)
-            return n == 0;
-        struct timespec ms = { 0, 1000000 };
-        nanosleep(&ms, NULL); /* async-signal-safe */
-    }
-    return 0;
-}
-
 /* 0: at most want threads; 1: more; -1: cannot tell. */
 static int count_threads_once(int want)
 {
@@ -281,9 +254,30 @@ static int count_threads_once(int want)
     return n > want ? 1 : n > 0 ? 0 : -1;
 }
 
-/* At the end of a normal exit (init.c): when this process is of a fork
- * family, and no other thread could still touch a mapping, let go of
- * everything, so the others can free what it shared. */
+/* Is this the process's only thread (besides the daemon's, if it runs)?
+ * A thread just joined may still be counted for a moment: look again. */
+static int only_thread(void)
+{
+    int want = 1 + umm__daemon_running(); /* the daemon's never touches a mapping */
+    for (int tries = 0; tries < 20; tries++) {
+        int n = count_threads_once(want);
+        if (n <= 0)
+            return n == 0;
+        struct timespec ms = { 0, 1000000 };
+        nanosleep(&ms, NULL); /* async-signal-safe */
+    }
+    return 0;
+}
+
+/*
+ * A process of a family lets go of its mappings when it exits normally,
+ * after every exit handler (init.c calls this from the library's last
+ * destructor), so the frames it shared are freed when the last process
+ * lets go.  A process that never forked needs nothing: its RAM goes with
+ * it.  Nor is it done while another thread runs (it might still touch a
+ * mapping): what such a process held stays until the family ends, as
+ * after SIGKILL.
+ */
 void umm__fork_exit(void)
 {
     if (!umm__mm.forked || getpid() != umm__mm.pid || !only_thread())
@@ -314,11 +308,7 @@ void umm__fork_let_go(void)
         if (!a || a->let_go)
             continue;
         a->let_go = 1;
-        umm__ram_unpin(a->base, a->npages, 0);
-        if (a->fork_resv) {
-            umm__ram_unpin(a->fork_base[0], a->npages, 0);
-            umm__ram_unpin(a->fork_base[1], a->npages, 0);
-        }
+        umm__anon_unpin(a);
     }
     for (struct umm__object *obj = umm__mm.objects; obj; obj = obj->next)
         for (size_t i = 0; i < obj->nex; i++)

@@ -170,11 +170,10 @@ int umm__ram_init(void)
          * found at the program's addresses).  Not under memcheck, which
          * takes minutes and gigabytes to mprotect that much, and is told
          * below. */
-        int vg = umm__vg_hg;
-        void *direct = mmap(NULL, size, vg ? PROT_NONE : PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+        void *direct = mmap(NULL, size, umm__vg_hg ? PROT_NONE : PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
         if (direct == MAP_FAILED)
             continue;
-        if (vg && mprotect(direct, size, PROT_READ | PROT_WRITE) != 0) {
+        if (umm__vg_hg && mprotect(direct, size, PROT_READ | PROT_WRITE) != 0) {
             munmap(direct, size);
             continue;
         }
@@ -347,35 +346,39 @@ uint32_t umm__ram_unpin(umm__pfn first, uint64_t npages, int cache)
     return left;
 }
 
-/* Private frames [first, first+n) came to life (reference 0 -> 1): they
- * keep their chunks, even after the range they were made in is dropped. */
-void umm__ram_frames_live(umm__pfn first, uint64_t n)
+/* Count private frames [first, first+n) in (live) or out of their chunks;
+ * a chunk nothing keeps any more goes back to the allocator. */
+static void frames_count(umm__pfn first, uint64_t n, int live)
 {
     while (n > 0) {
         uint64_t c = first / CHUNK_PAGES, k = CHUNK_PAGES - first % CHUNK_PAGES;
         if (k > n)
             k = n;
-        atomic_fetch_add_explicit(&umm__ram.chunkref[c], (uint32_t)k, memory_order_relaxed);
+        if (live) {
+            atomic_fetch_add_explicit(&umm__ram.chunkref[c], (uint32_t)k, memory_order_relaxed);
+        } else {
+            uint32_t old = atomic_fetch_sub_explicit(&umm__ram.chunkref[c], (uint32_t)k, memory_order_acq_rel);
+            umm__assert(old >= k);
+            if (old == k)
+                chunks_free(c, 1);
+        }
         first += (umm__pfn)k;
         n -= k;
     }
 }
 
+/* Private frames [first, first+n) came to life (reference 0 -> 1): they
+ * keep their chunks, even after the range they were made in is dropped. */
+void umm__ram_frames_live(umm__pfn first, uint64_t n)
+{
+    frames_count(first, n, 1);
+}
+
 /* Private frames [first, first+n) died (reference 1 -> 0; the caller
- * discarded them): chunks nothing else keeps go back to the allocator. */
+ * discarded them). */
 void umm__ram_frames_dead(umm__pfn first, uint64_t n)
 {
-    while (n > 0) {
-        uint64_t c = first / CHUNK_PAGES, k = CHUNK_PAGES - first % CHUNK_PAGES;
-        if (k > n)
-            k = n;
-        uint32_t old = atomic_fetch_sub_explicit(&umm__ram.chunkref[c], (uint32_t)k, memory_order_acq_rel);
-        umm__assert(old >= k);
-        if (old == k)
-            chunks_free(c, 1);
-        first += (umm__pfn)k;
-        n -= k;
-    }
+    frames_count(first, n, 0);
 }
 
 /* Give the memory of frames back to the host: they read as zeros after. */

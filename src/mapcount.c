@@ -113,15 +113,6 @@ static int releasable_bits(uint32_t f)
     return (f & UMM__P_PRESENT) && !(f & (UMM__P_ANON | UMM__P_SIGBUS));
 }
 
-/* Does the entry let the host write a page-cache frame?  Such entries are
- * counted in the frame's ref in every process (umm-int.h, struct
- * umm__frame): what write-back asks before it calls a page clean. */
-static int writes_cache(const struct umm__vma *v, uint32_t f)
-{
-    return v->obj && (f & (UMM__P_PRESENT | UMM__P_WRITE | UMM__P_ANON | UMM__P_SIGBUS)) ==
-                         (UMM__P_PRESENT | UMM__P_WRITE);
-}
-
 /* A page as the host sees it: its protection (-1: another file, merges
  * with nothing) and its frame. */
 struct hs {
@@ -282,7 +273,7 @@ int umm__mc_update(struct umm__vma *v, uint64_t from, uint64_t to, uint32_t set,
             atomic_fetch_and(&pte->flags, ~c.clear);
         if (~f & c.set)
             atomic_fetch_or(&pte->flags, c.set);
-        int ow = writes_cache(v, f), nw = writes_cache(v, (f & ~c.clear) | c.set);
+        int ow = umm__pte_writes_cache(v, f), nw = umm__pte_writes_cache(v, (f & ~c.clear) | c.set);
         if (ow != nw) /* the frame's writers, for write-back across fork */
             atomic_fetch_add(&umm__frame(pte->pfn)->ref, nw ? 1u : UINT32_MAX);
         rel += releasable_bits((f & ~c.clear) | c.set) - releasable_bits(f);

@@ -93,10 +93,10 @@ void umm__crash_writeback(void)
     deadline.tv_sec += 1;
     int locked = pthread_rwlock_timedwrlock(&umm__mm.lock, &deadline) == 0;
     umm__writeback_all(0);
-    if (locked) /* without the lock the structures may be half-changed */
+    if (locked) { /* without the lock the structures may be half-changed */
         umm__fork_let_go();
-    if (locked)
         pthread_rwlock_unlock(&umm__mm.lock);
+    }
 }
 
 static void crash(int sig, siginfo_t *si, void *uctx)

@@ -46,12 +46,8 @@ static int sigbus_fd = -1;          /* an empty memfd: touching it is SIGBUS */
  * Called by umm__fault() with the page's entry held. */
 int umm__arm_sigbus(struct umm__vma *v, uint64_t page)
 {
-    void *at = (void *)(v->start + (page << UMM_PAGE_SHIFT));
-    int prot = umm__host_prot(v, UMM__P_PRESENT | UMM__P_WRITE);
-    /* Under helgrind in two steps, as umm__host_map_frames() says why. */
-    int twostep = prot != PROT_NONE && umm__vg_hg;
-    if (mmap(at, UMM_PAGE_SIZE, twostep ? PROT_NONE : prot, MAP_SHARED | MAP_FIXED, sigbus_fd, 0) == MAP_FAILED ||
-        (twostep && mprotect(at, UMM_PAGE_SIZE, prot) != 0))
+    if (umm__host_map((void *)(v->start + (page << UMM_PAGE_SHIFT)), UMM_PAGE_SIZE,
+                      umm__host_prot(v, UMM__P_PRESENT | UMM__P_WRITE), sigbus_fd, 0) != 0)
         return -1;
     umm__mc_update(v, page, page + 1, UMM__P_SIGBUS, 0, UMM__MC_NOLIMIT);
     return 0;

@@ -240,6 +240,14 @@ static inline umm__pfn umm__vma_anon_pfn(const struct umm__vma *v, uint64_t page
 {
     return v->anon->base + (umm__pfn)(v->anon_off + page);
 }
+/* Does an entry with flags f let the host write a page-cache frame?  Such
+ * entries are counted in the frame's ref in every process (struct
+ * umm__frame): what write-back asks before it calls a page clean. */
+static inline int umm__pte_writes_cache(const struct umm__vma *v, uint32_t f)
+{
+    return v->obj && (f & (UMM__P_PRESENT | UMM__P_WRITE | UMM__P_ANON | UMM__P_SIGBUS)) ==
+                         (UMM__P_PRESENT | UMM__P_WRITE);
+}
 /* The protection the host should give page `page` of the VMA now. */
 int umm__host_prot(const struct umm__vma *v, uint32_t pteflags);
 
@@ -258,6 +266,8 @@ void umm__vma_discard(struct umm__vma *v);
 int umm__vma_split(uintptr_t addr);
 /* Release the pages [from, to) of v: frames, resident counts; no I/O. */
 void umm__vma_release_pages(struct umm__vma *v, uint64_t from, uint64_t to);
+/* Let go of a private range's frames (vma.c; fork.c when a process dies). */
+void umm__anon_unpin(struct umm__anon *a);
 /* Remove v from the set, free it (pages must be released). */
 void umm__vma_destroy(struct umm__vma *v);
 /* Re-apply host protections to every page of v (after prot changes). */
@@ -273,6 +283,8 @@ int umm__vma_set_prot(struct umm__vma *v, int prot);
 int umm__host_mprotect(void *addr, size_t len, int prot);
 /* mmap(2) frames pfn.. at addr (MAP_FIXED, shared), likewise. */
 int umm__host_map_frames(void *addr, size_t len, int prot, umm__pfn pfn);
+/* The same for any file (the SIGBUS memfd): see vma.c. */
+int umm__host_map(void *addr, size_t len, int prot, int fd, off_t off);
 
 /* ------------------------------------------------------------- mapcount.c */
 

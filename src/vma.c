@@ -148,15 +148,23 @@ static void ptes_put(struct umm__ptes *t)
     free(t);
 }
 
+/* Drop this process's hold on a's frame ranges: its own, and the two a
+ * fork reserved and has not used (umm_fork reserved them, then fork
+ * failed; fork.c). */
+void umm__anon_unpin(struct umm__anon *a)
+{
+    umm__ram_unpin(a->base, a->npages, 0);
+    if (a->fork_resv) {
+        umm__ram_unpin(a->fork_base[0], a->npages, 0);
+        umm__ram_unpin(a->fork_base[1], a->npages, 0);
+    }
+}
+
 static void anon_put(struct umm__anon *a)
 {
     if (!a || --a->refs > 0)
         return;
-    umm__ram_unpin(a->base, a->npages, 0);
-    if (a->fork_resv) { /* reserved by umm_fork, which failed, for a fork to come */
-        umm__ram_unpin(a->fork_base[0], a->npages, 0);
-        umm__ram_unpin(a->fork_base[1], a->npages, 0);
-    }
+    umm__anon_unpin(a);
     free(a);
 }
 
@@ -316,20 +324,25 @@ int umm__host_mprotect(void *addr, size_t len, int prot)
 }
 
 /*
- * Map frames [pfn, pfn + len/page) at addr with prot.  Under helgrind they
- * come in PROT_NONE and then get prot: helgrind takes a mapping that can be
- * touched as written by the thread that made it (here the one that took the
- * fault), and would call every other thread's touch of the page a race with
- * it; after mprotect it keeps what umm_mmap painted (see vg.h).
+ * Map [off, off+len) of fd at addr with prot (MAP_SHARED, MAP_FIXED).
+ * Under helgrind and drd it comes in PROT_NONE and then gets prot: helgrind
+ * takes a mapping that can be touched as written by the thread that made it
+ * (here the one that took the fault), and would call every other thread's
+ * touch of the page a race with it; after mprotect it keeps what umm_mmap
+ * painted (see vg.h).
  */
-int umm__host_map_frames(void *addr, size_t len, int prot, umm__pfn pfn)
+int umm__host_map(void *addr, size_t len, int prot, int fd, off_t off)
 {
     int twostep = prot != PROT_NONE && umm__vg_hg;
-    while (mmap(addr, len, twostep ? PROT_NONE : prot, MAP_SHARED | MAP_FIXED, umm__ram.fd,
-                (off_t)((uint64_t)pfn << UMM_PAGE_SHIFT)) == MAP_FAILED)
+    while (mmap(addr, len, twostep ? PROT_NONE : prot, MAP_SHARED | MAP_FIXED, fd, off) == MAP_FAILED)
         if (errno != ENOMEM || !umm__mc_squeeze())
             return -1;
     return twostep ? umm__host_mprotect(addr, len, prot) : 0;
+}
+
+int umm__host_map_frames(void *addr, size_t len, int prot, umm__pfn pfn)
+{
+    return umm__host_map(addr, len, prot, umm__ram.fd, (off_t)((uint64_t)pfn << UMM_PAGE_SHIFT));
 }
 
 /* Host-map [start, end) of v to its frames, PROT_NONE, replacing whatever
