@@ -203,6 +203,19 @@ static void chan_close(struct chan *c, int child)
     close(child ? c->p2c[0] : c->p2c[1]);
 }
 
+/* fork with a channel: the child starts as child_start() says and keeps
+ * its ends of c, the parent (or a failed fork) keeps the other ends.
+ * Returns what spawn() returns. */
+static pid_t spawn_chan(const struct world *w, struct chan *c)
+{
+    chan_open(c);
+    pid_t pid = spawn(w);
+    if (pid == 0)
+        child_start();
+    chan_side(c, pid == 0);
+    return pid;
+}
+
 static int say(int fd)
 {
     char b = 1;
@@ -391,14 +404,10 @@ static void cow(const struct world *w, int anon)
     mark(m, want, 3, 0x22);
 
     struct chan c;
-    chan_open(&c);
-    pid_t pid = spawn(w);
+    pid_t pid = spawn_chan(w, &c);
     if (pid == 0) {
-        child_start();
-        chan_side(&c, 1);
         exit(cow_child(w, m, want, &c));
     }
-    chan_side(&c, 0);
     int heard = pid > 0 && hear(c.c2p[0]) == 0;
     ok(heard && same(m, want, len), "%s: %s: the parent does not see the child's writes", w->label, kind);
     if (!heard)
@@ -452,17 +461,13 @@ static void shared_counters(const struct world *w)
     atomic_store(before, 0);
 
     struct chan c;
-    chan_open(&c);
-    pid_t pid = spawn(w);
+    pid_t pid = spawn_chan(w, &c);
     if (pid == 0) {
-        child_start();
-        chan_side(&c, 1);
         if (hear(c.p2c[0]) != 0)
             exit(CK_SYNC);
         add_both(before, after);
         exit(atomic_load(before) >= ADDS && atomic_load(after) >= ADDS ? 0 : CK_COUNT);
     }
-    chan_side(&c, 0);
     if (pid > 0)
         say(c.p2c[1]); /* both start together: the adds contend */
     add_both(before, after);
@@ -486,11 +491,8 @@ static void invalidate_shared(const struct world *w)
     unsigned char *m = xmmap(w, 2 * PAGE, MAP_SHARED, fd);
     touch(m, 0);
     struct chan c;
-    chan_open(&c);
-    pid_t pid = spawn(w);
+    pid_t pid = spawn_chan(w, &c);
     if (pid == 0) {
-        child_start();
-        chan_side(&c, 1);
         touch(m, 0);
         if (say(c.c2p[1]) != 0 || hear(c.p2c[0]) != 0)
             exit(CK_SYNC);
@@ -498,7 +500,6 @@ static void invalidate_shared(const struct world *w)
          * the file's bytes, the new one and the old ones around it. */
         exit(m[10] == 0xd1 && m[100] == pattern(100, 65) ? 0 : CK_INVAL);
     }
-    chan_side(&c, 0);
     int ok_parent = 0;
     if (pid > 0 && hear(c.c2p[0]) == 0) {
         unsigned char b = 0xd1;
@@ -529,11 +530,8 @@ static void shared_file(const struct world *w)
     /* At the fork: page 0 clean, page 1 dirty, pages 2 and 3 not resident. */
     touch(m, 0);
     mark(m, want, 1, 0xc1);
-    chan_open(&c);
-    pid_t pid = spawn(w);
+    pid_t pid = spawn_chan(w, &c);
     if (pid == 0) {
-        child_start();
-        chan_side(&c, 1);
         mark(m, want, 0, 0xc2);
         mark(m, want, 2, 0xc3);
         /* Stay alive until the parent has looked: "at once" means while
@@ -542,7 +540,6 @@ static void shared_file(const struct world *w)
             exit(CK_SYNC);
         exit(0); /* no msync, no munmap */
     }
-    chan_side(&c, 0);
     int heard = pid > 0 && hear(c.c2p[0]) == 0;
     if (heard) {
         mark(NULL, want, 0, 0xc2);
@@ -571,11 +568,8 @@ static void shared_file(const struct world *w)
     m = xmmap(w, len, MAP_SHARED, fd);
     want = model_new(len, 0, SH_SEED + 1);
     touch(m, 0); /* page 0 resident at the fork, page 3 not */
-    chan_open(&c);
-    pid = spawn(w);
+    pid = spawn_chan(w, &c);
     if (pid == 0) {
-        child_start();
-        chan_side(&c, 1);
         if (hear(c.p2c[0]) != 0)
             exit(CK_SYNC);
         mark(NULL, want, 0, 0xd1);
@@ -584,7 +578,6 @@ static void shared_file(const struct world *w)
             exit(CK_SHARED_MISS);
         exit(w->mm->msync(m, len, MS_SYNC) == 0 ? 0 : CK_MSYNC);
     }
-    chan_side(&c, 0);
     mark(m, want, 0, 0xd1);
     mark(m, want, 3, 0xd2);
     if (pid > 0)
@@ -696,14 +689,11 @@ static void killed_run(const struct world *w, struct killed_result *kr)
     }
     const int64_t at_fork = umm ? (int64_t)stat_get("frames") : 0;
     struct chan c;
-    chan_open(&c);
     int ex[2]; /* close-on-exec: the parent reads its end's EOF at the exec */
     if (pipe2(ex, O_CLOEXEC) != 0)
         tap_bail("pipe2: %s", strerror(errno));
-    pid_t pid = spawn(w);
+    pid_t pid = spawn_chan(w, &c);
     if (pid == 0) {
-        child_start();
-        chan_side(&c, 1);
         close(ex[0]);
         for (size_t pg = 0; pg < KILL_PAGES; pg++) {
             mark(pa, wa, pg, 0xb1);
@@ -719,7 +709,6 @@ static void killed_run(const struct world *w, struct killed_result *kr)
         for (;;)
             pause(); /* holding its copies until SIGKILL (or its alarm) */
     }
-    chan_side(&c, 0);
     close(ex[1]);
     kr->child = RES_NOFORK;
     kr->fork_errno = fork_errno;

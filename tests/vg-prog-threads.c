@@ -4,9 +4,11 @@
  * and shared file pages, so zero-fill, copy-on-write and page-cache faults
  * race inside libumm), update a counter in a mapping under a mutex, map
  * and unmap mappings of their own meanwhile, and msync; the main thread
- * reads everything after joining them. */
+ * reads everything after joining them.  At the end it prints the process's
+ * peak memory (VmHWM), the tool's own included. */
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include "vg-prog.h"
 
 #define NT 4
@@ -70,5 +72,12 @@ int main(void)
         }
     bad += ((uint64_t *)(void *)anon)[NT] != (uint64_t)(NT * NPAGES);
     bad += umm_munmap(anon, NPAGES * PAGE) + umm_munmap(cow, NPAGES * PAGE) + umm_munmap(shared, NPAGES * PAGE);
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            fputs(line, stdout);
+    if (f)
+        fclose(f);
     return bad ? 4 : 0;
 }
