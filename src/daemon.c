@@ -26,6 +26,7 @@ static void flush(void)
     sigset_t saved;
     umm__enter(&saved);
     umm__writeback_all(0);
+    umm__file_retry();
     umm__leave(&saved);
 }
 

@@ -147,7 +147,13 @@ static void *map_shared_anon(size_t len)
 int umm__ram_init(void)
 {
     uint64_t size = parse_size(getenv("UMM_RAM"), (uint64_t)1 << 40);
-    const uint64_t min = (uint64_t)256 << 20;
+    /* Halving stops here, or at the size asked for if smaller: a small
+     * UMM_RAM is the program's choice (one chunk at the least). */
+    uint64_t min = (uint64_t)256 << 20;
+    if (size < (uint64_t)CHUNK_PAGES * UMM_PAGE_SIZE)
+        size = (uint64_t)CHUNK_PAGES * UMM_PAGE_SIZE;
+    if (size < min)
+        min = size & ~(uint64_t)(CHUNK_PAGES * UMM_PAGE_SIZE - 1);
     if (size > ((uint64_t)1 << 44)) /* frame numbers are 32 bits */
         size = (uint64_t)1 << 44;
     size &= ~(uint64_t)(CHUNK_PAGES * UMM_PAGE_SIZE - 1);

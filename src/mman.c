@@ -459,6 +459,7 @@ int umm_munmap(void *addr, size_t length)
     sigset_t saved;
     umm__enter(&saved);
     int rc = unmap_range(a, a + len, 1);
+    umm__file_retry(); /* descriptors kept for a lock may go now (locks.c) */
     umm__leave(&saved);
     return rc == 0 ? 0 : fail(ENOMEM);
 }

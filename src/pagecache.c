@@ -305,7 +305,7 @@ static void object_free(struct umm__object *obj)
         umm__extent_release(obj, &obj->ext[i]);
     free(obj->ext);
     if (obj->fd >= 0)
-        close(obj->fd);
+        umm__file_close(obj->fd, obj->fd_writable, obj->dev, obj->ino);
     free(obj);
 }
 
@@ -338,7 +338,11 @@ struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t n
         obj->anon = anon;
         obj->dev = st.st_dev;
         obj->ino = st.st_ino;
-        if (!anon && (obj->fd = reopen(fd, &obj->fd_writable)) < 0) {
+        /* A descriptor kept open for a lock (locks.c) serves again. */
+        if (!anon)
+            obj->fd = umm__file_unpark(st.st_dev, st.st_ino, (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR,
+                                       &obj->fd_writable);
+        if (!anon && obj->fd < 0 && (obj->fd = reopen(fd, &obj->fd_writable)) < 0) {
             *err = errno;
             free(obj);
             return NULL;
@@ -348,11 +352,11 @@ struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t n
         /* A writable descriptor arrived: write-back may now be needed. */
         int w, nfd = reopen(fd, &w);
         if (nfd >= 0 && w) {
-            close(obj->fd);
+            umm__file_close(obj->fd, 0, obj->dev, obj->ino);
             obj->fd = nfd;
             obj->fd_writable = 1;
         } else if (nfd >= 0) {
-            close(nfd);
+            umm__file_close(nfd, 0, obj->dev, obj->ino);
         }
     }
     if (umm__object_cover(obj, fpage, npages) != 0) {

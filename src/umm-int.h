@@ -8,6 +8,7 @@
  *   fault.c      the state machine of a page
  *   vma.c        the address space: VMAs, software page tables
  *   pagecache.c  one object per file; fill (pread) and write-back (pwrite)
+ *   locks.c      libumm's descriptors never drop the program's POSIX locks
  *   frame.c      physical memory: the memfd, the direct map, descriptors
  *   daemon.c     the background loop (libuv): periodic and async write-back
  *   init.c       start-up, statistics, exit
@@ -169,6 +170,15 @@ int umm__object_may_be_dirty(const struct umm__object *obj);
 int umm__pagecache_init(void);
 /* Let go of one of obj's extents (the last process out frees it). */
 void umm__extent_release(struct umm__object *obj, struct umm__extent *e);
+
+/* ---------------------------------------------------------------- locks.c */
+/* Close libumm's descriptor of a file, or keep it open (parked) while the
+ * process may hold a POSIX lock there: closing would drop the lock. */
+void umm__file_close(int fd, int writable, dev_t dev, ino_t ino);
+/* A parked descriptor of the file (writable if asked), or -1. */
+int umm__file_unpark(dev_t dev, ino_t ino, int writable, int *was_writable);
+/* Close the parked descriptors whose files hold no lock of ours now. */
+void umm__file_retry(void);
 
 /* ------------------------------------------------------------------ vma.c */
 
