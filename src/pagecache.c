@@ -555,26 +555,60 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
     return err;
 }
 
+/* Take the clean page-cache pages of [from, to) out of this process's
+ * mappings (private copies stay: they are the mappings' own), so that the
+ * next touch faults.  The frames stay as they are. */
+static void rmap_unmap_clean(struct umm__object *obj, uint64_t from, uint64_t to)
+{
+    for (struct umm__vma *v = obj->rmap; v; v = v->rnext) {
+        uint64_t vs = v->fpage, ve = v->fpage + umm__vma_pages(v);
+        uint64_t a = from > vs ? from : vs, b = to < ve ? to : ve;
+        int changed = 0;
+        for (uint64_t p = a; p < b; p++) {
+            umm__pfn pfn = umm__object_pfn(obj, p);
+            uint32_t fl = atomic_load(&umm__frame(pfn)->flags);
+            struct umm__pte *pte = umm__vma_pte(v, p - vs);
+            uint32_t pf = atomic_load(&pte->flags);
+            if (!(fl & UMM__F_UPTODATE) || (fl & UMM__F_DIRTY) || !(pf & UMM__P_PRESENT) || (pf & UMM__P_ANON))
+                continue;
+            umm__mc_update(v, p - vs, p - vs + 1, 0, UMM__P_PRESENT | UMM__P_WRITE, UMM__MC_NOLIMIT);
+            atomic_fetch_sub(&umm__mm.resident, 1);
+            changed = 1;
+        }
+        if (changed) /* one mprotect per run, not per page */
+            umm__vma_reprotect(v, a - vs, b - vs);
+    }
+}
+
 /*
  * After fork another process may map a clean page-cache frame, and only
  * its own entries could take it away: dropping the frame would show it
  * zeros.  So there the clean pages are read again from the file in place,
  * which every process sees at once, as it would the file's new bytes.
+ * Pages now wholly past the end of the file (it was truncated) are zeroed
+ * in place (what the file holds if it grows back) and leave this process's
+ * mappings, so that the next touch here raises SIGBUS as the kernel's
+ * would; a dirty one is let go first, as truncation discards it, unless
+ * another process can still write it without a fault.
  */
 static void object_refresh(struct umm__object *obj, uint64_t fpage, uint64_t n)
 {
-    uint64_t fsize;
-    umm__object_filepages(obj, &fsize);
+    uint64_t fsize, fpages = umm__object_filepages(obj, &fsize);
     for (uint64_t p = fpage; p < fpage + n; p++) {
         if (extent_index(obj, p) < 0)
             continue;
         umm__pfn pfn = umm__object_pfn(obj, p);
+        struct umm__frame *f = umm__frame(pfn);
         umm__frame_lock(pfn);
-        uint32_t fl = atomic_load(&umm__frame(pfn)->flags);
+        if (p >= fpages && atomic_load(&f->ref) == 0 && (atomic_fetch_and(&f->flags, ~UMM__F_DIRTY) & UMM__F_DIRTY))
+            atomic_fetch_sub(&obj->ndirty, 1);
+        uint32_t fl = atomic_load(&f->flags);
         if ((fl & UMM__F_UPTODATE) && !(fl & UMM__F_DIRTY))
             umm__object_read(obj, p, 1, fsize);
         umm__frame_unlock(pfn);
     }
+    if (fpage + n > fpages)
+        rmap_unmap_clean(obj, fpage > fpages ? fpage : fpages, fpage + n);
 }
 
 /*
@@ -618,24 +652,7 @@ void umm__object_drop(struct umm__object *obj, uint64_t fpage, uint64_t n)
         object_refresh(obj, fpage, n);
         return;
     }
-    for (struct umm__vma *v = obj->rmap; v; v = v->rnext) {
-        uint64_t vs = v->fpage, ve = v->fpage + umm__vma_pages(v);
-        uint64_t a = fpage > vs ? fpage : vs, b = fpage + n < ve ? fpage + n : ve;
-        int changed = 0;
-        for (uint64_t p = a; p < b; p++) {
-            umm__pfn pfn = umm__object_pfn(obj, p);
-            uint32_t fl = atomic_load(&umm__frame(pfn)->flags);
-            struct umm__pte *pte = umm__vma_pte(v, p - vs);
-            uint32_t pf = atomic_load(&pte->flags);
-            if (!(fl & UMM__F_UPTODATE) || (fl & UMM__F_DIRTY) || !(pf & UMM__P_PRESENT) || (pf & UMM__P_ANON))
-                continue;
-            umm__mc_update(v, p - vs, p - vs + 1, 0, UMM__P_PRESENT | UMM__P_WRITE, UMM__MC_NOLIMIT);
-            atomic_fetch_sub(&umm__mm.resident, 1);
-            changed = 1;
-        }
-        if (changed) /* one mprotect per run, not per page */
-            umm__vma_reprotect(v, a - vs, b - vs);
-    }
+    rmap_unmap_clean(obj, fpage, fpage + n);
     for (uint64_t p = fpage; p < fpage + n; p++) {
         if (extent_index(obj, p) < 0)
             continue;

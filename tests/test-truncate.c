@@ -3,8 +3,66 @@
  * not resident raises SIGBUS (as in the kernel); one that was resident stays
  * readable until msync(MS_INVALIDATE), after which it raises SIGBUS too. */
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "util.h"
+
+/* The same after fork, when libumm cannot drop a page another process may
+ * map and refreshes it in place instead: a page past the new end must
+ * still raise SIGBUS after MS_INVALIDATE, in this process and in a child
+ * that maps it too, and read zeros (not the old bytes) once the file grows
+ * back. */
+static void after_fork(int child_stays)
+{
+    const char *how = child_stays ? "child mapping it" : "child gone";
+    char path[512];
+    int fd = tmpfile_make(8 * PAGE, 72, O_RDWR, path);
+    unsigned char *p = umm_mmap(NULL, 8 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+    is_int(p[6 * PAGE], pattern(6 * PAGE, 72), "%s: page 6 resident before the fork", how);
+    int go[2], done[2];
+    if (pipe(go) != 0 || pipe(done) != 0)
+        tap_bail("pipe");
+    pid_t pid = fork();
+    if (pid == 0) {
+        tap_quiet();
+        char c;
+        int code, bad = 0;
+        void *addr;
+        if (child_stays) {
+            bad |= (p[6 * PAGE] != pattern(6 * PAGE, 72)) << 1;
+            bad |= write(done[1], "r", 1) != 1; /* resident here too */
+            bad |= read(go[0], &c, 1) != 1;    /* the parent truncated */
+            bad |= (umm_msync(p, 8 * PAGE, MS_INVALIDATE) != 0) << 2;
+            bad |= (catch_signal(touch_read, p + 6 * PAGE, &code, &addr) != SIGBUS) << 3;
+            bad |= write(done[1], "x", 1) != 1;
+        }
+        _exit(bad);
+    }
+    char c;
+    if (!child_stays)
+        waitpid(pid, NULL, 0);
+    else if (read(done[0], &c, 1) != 1)
+        tap_bail("the child did not start");
+    is_int(ftruncate(fd, 4 * PAGE), 0, "%s: the file shrinks to 4 pages", how);
+    is_int(umm_msync(p, 8 * PAGE, MS_INVALIDATE), 0, "%s: msync(MS_INVALIDATE)", how);
+    int code, status = 0;
+    void *addr;
+    is_int(catch_signal(touch_read, p + 6 * PAGE, &code, &addr), SIGBUS,
+           "%s: the resident page past the new end raises SIGBUS", how);
+    is_int(p[3 * PAGE + 1], pattern(3 * PAGE + 1, 72), "%s: pages inside the file still read", how);
+    if (child_stays) {
+        ok(write(go[1], "x", 1) == 1 && read(done[0], &c, 1) == 1, "%s: the child checked", how);
+        waitpid(pid, &status, 0);
+        ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+           "%s: in the child too, after its own MS_INVALIDATE, SIGBUS (status %#x)", how, status);
+    }
+    is_int(ftruncate(fd, 8 * PAGE), 0, "%s: the file grows back to 8 pages", how);
+    is_int(p[6 * PAGE + 9], 0, "%s: page 6 now reads the file's zeros, not its old bytes", how);
+    is_int(umm_munmap(p, 8 * PAGE), 0, "%s: umm_munmap", how);
+    close(go[0]), close(go[1]), close(done[0]), close(done[1]);
+    close(fd);
+    unlink(path);
+}
 
 int main(void)
 {
@@ -27,6 +85,8 @@ int main(void)
     is_int(umm_munmap(p, 8 * PAGE), 0, "umm_munmap");
     close(fd);
     unlink(path);
+    after_fork(0);
+    after_fork(1);
     check_released();
     return tap_done();
 }
