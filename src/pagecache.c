@@ -50,8 +50,20 @@ static int reopen(int fd, int *writable)
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     int nfd = open(path, (mode == O_RDWR ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
-    if (nfd < 0 && !(fl & O_APPEND))
-        nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (nfd >= 0) {
+        *writable = mode == O_RDWR;
+        return nfd;
+    }
+    /* An append-only file (chattr +a) opens for writing only with
+     * O_APPEND, which write-back cannot use; but nothing is written back
+     * to it: the kernel maps it shared and writable for nobody. */
+    if (mode == O_RDWR && errno == EPERM && (fl & O_APPEND)) {
+        *writable = 0;
+        return open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    }
+    if (fl & O_APPEND)
+        return -1;
+    nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0); /* no /proc: share the program's */
     *writable = nfd >= 0 && mode == O_RDWR;
     return nfd;
 }
