@@ -498,6 +498,14 @@ static void mark_dirty(struct umm__object *obj, umm__pfn pfn)
 static enum umm__fault_result fault_dirty(struct umm__vma *v, uint64_t page, int *err)
 {
     struct umm__pte *pte = umm__vma_pte(v, page);
+    if ((*err = umm__object_reserve(v->obj, v->fpage + page, pte->pfn)) != 0) {
+        /* No room for it: the page leaves the mapping, to be armed for
+         * the SIGBUS the store raises (umm__fault); it comes back clean
+         * from the page cache at the next touch. */
+        umm__mc_update(v, page, page + 1, 0, UMM__P_PRESENT | UMM__P_WRITE, UMM__MC_NOLIMIT);
+        atomic_fetch_sub(&umm__mm.resident, 1);
+        return UMM__FAULT_SIGBUS;
+    }
     mark_dirty(v->obj, pte->pfn);
     umm__noted(UMM_TRACE_DIRTY, 1, v->fpage + page, 1);
     charge(v, page, page + 1, UMM__P_WRITE);
@@ -552,12 +560,14 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
         r = fault_cow(v, page, err);
         first = 1;
     } else if (access == UMM__ACC_WRITE) {
-        mark_dirty(obj, pfn);
-        *err = install(v, page, 1, pfn, UMM__P_WRITE);
-        umm__frame_unlock(pfn);
-        if (!*err)
-            populate(page_addr(v, page), 1, umm__host_prot(v, UMM__P_PRESENT | UMM__P_WRITE));
         first = 1;
+        if ((*err = umm__object_reserve(obj, fpage, pfn)) == 0) {
+            mark_dirty(obj, pfn);
+            *err = install(v, page, 1, pfn, UMM__P_WRITE);
+            umm__frame_unlock(pfn);
+            if (!*err)
+                populate(page_addr(v, page), 1, umm__host_prot(v, UMM__P_PRESENT | UMM__P_WRITE));
+        } /* else no room: the page stays out, armed for SIGBUS (umm__fault) */
     }
     if (!*err && n > first)
         *err = install_now(v, page + first, n - first, pfn + (umm__pfn)first, 0);
@@ -604,6 +614,8 @@ enum umm__fault_result umm__fault(uintptr_t addr, int access, int *err)
     if (r == UMM__FAULT_SIGBUS &&
         ((atomic_load(&pte->flags) & UMM__P_PRESENT) || umm__arm_sigbus(v, page) != 0))
         r = UMM__FAULT_SEGV;
+    else if (r == UMM__FAULT_SIGBUS && (*err == ENOSPC || *err == EDQUOT))
+        atomic_fetch_or(&pte->flags, UMM__P_NOSPACE); /* inside the file, yet this SIGBUS is real */
     umm__bitunlock(&pte->flags, 0);
     return r;
 }

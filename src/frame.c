@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -140,6 +141,31 @@ static void *map_shared_anon(size_t len)
 }
 
 /*
+ * Size the memfd without meeting the program's RLIMIT_FSIZE, which
+ * applies to a memfd as to any file: past it ftruncate raises SIGXFSZ
+ * (and kills, by default).  The soft limit is raised to the hard one for
+ * the call when that is enough; otherwise libumm's RAM is made as large as
+ * the limit allows (*size shrinks; README).  Returns 0 or -1.
+ */
+static int ram_truncate(int fd, uint64_t *size)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_FSIZE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= *size)
+        return ftruncate(fd, (off_t)*size);
+    struct rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > *size ? *size : rl.rlim_max;
+    if (raised.rlim_cur < *size)
+        *size = raised.rlim_cur & ~(uint64_t)(CHUNK_PAGES * UMM_PAGE_SIZE - 1);
+    if (*size == 0 || setrlimit(RLIMIT_FSIZE, &raised) != 0) {
+        errno = EFBIG;
+        return -1;
+    }
+    int rc = ftruncate(fd, (off_t)*size);
+    setrlimit(RLIMIT_FSIZE, &rl);
+    return rc;
+}
+
+/*
  * Create the memfd and map it.  Its size is virtual (UMM_RAM in the
  * environment, default 1 TiB); where the host will not give that much
  * address space (Valgrind limits it), halve until it does.
@@ -168,7 +194,7 @@ int umm__ram_init(void)
             errno = ENOMEM;
             return -1;
         }
-        if (ftruncate(fd, (off_t)size) != 0)
+        if (ram_truncate(fd, &size) != 0)
             continue;
         /* Under helgrind and drd mapped PROT_NONE first: helgrind then
          * leaves the direct map out of its race checks (it would otherwise

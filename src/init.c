@@ -31,7 +31,10 @@ void umm__panic(const char *file, int line, const char *what)
 
 static void at_exit(void)
 {
-    umm_shutdown();
+    sigset_t saved;
+    umm__enter(&saved);
+    umm__writeback_final(); /* as umm_shutdown(), naming a file that failed */
+    umm__leave(&saved);
     umm__daemon_stop();
 }
 

@@ -635,6 +635,8 @@ static int remove_range(struct umm__vma *v, uint64_t from, uint64_t to)
         fallocate(obj->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(fp << UMM_PAGE_SHIFT),
                   (off_t)(n << UMM_PAGE_SHIFT)) != 0)
         return errno;
+    if (!obj->anon)
+        umm__object_hole(obj, fp << UMM_PAGE_SHIFT);
     if (umm__mm.forked) {
         umm__object_punch(obj, fp, n);
         return 0;

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -321,6 +322,18 @@ static void object_free(struct umm__object *obj)
     free(obj);
 }
 
+/* Where the file's first hole starts (its size if it has none), so that
+ * the blocks before it need no reservation (umm__object_reserve).  The
+ * descriptor's offset is put back: it may be the program's (reopen). */
+static uint64_t first_hole(int fd, uint64_t size)
+{
+    off_t cur = lseek(fd, 0, SEEK_CUR);
+    off_t h = lseek(fd, 0, SEEK_HOLE);
+    if (cur >= 0)
+        lseek(fd, cur, SEEK_SET);
+    return h < 0 ? 0 : (uint64_t)h < size ? (uint64_t)h : size;
+}
+
 /*
  * Find or create the object for fd (or a new anonymous one), take a
  * reference, and place frames for [fpage, fpage+npages).  On failure
@@ -359,6 +372,8 @@ struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t n
             free(obj);
             return NULL;
         }
+        if (!anon)
+            atomic_store(&obj->hole_from, first_hole(obj->fd, (uint64_t)st.st_size));
         created = 1;
     } else if (!obj->fd_writable && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR) {
         /* A writable descriptor arrived: write-back may now be needed. */
@@ -422,6 +437,12 @@ uint64_t umm__object_filepages(struct umm__object *obj, uint64_t *size_out)
     if (fstat(obj->fd, &st) != 0)
         st.st_size = 0;
     *size_out = (uint64_t)st.st_size;
+    /* The file shrank (it may grow back with holes): no block past the
+     * new end is known to be there any more. */
+    uint64_t h = atomic_load_explicit(&obj->hole_from, memory_order_relaxed);
+    while ((uint64_t)st.st_size < h &&
+           !atomic_compare_exchange_weak(&obj->hole_from, &h, (uint64_t)st.st_size))
+        ;
     return ((uint64_t)st.st_size + UMM_PAGE_SIZE - 1) >> UMM_PAGE_SHIFT;
 }
 
@@ -457,6 +478,59 @@ int umm__object_read(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64
     return 0;
 }
 
+/*
+ * Give the file the blocks of page fpage before the page becomes dirty
+ * (fallocate, keeping the size), as the kernel's page_mkwrite does: on a
+ * full file system the store then fails with SIGBUS, at once, instead of
+ * the write-back failing later with nobody to tell.  Nothing to do for a
+ * page already dirty or reserved, below the file's first hole, or on a
+ * file system that cannot reserve (then write-back is the first to know).
+ * Called on the fault path: no malloc, one system call at most.
+ */
+int umm__object_reserve(struct umm__object *obj, uint64_t fpage, umm__pfn pfn)
+{
+    struct umm__frame *f = umm__frame(pfn);
+    uint64_t off = fpage << UMM_PAGE_SHIFT, fsize;
+    if (obj->anon || !obj->fd_writable || (atomic_load(&f->flags) & (UMM__F_DIRTY | UMM__F_BLOCK)) ||
+        off + UMM_PAGE_SIZE <= atomic_load_explicit(&obj->hole_from, memory_order_relaxed) ||
+        atomic_load_explicit(&obj->no_falloc, memory_order_relaxed))
+        return 0;
+    umm__object_filepages(obj, &fsize);
+    if (off >= fsize)
+        return 0; /* nothing of the page is in the file: never written back */
+    uint64_t len = fsize - off < UMM_PAGE_SIZE ? fsize - off : UMM_PAGE_SIZE;
+    int rc;
+    while ((rc = fallocate(obj->fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len)) != 0 && errno == EINTR)
+        ;
+    if (rc == 0) {
+        atomic_fetch_or(&f->flags, UMM__F_BLOCK);
+        return 0;
+    }
+    if (errno == ENOSPC || errno == EDQUOT)
+        return errno;
+    if (errno == EOPNOTSUPP || errno == ENOSYS)
+        atomic_store(&obj->no_falloc, 1);
+    return 0;
+}
+
+/*
+ * Write [off, off+len) of the file from src through a mapping of the file
+ * itself: a store into the host's page cache is not a write(2), so the
+ * program's RLIMIT_FSIZE (which a write at or past it would meet, with
+ * SIGXFSZ) does not apply, as it does not to the kernel's own write-back.
+ * The range lies inside the file.
+ */
+static int write_mapped(struct umm__object *obj, const char *src, uint64_t off, uint64_t len)
+{
+    uint64_t start = off & ~(uint64_t)(UMM_PAGE_SIZE - 1), span = off + len - start;
+    char *m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_SHARED, obj->fd, (off_t)start);
+    if (m == MAP_FAILED)
+        return errno;
+    memcpy(m + (off - start), src, len);
+    munmap(m, span);
+    return 0;
+}
+
 static int write_run(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64_t fsize)
 {
     const char *src = umm__frame_addr(umm__object_pfn(obj, fpage));
@@ -467,7 +541,15 @@ static int write_run(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64
         len = fsize - off;
     int err = 0;
     umm__vg_defined(src, len);
-    while (done < len) {
+    /* What lies at or past the program's file-size limit goes through a
+     * mapping (write_mapped); the rest with pwrite. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && off + len > rl.rlim_cur) {
+        uint64_t below = rl.rlim_cur > off ? rl.rlim_cur - off : 0;
+        err = write_mapped(obj, src + below, off + below, len - below);
+        len = below;
+    }
+    while (!err && done < len) {
         ssize_t r = pwrite(obj->fd, src + done, len - done, (off_t)(off + done));
         if (r < 0 && errno == EINTR)
             continue;
@@ -641,6 +723,7 @@ void umm__object_punch(struct umm__object *obj, uint64_t fpage, uint64_t n)
         umm__pfn pfn = umm__object_pfn(obj, p);
         struct umm__frame *f = umm__frame(pfn);
         umm__frame_lock(pfn);
+        atomic_fetch_and(&f->flags, ~UMM__F_BLOCK); /* the hole has none */
         if (atomic_load(&f->flags) & UMM__F_UPTODATE) {
             umm__vg_defined(umm__frame_addr(pfn), UMM_PAGE_SIZE);
             memset(umm__frame_addr(pfn), 0, UMM_PAGE_SIZE);
@@ -673,7 +756,7 @@ void umm__object_drop(struct umm__object *obj, uint64_t fpage, uint64_t n)
         uint32_t fl = atomic_load(&f->flags);
         if (!(fl & UMM__F_UPTODATE) || (fl & UMM__F_DIRTY))
             continue;
-        atomic_fetch_and(&f->flags, ~UMM__F_UPTODATE);
+        atomic_fetch_and(&f->flags, ~(UMM__F_UPTODATE | UMM__F_BLOCK));
         umm__ram_count(-1);
         umm__ram_discard(pfn, 1);
     }
@@ -698,4 +781,64 @@ int umm__writeback_all(int sync)
                 err = e;
         }
     return err;
+}
+
+/* A few words for an errno, without strerror (not async-signal-safe). */
+static const char *errno_words(int e)
+{
+    switch (e) {
+    case ENOSPC: return "no space left on device";
+    case EDQUOT: return "disk quota exceeded";
+    case EIO: return "input/output error";
+    case EPERM: return "operation not permitted";
+    case EROFS: return "read-only file system";
+    case EFBIG: return "file too large";
+    case EBADF: return "bad file descriptor";
+    default: return "error";
+    }
+}
+
+static void say(const char *s)
+{
+    (void)!write(2, s, strlen(s));
+}
+
+/*
+ * Write back every dirty page at exit or on a fatal signal.  No caller is
+ * left to return an error to, so a file whose pages did not reach it is
+ * named on stderr (the kernel would have kept them in its page cache; here
+ * they are lost with the process).  Only async-signal-safe calls.
+ */
+void umm__writeback_final(void)
+{
+    for (struct umm__object *obj = umm__mm.objects; obj; obj = obj->next) {
+        int err = 0;
+        for (size_t i = 0; i < obj->nex; i++) {
+            int e = umm__object_writeback(obj, obj->ext[i].fpage, obj->ext[i].npages, 0);
+            err = err ? err : e;
+        }
+        if (!err)
+            continue;
+        char link[64], path[4096], num[24];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", obj->fd); /* no allocation: AS-safe in glibc */
+        ssize_t n = readlink(link, path, sizeof path - 1);
+        path[n > 0 ? n : 0] = 0;
+        snprintf(num, sizeof num, "%d", err);
+        say("libumm: dirty pages of ");
+        say(n > 0 ? path : "a mapped file");
+        say(" could not be written back and are lost: ");
+        say(errno_words(err));
+        say(" (errno ");
+        say(num);
+        say(")\n");
+    }
+}
+
+/* A hole was punched at byte off (MADV_REMOVE): pages there need their
+ * blocks again before they are dirtied. */
+void umm__object_hole(struct umm__object *obj, uint64_t off)
+{
+    uint64_t h = atomic_load(&obj->hole_from);
+    while (off < h && !atomic_compare_exchange_weak(&obj->hole_from, &h, off))
+        ;
 }

@@ -92,7 +92,7 @@ void umm__crash_writeback(void)
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += 1;
     int locked = pthread_rwlock_timedwrlock(&umm__mm.lock, &deadline) == 0;
-    umm__writeback_all(0);
+    umm__writeback_final();
     if (locked) { /* without the lock the structures may be half-changed */
         umm__fork_let_go();
         pthread_rwlock_unlock(&umm__mm.lock);

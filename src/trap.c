@@ -66,7 +66,12 @@ static int disarm_sigbus(uintptr_t addr)
         umm__bitlock(&pte->flags, 0);
         uint32_t f = atomic_load(&pte->flags);
         uint64_t fsize;
-        if ((f & UMM__P_SIGBUS) && v->fpage + page < umm__object_filepages(v->obj, &fsize)) {
+        /* Armed for a store the file system had no room for (fault.c):
+         * this SIGBUS goes to the program; the page is put back at the
+         * next one, so a later touch tries again, as under the kernel. */
+        if (f & UMM__P_NOSPACE)
+            atomic_fetch_and(&pte->flags, ~UMM__P_NOSPACE);
+        else if ((f & UMM__P_SIGBUS) && v->fpage + page < umm__object_filepages(v->obj, &fsize)) {
             uintptr_t a = addr & UMM_PAGE_MASK;
             if (umm__vma_host_map(v, a, a + UMM_PAGE_SIZE) == 0) {
                 umm__mc_update(v, page, page + 1, 0, UMM__P_SIGBUS, UMM__MC_NOLIMIT);

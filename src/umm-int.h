@@ -70,6 +70,7 @@ struct umm__frame {
 #define UMM__F_WAITERS  0x2u /* someone sleeps on the lock (futex) */
 #define UMM__F_UPTODATE 0x4u /* page cache: holds the file's bytes */
 #define UMM__F_DIRTY    0x8u /* page cache: written, not yet written back */
+#define UMM__F_BLOCK    0x10u /* page cache: the file has its blocks (reserved at first write) */
 
 struct umm__ram {
     int fd;                     /* the memfd */
@@ -140,6 +141,8 @@ struct umm__object {
     size_t nex, capex;
     struct umm__vma *rmap;        /* VMAs mapping it (reverse map) */
     _Atomic int64_t ndirty;       /* dirty pages (to skip clean objects) */
+    _Atomic uint64_t hole_from;   /* no hole in the file before this byte (as far as seen) */
+    _Atomic int no_falloc;        /* the file system cannot reserve blocks (fallocate) */
 };
 
 struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t npages, int *err);
@@ -155,6 +158,10 @@ uint64_t umm__object_filepages(struct umm__object *obj, uint64_t *size_out);
 /* Fill [fpage, fpage+n) whose frames the caller has locked; returns 0 or
  * an errno.  Bytes past the end of the file read as zeros. */
 int umm__object_read(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64_t fsize);
+/* A shared page is about to become dirty: make sure the file has its
+ * blocks, as the kernel's page_mkwrite does, so that a full file system
+ * fails the store (0, or ENOSPC / EDQUOT: SIGBUS) and not the write-back. */
+int umm__object_reserve(struct umm__object *obj, uint64_t fpage, umm__pfn pfn);
 /* Write back dirty pages in [fpage, fpage+n): write-protect them in every
  * mapping, then pwrite runs.  Returns 0 or the first errno. */
 int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, int sync);
@@ -165,6 +172,11 @@ void umm__object_invalidate(struct umm__object *obj, uint64_t fpage, uint64_t n)
 /* MADV_REMOVE's zeros, after fork (the frames may be mapped elsewhere). */
 void umm__object_punch(struct umm__object *obj, uint64_t fpage, uint64_t n);
 int umm__writeback_all(int sync);
+/* The same at exit or on a fatal signal: a file whose pages could not be
+ * written is named on stderr (async-signal-safe). */
+void umm__writeback_final(void);
+/* A hole was punched at byte off: blocks from there need reserving again. */
+void umm__object_hole(struct umm__object *obj, uint64_t off);
 int umm__object_may_be_dirty(const struct umm__object *obj);
 /* The family's index of page-cache extents (shared memory, made at start). */
 int umm__pagecache_init(void);
@@ -194,6 +206,8 @@ struct umm__pte {
 #define UMM__P_WRITE   0x8u  /* the host may write (dirty, or private and ours) */
 #define UMM__P_ANON    0x10u /* pfn is a private frame counted in its ref */
 #define UMM__P_SIGBUS  0x20u /* beyond EOF: host maps the empty memfd (trap.c) */
+#define UMM__P_NOSPACE 0x40u /* armed for a store the file system had no room for:
+                              * the next SIGBUS is the program's (trap.c) */
 
 /* Page tables are allocated with the mapping (never in the trap), lazily by
  * the host (MAP_NORESERVE), and shared by the halves of a split VMA. */
