@@ -84,6 +84,30 @@ pid_t umm_fork(void);
  */
 int   umm_prefault(void *addr, size_t length, int prot);
 
+/*
+ * The program's file I/O, by name.  libumm stands in front of the C
+ * library's read, write, pread, pwrite, readv, writev, preadv, pwritev (and
+ * the 2 and 64 variants), ftruncate, truncate, open with O_TRUNC,
+ * fallocate, fsync, fdatasync, sync_file_range, syncfs, sync,
+ * copy_file_range, sendfile and splice, so that for a file libumm has
+ * mapped they and the mappings see the same bytes, and so that a buffer in
+ * libumm memory needs no umm_prefault() (README, "One file, one truth").
+ * UMM_FILEIO=0 in the environment turns that off; these calls do the same
+ * by name whatever it says.  Same contract as the calls without umm_.
+ */
+struct iovec;
+ssize_t umm_read(int fd, void *buf, size_t n);
+ssize_t umm_write(int fd, const void *buf, size_t n);
+ssize_t umm_pread(int fd, void *buf, size_t n, off_t offset);
+ssize_t umm_pwrite(int fd, const void *buf, size_t n, off_t offset);
+ssize_t umm_readv(int fd, const struct iovec *iov, int iovcnt);
+ssize_t umm_writev(int fd, const struct iovec *iov, int iovcnt);
+ssize_t umm_preadv(int fd, const struct iovec *iov, int iovcnt, off_t offset);
+ssize_t umm_pwritev(int fd, const struct iovec *iov, int iovcnt, off_t offset);
+int     umm_ftruncate(int fd, off_t length);
+int     umm_fsync(int fd);
+int     umm_fdatasync(int fd);
+
 /* Counters.  "faults" counts traps libumm handled, "pages_read" pages filled
  * from files, "pages_written" pages written back to files, "resident" pages
  * resident in this process now.  The rest help tests prove nothing leaked. */

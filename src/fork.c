@@ -110,7 +110,7 @@ static void prepare(void)
     if (reserve_ranges() != 0) {
         static const char msg[] = "libumm: fork: no room left in libumm's RAM for the copies "
                                   "(UMM_RAM); use umm_fork() to get ENOMEM instead\n";
-        (void)!write(2, msg, sizeof msg - 1);
+        (void)!umm__sys_write(2, msg, sizeof msg - 1);
         abort();
     }
     for (size_t i = 0; i < umm__vma_count(); i++)
@@ -237,7 +237,7 @@ static int count_threads_once(int want)
     int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    ssize_t len = read(fd, buf, sizeof buf - 1);
+    ssize_t len = umm__sys_pread(fd, buf, sizeof buf - 1, 0);
     close(fd);
     if (len <= 0)
         return -1;

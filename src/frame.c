@@ -151,7 +151,7 @@ static int ram_truncate(int fd, uint64_t *size)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_FSIZE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= *size)
-        return ftruncate(fd, (off_t)*size);
+        return umm__sys_ftruncate(fd, (off_t)*size);
     struct rlimit raised = rl;
     raised.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > *size ? *size : rl.rlim_max;
     if (raised.rlim_cur < *size)
@@ -160,7 +160,7 @@ static int ram_truncate(int fd, uint64_t *size)
         errno = EFBIG;
         return -1;
     }
-    int rc = ftruncate(fd, (off_t)*size);
+    int rc = umm__sys_ftruncate(fd, (off_t)*size);
     setrlimit(RLIMIT_FSIZE, &rl);
     return rc;
 }
@@ -418,7 +418,7 @@ void umm__ram_discard(umm__pfn first, uint64_t npages)
 {
     if (npages == 0)
         return;
-    if (fallocate(umm__ram.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+    if (umm__sys_fallocate(umm__ram.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                   (off_t)((uint64_t)first << UMM_PAGE_SHIFT), (off_t)(npages << UMM_PAGE_SHIFT)) != 0)
     {
         umm__vg_defined(umm__frame_addr(first), npages << UMM_PAGE_SHIFT);

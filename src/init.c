@@ -25,7 +25,7 @@ void umm__panic(const char *file, int line, const char *what)
     char buf[512];
     int n = snprintf(buf, sizeof buf, "libumm: panic: %s:%d: %s\n", file, line, what);
     if (n > 0)
-        (void)!write(2, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+        (void)!umm__sys_write(2, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
     abort();
 }
 
@@ -55,6 +55,7 @@ static void init_once(void)
         return;
     }
     umm__mm.pid = getpid();
+    umm__vg_racy(&umm__mm.nvmas, sizeof umm__mm.nvmas); /* fileio.c reads it as a hint, unlocked */
     umm__vg_pool_create();
     umm__daemon_start(); /* without it, write-back still happens at msync, munmap and exit */
     atexit(at_exit);

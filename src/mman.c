@@ -632,7 +632,7 @@ static int remove_range(struct umm__vma *v, uint64_t from, uint64_t to)
         return EACCES;
     uint64_t fp = v->fpage + from, n = to - from;
     if (!obj->anon &&
-        fallocate(obj->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(fp << UMM_PAGE_SHIFT),
+        umm__sys_fallocate(obj->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(fp << UMM_PAGE_SHIFT),
                   (off_t)(n << UMM_PAGE_SHIFT)) != 0)
         return errno;
     if (!obj->anon)

@@ -39,6 +39,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* Open the file behind fd anew, with the same access, no O_APPEND. */
@@ -131,6 +132,7 @@ struct idx {
 };
 
 static struct idx *idx;
+static _Atomic uint64_t nfiles; /* file objects of this process (fileio.c's quick check) */
 
 int umm__pagecache_init(void)
 {
@@ -140,6 +142,9 @@ int umm__pagecache_init(void)
         return -1;
     idx = m;
     umm__vg_racy(&idx->lock, sizeof idx->lock); /* a lock word: vg.h */
+    /* Read without the lock on purpose by fileio.c's quick check. */
+    umm__vg_racy(&idx->used, sizeof idx->used);
+    umm__vg_racy(&nfiles, sizeof nfiles);
     return 0;
 }
 
@@ -397,6 +402,8 @@ struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t n
         obj->next = umm__mm.objects;
         umm__mm.objects = obj;
         atomic_fetch_add(&umm__mm.nobjects, 1);
+        if (!anon)
+            umm__pagecache_count_file(1);
     }
     return obj;
 }
@@ -415,6 +422,8 @@ void umm__object_put(struct umm__object *obj)
         pp = &(*pp)->next;
     *pp = obj->next;
     atomic_fetch_sub(&umm__mm.nobjects, 1);
+    if (!obj->anon)
+        umm__pagecache_count_file(-1);
     object_free(obj);
 }
 
@@ -462,7 +471,7 @@ int umm__object_read(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64
     if (want > len)
         want = len;
     while (got < want) {
-        ssize_t r = pread(obj->fd, dst + got, want - got, (off_t)(off + got));
+        ssize_t r = umm__sys_pread(obj->fd, dst + got, want - got, (off_t)(off + got));
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
@@ -500,7 +509,7 @@ int umm__object_reserve(struct umm__object *obj, uint64_t fpage, umm__pfn pfn)
         return 0; /* nothing of the page is in the file: never written back */
     uint64_t len = fsize - off < UMM_PAGE_SIZE ? fsize - off : UMM_PAGE_SIZE;
     int rc;
-    while ((rc = fallocate(obj->fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len)) != 0 && errno == EINTR)
+    while ((rc = umm__sys_fallocate(obj->fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len)) != 0 && errno == EINTR)
         ;
     if (rc == 0) {
         atomic_fetch_or(&f->flags, UMM__F_BLOCK);
@@ -550,7 +559,7 @@ static int write_run(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64
         len = below;
     }
     while (!err && done < len) {
-        ssize_t r = pwrite(obj->fd, src + done, len - done, (off_t)(off + done));
+        ssize_t r = umm__sys_pwrite(obj->fd, src + done, len - done, (off_t)(off + done));
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
@@ -644,7 +653,7 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
         }
         p += k;
     }
-    if (sync && wrote && fdatasync(obj->fd) != 0 && !err && errno != EINVAL)
+    if (sync && wrote && umm__sys_fdatasync(obj->fd) != 0 && !err && errno != EINVAL)
         err = errno;
     return err;
 }
@@ -800,7 +809,7 @@ static const char *errno_words(int e)
 
 static void say(const char *s)
 {
-    (void)!write(2, s, strlen(s));
+    (void)!umm__sys_write(2, s, strlen(s));
 }
 
 /*
@@ -841,4 +850,211 @@ void umm__object_hole(struct umm__object *obj, uint64_t off)
     uint64_t h = atomic_load(&obj->hole_from);
     while (off < h && !atomic_compare_exchange_weak(&obj->hole_from, &h, off))
         ;
+}
+
+/* ------------------------------------------------- the program's file I/O */
+
+/*
+ * fileio.c hands the program's read()/write() and friends on a file to
+ * these, so that they and the mappings see the same bytes (one file, one
+ * truth).  Writes go through to the file (fileio.c calls the kernel), and
+ * here the same bytes go into the frames that hold the file's bytes; reads
+ * come from the file, and here the bytes of dirty frames, which the file
+ * does not have yet, are laid over them.  A frame is found in this
+ * process's object or, after fork, in the family's index, so that a write
+ * in one process is seen by another's mapping; each is locked while its
+ * bytes are copied, so that a fill in progress is never overtaken.
+ */
+
+int umm__pagecache_files(void)
+{
+    return atomic_load_explicit(&nfiles, memory_order_relaxed) != 0 ||
+           (umm__mm.forked && idx && __atomic_load_n(&idx->used, __ATOMIC_RELAXED) != 0);
+}
+
+void umm__pagecache_count_file(int delta)
+{
+    atomic_fetch_add(&nfiles, (uint64_t)(int64_t)delta);
+}
+
+struct umm__object *umm__object_find(dev_t dev, ino_t ino)
+{
+    for (struct umm__object *obj = umm__mm.objects; obj; obj = obj->next)
+        if (!obj->anon && obj->dev == dev && obj->ino == ino)
+            return obj;
+    return NULL;
+}
+
+/* Copy between an iovec array, from byte pos of it, and mem. */
+static void iov_copy(const struct iovec *iov, int iovcnt, uint64_t pos, char *mem, uint64_t len, int to_iov)
+{
+    for (int i = 0; i < iovcnt && len; i++) {
+        if (pos >= iov[i].iov_len) {
+            pos -= iov[i].iov_len;
+            continue;
+        }
+        uint64_t n = iov[i].iov_len - pos < len ? iov[i].iov_len - pos : len;
+        char *base = (char *)iov[i].iov_base + pos;
+        if (to_iov)
+            memcpy(base, mem, n);
+        else
+            memcpy(mem, base, n);
+        mem += n;
+        len -= n;
+        pos = 0;
+    }
+}
+
+enum cache_op { C_WRITE, C_READ, C_REREAD, C_ZERO };
+
+struct cache_io {
+    enum cache_op op;
+    const struct iovec *iov;
+    int iovcnt;
+    uint64_t off, len; /* the bytes of the file concerned */
+    int fd;            /* C_REREAD: where the file's bytes are */
+};
+
+/*
+ * The part of file page fpage in [io->off, io->off + io->len), if its
+ * frame holds the file's bytes.  The program's buffers may be libumm
+ * memory, which may fault when touched: they are copied through a bounce
+ * buffer, never while the frame's lock is held (the fault could need it).
+ */
+static void cache_visit(struct cache_io *io, umm__pfn pfn, uint64_t fpage)
+{
+    uint64_t pstart = fpage << UMM_PAGE_SHIFT;
+    uint64_t a = io->off > pstart ? io->off : pstart;
+    uint64_t b = io->off + io->len < pstart + UMM_PAGE_SIZE ? io->off + io->len : pstart + UMM_PAGE_SIZE;
+    char *mem = umm__frame_addr(pfn) + (a - pstart), bounce[UMM_PAGE_SIZE];
+    if (io->op == C_WRITE)
+        iov_copy(io->iov, io->iovcnt, a - io->off, bounce, b - a, 0);
+    int copied = 0;
+    umm__frame_lock(pfn);
+    uint32_t fl = atomic_load(&umm__frame(pfn)->flags);
+    /* A clean frame has the file's bytes: a read has them already. */
+    if ((fl & UMM__F_UPTODATE) && (io->op != C_READ || (fl & UMM__F_DIRTY))) {
+        umm__vg_defined(mem, b - a);
+        if (io->op == C_WRITE) {
+            memcpy(mem, bounce, b - a);
+        } else if (io->op == C_READ) {
+            memcpy(bounce, mem, b - a);
+            copied = 1;
+        } else if (io->op == C_ZERO) {
+            memset(mem, 0, b - a);
+        } else {
+            uint64_t got = 0;
+            while (got < b - a) {
+                ssize_t r = umm__sys_pread(io->fd, mem + got, b - a - got, (off_t)(a + got));
+                if (r < 0 && errno == EINTR)
+                    continue;
+                if (r <= 0)
+                    break;
+                got += (uint64_t)r;
+            }
+            memset(mem + got, 0, b - a - got); /* past the end: zeros */
+        }
+        umm__vg_noaccess(mem, b - a);
+    }
+    umm__frame_unlock(pfn);
+    if (copied)
+        iov_copy(io->iov, io->iovcnt, a - io->off, bounce, b - a, 1);
+}
+
+/* The first page after p where obj has an extent (UINT64_MAX: none). */
+static uint64_t next_extent(const struct umm__object *obj, uint64_t p)
+{
+    uint64_t n = UINT64_MAX;
+    for (size_t k = 0; obj && k < obj->nex; k++)
+        if (obj->ext[k].fpage > p && obj->ext[k].fpage < n)
+            n = obj->ext[k].fpage;
+    return n;
+}
+
+/* Every cached page of the range: this process's object's, or after fork
+ * the family's (under the index lock, so that the extent is not freed
+ * while its frame is written).  Pages with no frame are skipped in one
+ * step.  umm__mm.lock held. */
+static void cache_walk(struct umm__object *obj, dev_t dev, ino_t ino, struct cache_io *io)
+{
+    if (io->len == 0)
+        return;
+    uint64_t p = io->off >> UMM_PAGE_SHIFT, last = (io->off + io->len - 1) >> UMM_PAGE_SHIFT;
+    struct umm__object key = { .dev = dev, .ino = ino };
+    while (p <= last) {
+        int i = obj ? extent_index(obj, p) : -1;
+        if (i >= 0) {
+            cache_visit(io, obj->ext[i].base + (umm__pfn)(p - obj->ext[i].fpage), p);
+            p++;
+            continue;
+        }
+        uint64_t next = next_extent(obj, p), fam = UINT64_MAX;
+        if (umm__mm.forked) {
+            idx_lock();
+            struct idx_entry *e = idx_find(&key, p, &fam);
+            if (e)
+                cache_visit(io, e->base + (umm__pfn)(p - e->fpage), p);
+            idx_unlock();
+            if (e) {
+                p++;
+                continue;
+            }
+        }
+        p = next < fam ? next : fam;
+    }
+}
+
+void umm__cache_write(struct umm__object *obj, dev_t dev, ino_t ino, uint64_t off, const struct iovec *iov,
+                      int iovcnt, uint64_t len)
+{
+    struct cache_io io = { C_WRITE, iov, iovcnt, off, len, -1 };
+    cache_walk(obj, dev, ino, &io);
+}
+
+void umm__cache_read(struct umm__object *obj, dev_t dev, ino_t ino, uint64_t off, const struct iovec *iov,
+                     int iovcnt, uint64_t len)
+{
+    struct cache_io io = { C_READ, iov, iovcnt, off, len, -1 };
+    cache_walk(obj, dev, ino, &io);
+}
+
+void umm__cache_reread(struct umm__object *obj, dev_t dev, ino_t ino, int fd, uint64_t off, uint64_t len)
+{
+    struct cache_io io = { C_REREAD, NULL, 0, off, len, fd };
+    cache_walk(obj, dev, ino, &io);
+}
+
+/*
+ * The file was truncated to size (ftruncate, truncate, O_TRUNC): as the
+ * kernel's truncate_pagecache, pages wholly past the end leave every
+ * mapping of this process, dirty or not (their bytes are gone with the
+ * file's), so the next touch raises SIGBUS; the part of the last page past
+ * the end reads zeros.  Frames are zeroed in place (another process of the
+ * family may map them; it sees zeros until its own MS_INVALIDATE).
+ * umm__mm.lock held for writing.
+ */
+void umm__cache_truncated(struct umm__object *obj, dev_t dev, ino_t ino, uint64_t size)
+{
+    uint64_t endp = (size + UMM_PAGE_SIZE - 1) >> UMM_PAGE_SHIFT;
+    if (obj) {
+        /* Write access goes first, so that no entry counts as a writer. */
+        rmap_write_protect(obj, endp, (UINT64_MAX >> 14) - endp);
+        for (size_t i = 0; i < obj->nex; i++) {
+            struct umm__extent *x = &obj->ext[i];
+            for (uint64_t p = x->fpage > endp ? x->fpage : endp; p < x->fpage + x->npages; p++) {
+                umm__pfn pfn = x->base + (umm__pfn)(p - x->fpage);
+                umm__frame_lock(pfn);
+                atomic_fetch_and(&umm__frame(pfn)->flags, ~UMM__F_BLOCK); /* freed with the file's end */
+                if (atomic_load(&umm__frame(pfn)->ref) == 0 &&
+                    (atomic_fetch_and(&umm__frame(pfn)->flags, ~UMM__F_DIRTY) & UMM__F_DIRTY))
+                    atomic_fetch_sub(&obj->ndirty, 1);
+                umm__frame_unlock(pfn);
+            }
+        }
+        rmap_unmap_clean(obj, endp, UINT64_MAX >> 14);
+    }
+    /* Zeros from size on, in every cached frame (what the file holds
+     * there now, and if it grows back). */
+    struct cache_io io = { C_ZERO, NULL, 0, size, (UINT64_MAX >> 2) - size, -1 };
+    cache_walk(obj, dev, ino, &io);
 }

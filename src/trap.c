@@ -325,7 +325,7 @@ void umm__trap_selfcheck(void)
                              "command line.\n",
                              missing, !exact && drift ? "both" : "it");
             if (n > 0)
-                (void)!write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+                (void)!umm__sys_write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
         }
     }
     atomic_store(&tracing, was_tracing);

@@ -192,6 +192,33 @@ int umm__file_unpark(dev_t dev, ino_t ino, int writable, int *was_writable);
 /* Close the parked descriptors whose files hold no lock of ours now. */
 void umm__file_retry(void);
 
+/* The program's file I/O on a file libumm caches (fileio.c): writes go
+ * into the frames holding the file's bytes, reads get dirty frames' bytes,
+ * bytes changed behind the cache are read again, truncation takes pages
+ * past the end out of this process's mappings.  umm__mm.lock held (for
+ * writing: umm__cache_truncated).  obj: this process's object, or NULL
+ * (after fork the family's frames are found by dev and ino). */
+struct iovec;
+int umm__pagecache_files(void);
+void umm__pagecache_count_file(int delta);
+struct umm__object *umm__object_find(dev_t dev, ino_t ino);
+void umm__cache_write(struct umm__object *obj, dev_t dev, ino_t ino, uint64_t off, const struct iovec *iov,
+                      int iovcnt, uint64_t len);
+void umm__cache_read(struct umm__object *obj, dev_t dev, ino_t ino, uint64_t off, const struct iovec *iov,
+                     int iovcnt, uint64_t len);
+void umm__cache_reread(struct umm__object *obj, dev_t dev, ino_t ino, int fd, uint64_t off, uint64_t len);
+void umm__cache_truncated(struct umm__object *obj, dev_t dev, ino_t ino, uint64_t size);
+
+/* --------------------------------------------------------------- fileio.c */
+/* The C library's own calls, for libumm's I/O (its names lead to fileio.c's
+ * wrappers, which would cache the bytes twice). */
+ssize_t umm__sys_pread(int fd, void *buf, size_t n, off_t off);
+ssize_t umm__sys_pwrite(int fd, const void *buf, size_t n, off_t off);
+ssize_t umm__sys_write(int fd, const void *buf, size_t n);
+int umm__sys_fallocate(int fd, int mode, off_t off, off_t len);
+int umm__sys_fdatasync(int fd);
+int umm__sys_ftruncate(int fd, off_t len);
+
 /* ------------------------------------------------------------------ vma.c */
 
 /* A software page-table entry.  flags holds the lock bit (a futex word);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int tap_count, tap_failed, tap_silent;
@@ -180,7 +181,10 @@ int read_file(int fd, void *buf, size_t len, off_t off)
 {
     size_t got = 0;
     while (got < len) {
-        ssize_t r = pread(fd, (char *)buf + got, len - got, off + (off_t)got);
+        /* The system call itself, not the C library's pread, which libumm
+         * stands in front of: this is what the file holds, as another
+         * program would read it, not what libumm's page cache says. */
+        ssize_t r = syscall(SYS_pread64, fd, (char *)buf + got, len - got, off + (off_t)got);
         if (r <= 0)
             return -1;
         got += (size_t)r;

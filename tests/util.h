@@ -40,7 +40,9 @@ static inline uint64_t xorshift64(uint64_t *s)
 int tmpfile_make(uint64_t size, unsigned seed, int flags, char *path);
 /* Create a sparse temporary file (ftruncate only). */
 int tmpfile_sparse(uint64_t size, int flags, char *path);
-/* Read the whole of [off, off+len) of fd with pread into buf. */
+/* Read the whole of [off, off+len) of fd into buf with the pread system
+ * call itself: what the file holds, as another program would see it (the
+ * C library's pread, which libumm stands in front of, sees its cache). */
 int read_file(int fd, void *buf, size_t len, off_t off);
 
 /* Run fn(arg) and report whether it raised a signal: returns 0 if not,
