@@ -269,6 +269,15 @@ static ssize_t do_call(const struct io *io)
     return -1;
 }
 
+/* Might a buffer of io be libumm memory?  (No lock: vma.c's coarse map.) */
+static int bufs_maybe_ours(const struct io *io)
+{
+    for (int i = 0; i < io->iovcnt; i++)
+        if (umm__vma_maybe_ours(io->iov[i].iov_base, io->iov[i].iov_len))
+            return 1;
+    return 0;
+}
+
 /* Prefault every buffer of io that is libumm's; 1 if any is. */
 static int prefault_io(const struct io *io)
 {
@@ -306,11 +315,11 @@ static ssize_t io_run(const struct io *io, int force)
 {
     if (!(enabled || force) || umm__ram.sh == NULL)
         return do_call(io);
-    int bufs = mapped(), files = umm__pagecache_files();
+    int bufs = mapped() && bufs_maybe_ours(io), files = umm__pagecache_files();
     if (!bufs && !files)
         return do_call(io);
     struct stat st;
-    int cached = files && fstat(io->fd, &st) == 0 && S_ISREG(st.st_mode);
+    int cached = files && fstat(io->fd, &st) == 0 && S_ISREG(st.st_mode) && umm__pagecache_maybe(st.st_dev, st.st_ino);
     for (int tries = 0;; tries++) {
         struct held h;
         int ours = 0;
@@ -426,7 +435,8 @@ ssize_t umm_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 /* The file behind fd, if libumm caches it: 1 and its identity. */
 static int cached_fd(int fd, int force, struct stat *st)
 {
-    return (enabled || force) && umm__pagecache_files() && fstat(fd, st) == 0 && S_ISREG(st->st_mode);
+    return (enabled || force) && umm__pagecache_files() && fstat(fd, st) == 0 && S_ISREG(st->st_mode) &&
+           umm__pagecache_maybe(st->st_dev, st->st_ino);
 }
 
 /* The file shrank or grew to size: see umm__cache_truncated. */

@@ -133,6 +133,9 @@ struct idx {
 
 static struct idx *idx;
 static _Atomic uint64_t nfiles; /* file objects of this process (fileio.c's quick check) */
+#define CACHED_SLOTS 4096
+static _Atomic uint32_t cached_slot[CACHED_SLOTS]; /* umm__pagecache_maybe */
+static void pagecache_count_file(const struct umm__object *obj, int delta);
 
 int umm__pagecache_init(void)
 {
@@ -145,6 +148,7 @@ int umm__pagecache_init(void)
     /* Read without the lock on purpose by fileio.c's quick check. */
     umm__vg_racy(&idx->used, sizeof idx->used);
     umm__vg_racy(&nfiles, sizeof nfiles);
+    umm__vg_racy(cached_slot, sizeof cached_slot);
     return 0;
 }
 
@@ -403,7 +407,7 @@ struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t n
         umm__mm.objects = obj;
         atomic_fetch_add(&umm__mm.nobjects, 1);
         if (!anon)
-            umm__pagecache_count_file(1);
+            pagecache_count_file(obj, 1);
     }
     return obj;
 }
@@ -423,7 +427,7 @@ void umm__object_put(struct umm__object *obj)
     *pp = obj->next;
     atomic_fetch_sub(&umm__mm.nobjects, 1);
     if (!obj->anon)
-        umm__pagecache_count_file(-1);
+        pagecache_count_file(obj, -1);
     object_free(obj);
 }
 
@@ -872,9 +876,36 @@ int umm__pagecache_files(void)
            (umm__mm.forked && idx && __atomic_load_n(&idx->used, __ATOMIC_RELAXED) != 0);
 }
 
-void umm__pagecache_count_file(int delta)
+/* Which files this process caches, as counters by a hash of (dev, ino),
+ * read without the lock: fileio.c asks before it takes the lock for a
+ * descriptor, and most descriptors are not of a mapped file. */
+
+static size_t cached_hash(dev_t dev, ino_t ino)
+{
+    uint64_t h = ((uint64_t)dev * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)ino * 0xc2b2ae3d27d4eb4full);
+    return (size_t)(h >> 40) % CACHED_SLOTS;
+}
+
+static void pagecache_count_file(const struct umm__object *obj, int delta)
 {
     atomic_fetch_add(&nfiles, (uint64_t)(int64_t)delta);
+    atomic_fetch_add(&cached_slot[cached_hash(obj->dev, obj->ino)], (uint32_t)delta);
+}
+
+/* Might (dev, ino) have frames in the page cache (this process's, or
+ * after fork the family's)?  0 is sure. */
+int umm__pagecache_maybe(dev_t dev, ino_t ino)
+{
+    if (atomic_load_explicit(&cached_slot[cached_hash(dev, ino)], memory_order_relaxed))
+        return 1;
+    if (!umm__mm.forked)
+        return 0;
+    struct umm__object key = { .dev = dev, .ino = ino };
+    uint64_t next;
+    idx_lock();
+    int found = idx_find(&key, 0, &next) != NULL || next != UINT64_MAX;
+    idx_unlock();
+    return found;
 }
 
 struct umm__object *umm__object_find(dev_t dev, ino_t ino)

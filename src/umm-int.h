@@ -200,7 +200,7 @@ void umm__file_retry(void);
  * (after fork the family's frames are found by dev and ino). */
 struct iovec;
 int umm__pagecache_files(void);
-void umm__pagecache_count_file(int delta);
+int umm__pagecache_maybe(dev_t dev, ino_t ino);
 struct umm__object *umm__object_find(dev_t dev, ino_t ino);
 void umm__cache_write(struct umm__object *obj, dev_t dev, ino_t ino, uint64_t off, const struct iovec *iov,
                       int iovcnt, uint64_t len);
@@ -309,6 +309,8 @@ struct umm__vma *umm__vma_at(size_t index);
 size_t umm__vma_count(void);
 struct umm__vma *umm__vma_new(uintptr_t start, uintptr_t end);
 int umm__vma_insert(struct umm__vma *v);
+/* Might [p, p+len) meet a libumm VMA?  0 is sure; lock not needed. */
+int umm__vma_maybe_ours(const void *p, size_t len);
 /* Give v a private frame range of its own (private mappings). */
 int umm__vma_new_anon(struct umm__vma *v);
 /* Free a VMA that was never inserted. */

@@ -95,11 +95,52 @@ static void vma_insert(struct umm__vma *v)
 }
 
 /* Insert a VMA host-mapped PROT_NONE with nothing resident. */
+/*
+ * A coarse map of where libumm's VMAs are, one bit per 64 MiB of address
+ * space, read without the lock (fileio.c: is a buffer handed to read(2)
+ * libumm memory?  Most are not, and the answer then costs no lock).  Set
+ * when a VMA is inserted, cleared when the last VMA of a region goes, both
+ * under the lock for writing; a reader may see a bit late, which only
+ * matters for a buffer being mapped while the call is made.
+ */
+#define REGION_SHIFT 26
+#define REGION_TOP ((uintptr_t)1 << 47)
+static _Atomic uint64_t regions[(REGION_TOP >> REGION_SHIFT) / 64];
+
+static void regions_mark(uintptr_t start, uintptr_t end, int on)
+{
+    static int vg_told;
+    if (!vg_told++)
+        umm__vg_racy(regions, sizeof regions); /* read unlocked on purpose */
+    for (uintptr_t r = start >> REGION_SHIFT; r <= (end - 1) >> REGION_SHIFT && r < (REGION_TOP >> REGION_SHIFT); r++) {
+        uintptr_t rs = r << REGION_SHIFT, re = rs + ((uintptr_t)1 << REGION_SHIFT);
+        struct umm__vma *w = on ? NULL : umm__vma_next(rs, NULL);
+        if (on)
+            atomic_fetch_or(&regions[r / 64], (uint64_t)1 << (r % 64));
+        else if (!w || w->start >= re) /* no VMA left in the region */
+            atomic_fetch_and(&regions[r / 64], ~((uint64_t)1 << (r % 64)));
+    }
+}
+
+int umm__vma_maybe_ours(const void *p, size_t len)
+{
+    uintptr_t a = (uintptr_t)p, end = a + len;
+    if (len == 0)
+        return 0;
+    if (end < a || end > REGION_TOP)
+        return 1;
+    for (uintptr_t r = a >> REGION_SHIFT; r <= (end - 1) >> REGION_SHIFT; r++)
+        if (atomic_load_explicit(&regions[r / 64], memory_order_relaxed) & ((uint64_t)1 << (r % 64)))
+            return 1;
+    return 0;
+}
+
 int umm__vma_insert(struct umm__vma *v)
 {
     if (reserve(1) != 0)
         return -1;
     vma_insert(v);
+    regions_mark(v->start, v->end, 1);
     umm__mc_vma_added(v);
     return 0;
 }
@@ -419,6 +460,7 @@ void umm__vma_destroy(struct umm__vma *v)
 {
     umm__mc_vma_removing(v);
     vma_remove(v);
+    regions_mark(v->start, v->end, 0);
     if (v->obj) {
         umm__rmap_del(v->obj, v);
         umm__object_put(v->obj);
