@@ -12,21 +12,24 @@
  * A program ports by renaming mmap to umm_mmap and so on.
  *
  * Differences from the kernel that user space cannot avoid:
- *  1. The page cache is libumm's own.  Writes through a MAP_SHARED mapping
- *     reach the file at msync, munmap, process exit, umm_shutdown, a fatal
- *     signal (SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, and SIGTERM, SIGINT,
- *     SIGHUP left at their default action) or the background flush
- *     (UMM_FLUSH_INTERVAL_MS, default 5000), not at once.  Writes to the file by other means (write(2), another process)
- *     reach pages that are already resident only after
- *     msync(MS_INVALIDATE), which drops clean resident pages so that the
- *     next touch reads the file again.  Truncation is such a write: after
- *     ftruncate() shrinks a file, pages already resident past the new end
- *     stay readable until MS_INVALIDATE (the kernel raises SIGBUS at once);
- *     pages not resident raise SIGBUS as in the kernel.
- *  2. A system call handed a pointer into a page that is not resident (or
- *     is write-protected for dirty tracking) fails with EFAULT instead of
- *     faulting the page in: the kernel does not raise SIGSEGV for its own
- *     accesses.  Call umm_prefault() on the buffer first.
+ *  1. The page cache is libumm's own, shared by the process and its fork
+ *     family, and one truth there: libumm stands in front of the C
+ *     library's read/write family, ftruncate, fallocate, fsync and the
+ *     copies (umm_read below), so they and the mappings see the same bytes
+ *     at once.  Stores through a MAP_SHARED mapping reach the file itself
+ *     at msync, munmap, fsync, exit, umm_shutdown, a fatal signal or the
+ *     background flush (UMM_FLUSH_INTERVAL_MS, default 5000).  Writers
+ *     outside the family (another program, raw system calls, stdio's
+ *     internal writes) reach pages already resident only after
+ *     msync(MS_INVALIDATE), which drops clean resident pages; a truncation
+ *     from outside likewise (resident pages past the new end stay readable
+ *     until then).
+ *  2. A system call libumm does not stand in front of, handed a pointer
+ *     into a page that is not resident (or is write-protected for dirty
+ *     tracking), fails with EFAULT instead of faulting the page in: the
+ *     kernel does not raise SIGSEGV for its own accesses.  Call
+ *     umm_prefault() on the buffer first.  (read, write and the calls
+ *     listed at umm_read need no such step.)
  *  3. MAP_FIXED may replace only libumm's own mappings or free address
  *     space, never memory that libumm does not own: that fails with EEXIST.
  *     Likewise umm_munmap() leaves memory that libumm does not own alone.
