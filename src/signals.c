@@ -29,13 +29,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 
-static const int crash_signals[] = { SIGABRT, SIGFPE, SIGILL, SIGTERM, SIGINT, SIGHUP };
 static struct sigaction prog[NSIG]; /* what the program set, for managed signals */
 static _Atomic int active;
 
@@ -44,17 +44,39 @@ static int is_trap_signal(int sig)
     return sig == SIGSEGV || sig == SIGBUS;
 }
 
+/*
+ * A signal whose default action ends the process, which libumm catches to
+ * write back first.  The kernel's own list (include/linux/signal.h): every
+ * signal, real-time ones included, but those whose default is to ignore
+ * (SIGCHLD, SIGCONT, SIGURG, SIGWINCH) or to stop (SIGSTOP, SIGTSTP,
+ * SIGTTIN, SIGTTOU).  Less SIGKILL (it cannot be caught), SIGSEGV and
+ * SIGBUS (the trap's, trap.c), the C library's own signals between the
+ * kernel's first real-time signal and SIGRTMIN (glibc's 32 and 33), and,
+ * under Valgrind, SIGRTMAX, which Valgrind keeps for itself.
+ */
 static int is_crash_signal(int sig)
 {
-    for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++)
-        if (crash_signals[i] == sig)
-            return 1;
-    return 0;
+    switch (sig) {
+    case SIGKILL: case SIGSEGV: case SIGBUS:
+    case SIGCHLD: case SIGCONT: case SIGURG: case SIGWINCH:
+    case SIGSTOP: case SIGTSTP: case SIGTTIN: case SIGTTOU:
+        return 0;
+    }
+    if (sig > 0 && sig < __SIGRTMIN)
+        return 1;
+    return sig >= SIGRTMIN && sig <= SIGRTMAX && !(sig == SIGRTMAX && umm__vg_running());
 }
 
+/* The signals whose disposition libumm keeps for the program, once started. */
+static int is_managed(int sig)
+{
+    return atomic_load(&active) && (is_trap_signal(sig) || is_crash_signal(sig));
+}
+
+/* (sa_handler and sa_sigaction share their storage: SIG_DFL either way.) */
 static int is_default(const struct sigaction *sa)
 {
-    return !(sa->sa_flags & SA_SIGINFO) && sa->sa_handler == SIG_DFL;
+    return sa->sa_handler == SIG_DFL;
 }
 
 struct sigaction *umm__program_action(int sig)
@@ -74,6 +96,18 @@ void umm__signal_default(int sig)
 
 /* ------------------------------------------------------ crash write-back */
 
+/* The kernel writes a mapping back whatever RLIMIT_FSIZE says; pwrite past
+ * the limit fails (and sends SIGXFSZ).  The process is ending, so the soft
+ * limit goes up as far as the hard one lets it (plain system calls). */
+static void lift_fsize_limit(void)
+{
+    struct rlimit r;
+    if (getrlimit(RLIMIT_FSIZE, &r) == 0 && r.rlim_cur != r.rlim_max) {
+        r.rlim_cur = r.rlim_max;
+        setrlimit(RLIMIT_FSIZE, &r);
+    }
+}
+
 /*
  * Write back every dirty shared page, from a handler of a fatal signal.
  * It waits a little for the address-space lock (another thread may be in
@@ -88,6 +122,7 @@ void umm__crash_writeback(void)
      * change is its parent's. */
     if (!atomic_load(&active) || getpid() != umm__mm.pid || atomic_exchange(&done, 1))
         return;
+    lift_fsize_limit();
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += 1;
@@ -99,17 +134,32 @@ void umm__crash_writeback(void)
     }
 }
 
+/*
+ * Let sig's default action end the process, from a libumm handler that
+ * runs with every signal blocked, losing nothing: write back, put the default
+ * back, and, unless the signal comes again by itself (a fault: the
+ * instruction runs again when the handler returns), send it again to this
+ * thread; it arrives as the handler returns, and the kernel ends the
+ * process as it would have, core dump (as RLIMIT_CORE says) and all.
+ * fault: the address that faults again, for Valgrind (0: none).
+ */
+void umm__signal_die(int sig, int refaults, uintptr_t fault)
+{
+    umm__crash_writeback();
+    umm__vg_exit(fault);
+    umm__signal_default(sig);
+    if (!refaults)
+        syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
+}
+
 static void crash(int sig, siginfo_t *si, void *uctx)
 {
     (void)uctx;
     int saved_errno = errno;
-    umm__crash_writeback();
-    umm__vg_exit(0);
-    umm__signal_default(sig);
-    /* A fault (FPE, ILL from the CPU) happens again when we return; a sent
-     * signal is sent again, to this thread, and arrives when we return. */
-    if (!(si && si->si_code > 0 && (sig == SIGFPE || sig == SIGILL)))
-        syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
+    /* A fault (FPE, ILL from the CPU) happens again when we return.
+     * Nothing else does: a sent signal, SIGTRAP after a breakpoint (the
+     * instruction is behind it), SIGSYS from seccomp (the call is done). */
+    umm__signal_die(sig, si && si->si_code > 0 && (sig == SIGFPE || sig == SIGILL), 0);
     errno = saved_errno;
 }
 
@@ -240,12 +290,9 @@ int umm__signals_init(void (*trap)(int, siginfo_t *, void *))
     sigfillset(&sa.sa_mask);
     if (__sigaction(SIGSEGV, &sa, &prog[SIGSEGV]) != 0 || __sigaction(SIGBUS, &sa, &prog[SIGBUS]) != 0)
         return -1;
-    for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++) {
-        int sig = crash_signals[i];
-        __sigaction(sig, NULL, &prog[sig]);
-        if (is_default(&prog[sig]))
+    for (int sig = 1; sig < NSIG; sig++)
+        if (is_crash_signal(sig) && __sigaction(sig, NULL, &prog[sig]) == 0 && is_default(&prog[sig]))
             install_crash(sig);
-    }
     umm__altstack_ensure();
     atomic_store(&active, 1);
     return 0;
@@ -255,7 +302,7 @@ int umm__signals_init(void (*trap)(int, siginfo_t *, void *))
 
 int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-    if (!atomic_load(&active) || sig <= 0 || sig >= NSIG || !(is_trap_signal(sig) || is_crash_signal(sig)))
+    if (!is_managed(sig))
         return __sigaction(sig, act, old);
     sigset_t all, saved;
     sigfillset(&all);
@@ -292,7 +339,7 @@ static sighandler_t set_handler(int sig, sighandler_t h, int flags)
 sighandler_t signal(int sig, sighandler_t h)
 {
     static sighandler_t (*next)(int, sighandler_t);
-    if (atomic_load(&active) && sig > 0 && sig < NSIG && (is_trap_signal(sig) || is_crash_signal(sig)))
+    if (is_managed(sig))
         return set_handler(sig, h, SA_RESTART);
     if (!next)
         next = (sighandler_t(*)(int, sighandler_t))dlsym(RTLD_NEXT, "signal");

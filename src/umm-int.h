@@ -359,6 +359,9 @@ struct sigaction *umm__program_action(int sig);
 void umm__signal_default(int sig);
 /* Write back every dirty shared page from a fatal signal's handler. */
 void umm__crash_writeback(void);
+/* From a libumm handler: write back, then let sig's default action end the
+ * process (refaults: the fault at fault happens again by itself). */
+void umm__signal_die(int sig, int refaults, uintptr_t fault);
 void umm__altstack_ensure(void);
 
 /* What the fault stages did, for the tracer: set by fault.c, read by the
