@@ -32,6 +32,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
@@ -163,14 +164,72 @@ static void crash(int sig, siginfo_t *si, void *uctx)
     errno = saved_errno;
 }
 
-static int install_crash(int sig)
+/*
+ * Call the program's handler p for sig as the kernel would have: with the
+ * interrupted mask plus its sa_mask plus the signal (unless SA_NODEFER),
+ * so a handler that leaves by longjmp leaves the same mask behind as under
+ * the kernel.  From a libumm handler, which runs with every signal blocked.
+ */
+void umm__signal_deliver(int sig, siginfo_t *si, void *uctx, const struct sigaction *p)
+{
+    sigset_t mask = ((ucontext_t *)uctx)->uc_sigmask;
+    sigorset(&mask, &mask, &p->sa_mask);
+    if (!(p->sa_flags & SA_NODEFER))
+        sigaddset(&mask, sig);
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    if (p->sa_flags & SA_SIGINFO)
+        p->sa_sigaction(sig, si, uctx);
+    else
+        p->sa_handler(sig);
+}
+
+static int install(int sig);
+
+/*
+ * A handler with SA_RESETHAND.  The kernel would reset the disposition to
+ * its bare default at delivery, and the next such signal would end the
+ * process with nothing written back; so libumm delivers it and does the
+ * reset itself, to the default as the program sees it (the handler only,
+ * as the kernel does), which is libumm's write-back.
+ */
+static void oneshot(int sig, siginfo_t *si, void *uctx)
+{
+    struct sigaction p = prog[sig];
+    int saved_errno = errno;
+    prog[sig].sa_handler = SIG_DFL;
+    install(sig);
+    errno = saved_errno;
+    umm__signal_deliver(sig, si, uctx, &p);
+}
+
+static int is_oneshot(const struct sigaction *sa)
+{
+    return sa->sa_handler != SIG_DFL && sa->sa_handler != SIG_IGN && (sa->sa_flags & SA_RESETHAND);
+}
+
+/* Install libumm's own handler fn for sig, run with every signal blocked. */
+static int install_own(int sig, void (*fn)(int, siginfo_t *, void *), int flags)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = crash;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sa.sa_sigaction = fn;
+    sa.sa_flags = SA_SIGINFO | flags;
     sigfillset(&sa.sa_mask);
     return __sigaction(sig, &sa, NULL);
+}
+
+/* Give the kernel what carries out the program's action for a crash signal:
+ * libumm's write-back for the default, the trampoline above for a one-shot
+ * handler (whether calls restart, and on which stack, stay the program's
+ * choice), or else the program's action itself. */
+static int install(int sig)
+{
+    const struct sigaction *p = &prog[sig];
+    if (is_default(p))
+        return install_own(sig, crash, SA_ONSTACK);
+    if (is_oneshot(p))
+        return install_own(sig, oneshot, p->sa_flags & (SA_RESTART | SA_ONSTACK));
+    return __sigaction(sig, p, NULL);
 }
 
 /* ------------------------------------------------------ alternate stacks */
@@ -291,8 +350,9 @@ int umm__signals_init(void (*trap)(int, siginfo_t *, void *))
     if (__sigaction(SIGSEGV, &sa, &prog[SIGSEGV]) != 0 || __sigaction(SIGBUS, &sa, &prog[SIGBUS]) != 0)
         return -1;
     for (int sig = 1; sig < NSIG; sig++)
-        if (is_crash_signal(sig) && __sigaction(sig, NULL, &prog[sig]) == 0 && is_default(&prog[sig]))
-            install_crash(sig);
+        if (is_crash_signal(sig) && __sigaction(sig, NULL, &prog[sig]) == 0 &&
+            (is_default(&prog[sig]) || is_oneshot(&prog[sig])))
+            install(sig);
     umm__altstack_ensure();
     atomic_store(&active, 1);
     return 0;
@@ -311,9 +371,10 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
     if (old)
         *old = prog[sig];
     if (act) {
+        struct sigaction was = prog[sig];
         prog[sig] = *act;
-        if (is_crash_signal(sig))
-            rc = is_default(act) ? install_crash(sig) : __sigaction(sig, act, NULL);
+        if (is_crash_signal(sig) && (rc = install(sig)) != 0)
+            prog[sig] = was; /* refused: nothing changed */
         /* SIGSEGV, SIGBUS: the trap stays; foreign faults go to prog[sig]. */
     }
     pthread_sigmask(SIG_SETMASK, &saved, NULL);

@@ -203,23 +203,11 @@ static void chain(int sig, siginfo_t *si, void *uctx)
         umm__signal_default(sig);
         return;
     }
-    /* Deliver as the kernel would have: SA_RESETHAND resets the handler,
-     * and the handler runs with the interrupted mask plus its sa_mask plus
-     * the signal (unless SA_NODEFER), so a handler that leaves by longjmp
-     * leaves the same mask behind as under the kernel. */
-    if (p.sa_flags & SA_RESETHAND) {
-        memset(prog, 0, sizeof *prog);
+    /* Deliver as the kernel would have: SA_RESETHAND resets the handler
+     * (only the handler: the flags and mask read back as they were). */
+    if (p.sa_flags & SA_RESETHAND)
         prog->sa_handler = SIG_DFL;
-    }
-    sigset_t mask = ((ucontext_t *)uctx)->uc_sigmask;
-    sigorset(&mask, &mask, &p.sa_mask);
-    if (!(p.sa_flags & SA_NODEFER))
-        sigaddset(&mask, sig);
-    pthread_sigmask(SIG_SETMASK, &mask, NULL);
-    if (p.sa_flags & SA_SIGINFO)
-        p.sa_sigaction(sig, si, uctx);
-    else
-        p.sa_handler(sig);
+    umm__signal_deliver(sig, si, uctx, &p);
 }
 
 static void trap(int sig, siginfo_t *si, void *uctx)

@@ -6,8 +6,10 @@
  * MAP_SHARED mapping sends it to itself and ends exactly as a child
  * without libumm ends (the same wait status, core bit included), and the
  * file has the data.  So too for SIGPIPE from a write to a pipe nobody
- * reads, and SIGXFSZ from a write past RLIMIT_FSIZE (with a dirty page past
- * the limit too: the kernel's write-back of a mapping does not heed it).
+ * reads, SIGXFSZ from a write past RLIMIT_FSIZE (with a dirty page past
+ * the limit too: the kernel's write-back of a mapping does not heed it),
+ * and a handler with SA_RESETHAND that raises its signal again, the usual
+ * way to die of it after cleaning up.
  *
  * And libumm stays out of the program's way: sigaction() reads back for
  * every signal what it read before libumm started; SIG_IGN set before
@@ -49,7 +51,19 @@ static const struct {
 static void *volatile still_mapped;
 
 /* How a child ends. */
-enum how { KILL, PIPE_WRITE, FSIZE_WRITE };
+enum how { KILL, PIPE_WRITE, FSIZE_WRITE, RESETHAND_RAISE };
+
+/* A handler with SA_RESETHAND that dies of its signal: the kernel reset
+ * the disposition at delivery, so raise() (blocked until the handler
+ * returns) takes the default action. */
+static void reraise(int sig)
+{
+    struct sigaction now;
+    sigaction(sig, NULL, &now);
+    if (now.sa_handler != SIG_DFL)
+        _exit(102); /* the reset was not seen */
+    raise(sig);
+}
 
 static void die(enum how how, int sig, int fd)
 {
@@ -70,6 +84,15 @@ static void die(enum how how, int sig, int fd)
         r.rlim_cur = PAGE;
         setrlimit(RLIMIT_FSIZE, &r);
         (void)!pwrite(fd, "x", 1, 3 * PAGE);
+        break;
+    }
+    case RESETHAND_RAISE: {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = reraise;
+        sa.sa_flags = SA_RESETHAND;
+        sigaction(sig, &sa, NULL);
+        kill(getpid(), sig);
         break;
     }
     }
@@ -321,6 +344,7 @@ int main(int argc, char **argv)
     }
     check_death(PIPE_WRITE, SIGPIPE, "SIGPIPE from a write to a pipe with no reader");
     check_death(FSIZE_WRITE, SIGXFSZ, "SIGXFSZ from a write past RLIMIT_FSIZE");
+    check_death(RESETHAND_RAISE, SIGTERM, "SIGTERM raised again by its SA_RESETHAND handler");
 
     static const char *const readback_names[] = {
         "sigaction() reads back for every signal what it did before libumm started"
