@@ -358,7 +358,7 @@ int umm__signals_init(void (*trap)(int, siginfo_t *, void *))
     return 0;
 }
 
-/* --------------------------------------------- sigaction, signal in front */
+/* ------------------------------------------------- sigaction in front */
 
 int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
@@ -381,34 +381,118 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
     return rc;
 }
 
-static sighandler_t set_handler(int sig, sighandler_t h, int flags)
+/* ------------------------------- the C library's other ways, in front */
+
+/*
+ * glibc's signal(), bsd_signal(), ssignal(), sysv_signal(), sigset(),
+ * sigignore() and siginterrupt() call its sigaction from inside, where the
+ * one above never sees them: they would put the program's handler in place
+ * of libumm's trap or write-back, and read libumm's handler back as the
+ * program's.  So they stand here too, each doing what glibc's does,
+ * through the sigaction above (which hands the signals libumm does not
+ * manage on to the C library's).
+ */
+
+static sigset_t interrupting; /* siginterrupt(sig, 1) was called: signal() does not restart */
+
+/* Set handler h with flags, with sig itself blocked while it runs if
+ * block_self; the handler before, or SIG_ERR. */
+static sighandler_t set_handler(int sig, sighandler_t h, int flags, int block_self)
 {
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = h;
     sa.sa_flags = flags;
     sigemptyset(&sa.sa_mask);
-    if (h != SIG_DFL && h != SIG_IGN)
+    if (block_self)
         sigaddset(&sa.sa_mask, sig);
     if (sigaction(sig, &sa, &old) != 0)
         return SIG_ERR;
-    return (old.sa_flags & SA_SIGINFO) ? (sighandler_t)(void (*)(void))old.sa_sigaction : old.sa_handler;
+    return old.sa_handler;
 }
 
-/* signal() for the signals above once libumm is in: BSD semantics, as
- * glibc's (the handler stays, calls restart).  Others go to the C library. */
+/* BSD semantics, as glibc's: the handler stays, sig is blocked while it
+ * runs, calls restart unless siginterrupt() said otherwise.  Signals libumm
+ * does not manage (and the error cases) go to the C library. */
 sighandler_t signal(int sig, sighandler_t h)
 {
     static sighandler_t (*next)(int, sighandler_t);
-    if (is_managed(sig))
-        return set_handler(sig, h, SA_RESTART);
+    if (is_managed(sig) && h != SIG_ERR)
+        return set_handler(sig, h, sigismember(&interrupting, sig) ? 0 : SA_RESTART, 1);
     if (!next)
         next = (sighandler_t(*)(int, sighandler_t))dlsym(RTLD_NEXT, "signal");
-    return next ? next(sig, h) : set_handler(sig, h, SA_RESTART);
+    return next ? next(sig, h) : set_handler(sig, h, SA_RESTART, 1);
 }
 
 sighandler_t bsd_signal(int sig, sighandler_t h);
 sighandler_t bsd_signal(int sig, sighandler_t h)
 {
     return signal(sig, h);
+}
+
+sighandler_t ssignal(int sig, sighandler_t h) __attribute__((alias("signal")));
+
+/* SysV semantics: the handler runs once, sig is not blocked in it, calls
+ * do not restart.  Also what signal() is in a program built for strict ISO
+ * C or X/Open: glibc's <signal.h> sends it here. */
+sighandler_t __sysv_signal(int sig, sighandler_t h)
+{
+    if (h == SIG_ERR) {
+        errno = EINVAL;
+        return SIG_ERR;
+    }
+    return set_handler(sig, h, SA_RESETHAND | SA_NODEFER, 0);
+}
+
+sighandler_t sysv_signal(int sig, sighandler_t h) __attribute__((alias("__sysv_signal")));
+
+/* X/Open: SIG_HOLD blocks sig; anything else is set and unblocks it.
+ * Returns SIG_HOLD if sig was blocked, else the disposition before. */
+sighandler_t sigset(int sig, sighandler_t disp)
+{
+    sigset_t one, was;
+    struct sigaction cur;
+    sigemptyset(&one);
+    if (sigaddset(&one, sig) != 0)
+        return SIG_ERR;
+    if (disp == SIG_HOLD) {
+        if (sigprocmask(SIG_BLOCK, &one, &was) != 0)
+            return SIG_ERR;
+        if (sigismember(&was, sig))
+            return SIG_HOLD;
+        return sigaction(sig, NULL, &cur) == 0 ? cur.sa_handler : SIG_ERR;
+    }
+    sighandler_t old = set_handler(sig, disp, 0, 0);
+    if (old == SIG_ERR || sigprocmask(SIG_UNBLOCK, &one, &was) != 0)
+        return SIG_ERR;
+    return sigismember(&was, sig) ? SIG_HOLD : old;
+}
+
+int sigignore(int sig)
+{
+    return set_handler(sig, SIG_IGN, 0, 0) == SIG_ERR ? -1 : 0;
+}
+
+static int set_restart(int sig, int restart)
+{
+    struct sigaction sa;
+    if (sigaction(sig, NULL, &sa) != 0)
+        return -1;
+    sa.sa_flags = restart ? sa.sa_flags | SA_RESTART : sa.sa_flags & ~SA_RESTART;
+    return sigaction(sig, &sa, NULL);
+}
+
+/* Whether sig interrupts calls (no SA_RESTART), now and for later
+ * signal() calls, as glibc's. */
+int siginterrupt(int sig, int flag)
+{
+    static int (*next)(int, int);
+    if (!next)
+        next = (int (*)(int, int))dlsym(RTLD_NEXT, "siginterrupt");
+    int rc = is_managed(sig) || !next ? set_restart(sig, !flag) : next(sig, flag);
+    if (rc == 0 && flag)
+        sigaddset(&interrupting, sig);
+    else if (rc == 0)
+        sigdelset(&interrupting, sig);
+    return rc;
 }

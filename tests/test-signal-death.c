@@ -15,7 +15,10 @@
  * every signal what it read before libumm started; SIG_IGN set before
  * libumm starts, and a handler or SIG_IGN set after, stay the program's; a
  * blocked signal is taken by sigwait(), sigwaitinfo() and a signalfd as
- * without libumm. */
+ * without libumm; and the C library's other ways to set a disposition
+ * (sysv_signal, __sysv_signal, sigset, sigignore, siginterrupt, ssignal),
+ * which call its sigaction from inside, go through libumm too. */
+#define _GNU_SOURCE /* sysv_signal, sigset, SIG_HOLD */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -27,6 +30,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "util.h"
+
+/* sigset, sigignore and siginterrupt are obsolescent, and glibc says so;
+ * they are what is tested here. */
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 
 #define S(sig) { sig, #sig }
 /* signal(7): default action "Term" or "Core". */
@@ -160,6 +167,18 @@ static void check_death(enum how how, int sig, const char *name)
 
 /* ------------------------------------------------ libumm out of the way */
 
+static int data_fd; /* four pages of pattern 7, for first touches */
+
+/* A first touch of a fresh libumm mapping: 1 if it reads the file's byte. */
+static int first_touch_works(void)
+{
+    unsigned char *p = umm_mmap(NULL, 4 * PAGE, PROT_READ, MAP_PRIVATE, data_fd, 0);
+    if (p == MAP_FAILED)
+        return 0;
+    int good = p[2 * PAGE + 5] == pattern(2 * PAGE + 5, 7);
+    return umm_munmap(p, 4 * PAGE) == 0 && good;
+}
+
 static void start_libumm(void)
 {
     still_mapped = umm_mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -281,6 +300,85 @@ static const char *const blocked_names[] = {
     "and nothing else is pending",
 };
 
+static sigjmp_buf not_for_me;
+static void segv_not_for_me(int sig)
+{
+    (void)sig;
+    siglongjmp(not_for_me, 1); /* the trap was replaced: a first touch came here */
+}
+
+static int first_touch_still_works(void)
+{
+    if (sigsetjmp(not_for_me, 1))
+        return 0;
+    return first_touch_works();
+}
+
+/* The C library's other ways to set a disposition must not take the trap
+ * away: each installs a program handler for SIGSEGV (or ignores it), and a
+ * first touch of a fresh mapping must still work. */
+static int others_keep_trap(void)
+{
+    int r = 0;
+    start_libumm();
+    sysv_signal(SIGSEGV, segv_not_for_me);
+    r |= !first_touch_still_works();
+    __sysv_signal(SIGSEGV, segv_not_for_me);
+    r |= !first_touch_still_works() << 1;
+    sigset(SIGSEGV, segv_not_for_me);
+    r |= !first_touch_still_works() << 2;
+    ssignal(SIGSEGV, segv_not_for_me);
+    r |= !first_touch_still_works() << 3;
+    sigignore(SIGSEGV);
+    r |= !first_touch_still_works() << 4;
+    struct sigaction now;
+    sigaction(SIGSEGV, NULL, &now);
+    r |= (now.sa_handler != SIG_IGN) << 5;
+    return r;
+}
+static const char *const others_keep_trap_names[] = {
+    "sysv_signal(SIGSEGV, h) leaves libumm's trap in place",
+    "__sysv_signal(SIGSEGV, h) (signal() of a strict ISO C program) leaves libumm's trap in place",
+    "sigset(SIGSEGV, h) leaves libumm's trap in place",
+    "ssignal(SIGSEGV, h) leaves libumm's trap in place",
+    "sigignore(SIGSEGV) leaves libumm's trap in place",
+    "and sigaction() reads back SIG_IGN",
+};
+
+/* ... and read back, and set, what they would without libumm. */
+static int others_read_back(void)
+{
+    int r = 0;
+    start_libumm();
+    struct sigaction now;
+    r |= sysv_signal(SIGUSR1, count) != SIG_DFL;
+    sigaction(SIGUSR1, NULL, &now);
+    r |= !(now.sa_handler == count && (now.sa_flags & SA_RESETHAND)) << 1;
+    kill(getpid(), SIGUSR1);
+    sigaction(SIGUSR1, NULL, &now);
+    r |= !(calls == 1 && now.sa_handler == SIG_DFL) << 2;
+
+    r |= (sigset(SIGHUP, SIG_HOLD) != SIG_DFL) << 3;
+    r |= (sigset(SIGHUP, count) != SIG_HOLD) << 4;
+    sigignore(SIGINT);
+    kill(getpid(), SIGINT);
+    r |= (signal(SIGINT, SIG_DFL) != SIG_IGN) << 5;
+    siginterrupt(SIGTERM, 1);
+    signal(SIGTERM, count);
+    sigaction(SIGTERM, NULL, &now);
+    r |= ((now.sa_flags & SA_RESTART) != 0) << 6;
+    return r;
+}
+static const char *const others_read_back_names[] = {
+    "sysv_signal(SIGUSR1, h) returns SIG_DFL, the disposition before",
+    "sigaction() reads back h, with SA_RESETHAND",
+    "h is called once, and the disposition is SIG_DFL after",
+    "sigset(SIGHUP, SIG_HOLD) returns SIG_DFL",
+    "sigset(SIGHUP, h) then returns SIG_HOLD",
+    "sigignore(SIGINT) ignores SIGINT, and signal() returns SIG_IGN",
+    "after siginterrupt(SIGTERM, 1), signal(SIGTERM, h) sets no SA_RESTART",
+};
+
 #define N(a) (int)(sizeof a / sizeof a[0])
 
 /* Valgrind (3.19) cannot send some signals to the process itself, with or
@@ -346,12 +444,16 @@ int main(int argc, char **argv)
     check_death(FSIZE_WRITE, SIGXFSZ, "SIGXFSZ from a write past RLIMIT_FSIZE");
     check_death(RESETHAND_RAISE, SIGTERM, "SIGTERM raised again by its SA_RESETHAND handler");
 
+    data_fd = tmpfile_make(4 * PAGE, 7, O_RDONLY, NULL);
     static const char *const readback_names[] = {
         "sigaction() reads back for every signal what it did before libumm started"
     };
     in_child(readback, 1, readback_names);
     in_child(programs_own, N(programs_own_names), programs_own_names);
     in_child(blocked, N(blocked_names), blocked_names);
+    in_child(others_keep_trap, N(others_keep_trap_names), others_keep_trap_names);
+    in_child(others_read_back, N(others_read_back_names), others_read_back_names);
+    close(data_fd);
     check_released();
     return tap_done();
 }
