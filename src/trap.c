@@ -187,20 +187,26 @@ int umm_handle_fault(int sig, siginfo_t *si, void *uctx)
     return handled;
 }
 
-/* Hand a fault that is not libumm's to whoever would have had it. */
+/*
+ * Hand a signal that is not libumm's to whoever would have had it: a real
+ * fault elsewhere, or a SIGSEGV or SIGBUS sent with kill(), raise() or
+ * sigqueue() (si_code <= 0), which does not come again by itself.
+ */
 static void chain(int sig, siginfo_t *si, void *uctx)
 {
     struct sigaction *prog = umm__program_action(sig);
     struct sigaction p = *prog;
+    int sent = si && si->si_code <= 0;
     atomic_fetch_add(&umm__mm.signals, 1);
+    /* The kernel drops an ignored signal that is sent; the trap stays. */
+    if (p.sa_handler == SIG_IGN && sent)
+        return;
     if (p.sa_handler == SIG_DFL || p.sa_handler == SIG_IGN || !uctx) {
-        /* Default action, at the real instruction: write back what is
-         * dirty (a crash loses nothing), restore the default and return;
-         * the access faults again and the kernel does what it always did.
-         * (Ignoring a fault is not possible: the kernel kills anyway.) */
-        umm__crash_writeback();
-        umm__vg_exit(si ? (uintptr_t)si->si_addr : 0);
-        umm__signal_default(sig);
+        /* The default action, with nothing lost: write back, put the
+         * default back; a fault happens again at the real instruction and
+         * the kernel does what it always did (it cannot be ignored: the
+         * kernel kills anyway), a sent signal is sent again. */
+        umm__signal_die(sig, !sent, !sent && si ? (uintptr_t)si->si_addr : 0);
         return;
     }
     /* Deliver as the kernel would have: SA_RESETHAND resets the handler
