@@ -13,10 +13,10 @@
  *
  * Differences from the kernel that user space cannot avoid:
  *  1. The page cache is libumm's own.  Writes through a MAP_SHARED mapping
- *     reach the file at msync, munmap, process exit, umm_shutdown, a fatal
- *     signal (SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, and SIGTERM, SIGINT,
- *     SIGHUP left at their default action) or the background flush
- *     (UMM_FLUSH_INTERVAL_MS, default 5000), not at once.  Writes to the file by other means (write(2), another process)
+ *     reach the file at msync, munmap, process exit, umm_shutdown, death by
+ *     a signal left at its default action (every signal whose default ends
+ *     the process, real-time ones included, but SIGKILL) or the background
+ *     flush (UMM_FLUSH_INTERVAL_MS, default 5000), not at once.  Writes to the file by other means (write(2), another process)
  *     reach pages that are already resident only after
  *     msync(MS_INVALIDATE), which drops clean resident pages so that the
  *     next touch reads the file again.  Truncation is such a write: after
@@ -35,10 +35,12 @@
  *     umm_shutdown() first.  After fork, see the README ("fork") for what
  *     a process killed by SIGKILL leaves allocated.
  *
- * libumm stands in front of the C library's sigaction(), signal() and
+ * libumm stands in front of the C library's sigaction(), signal() (and
+ * bsd_signal, ssignal, sysv_signal, sigset, sigignore, siginterrupt) and
  * pthread_create() (as the JVM's libjsig does): a handler the program
  * installs for SIGSEGV or SIGBUS receives only faults that are not
- * libumm's, delivered as the kernel would (mask, SA_NODEFER, SA_RESETHAND);
+ * libumm's, delivered as the kernel would (mask, SA_NODEFER, SA_RESETHAND),
+ * and a SIGSEGV or SIGBUS sent with kill() gets the program's disposition;
  * a handler for one of the fatal signals above replaces libumm's crash
  * write-back for that signal; and every thread gets an alternate signal
  * stack, so a fault on an almost exhausted stack is still handled.

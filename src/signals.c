@@ -5,17 +5,24 @@
  * written for the kernel's mmap:
  *
  * 1. sigaction() and signal() stand in front of the C library's (as the
- *    JVM's libjsig does).  For SIGSEGV and SIGBUS the program's handler is
+ *    JVM's libjsig does), and so do bsd_signal(), ssignal(), sysv_signal(),
+ *    sigset(), sigignore() and siginterrupt(), which glibc builds on its
+ *    internal sigaction.  For SIGSEGV and SIGBUS the program's handler is
  *    recorded as the one that gets faults that are not libumm's, and the
  *    trap stays installed; the program reads back exactly what it set.
  *
- * 2. Nothing is lost on a crash.  While the program leaves SIGABRT, SIGFPE,
- *    SIGILL, SIGTERM, SIGINT or SIGHUP at their default action (to kill),
- *    libumm catches them, writes back every dirty shared page with
+ * 2. Nothing is lost on dying of a signal.  While the program leaves a
+ *    signal whose default action ends the process at that default (every
+ *    such signal the kernel has, real-time ones included: is_crash_signal),
+ *    libumm catches it, writes back every dirty shared page with
  *    async-signal-safe calls through the direct map, restores the default
- *    and lets it happen: the program dies of the same signal, and the file
- *    has its data.  (Faults that are not libumm's do the same in trap.c.)
- *    SIGKILL cannot be caught.
+ *    and lets it happen: the program dies of the same signal, with the
+ *    status and core dump the kernel gives, and the file has its data.
+ *    (SIGSEGV and SIGBUS, faults or sent, do the same in trap.c.)  A
+ *    handler or SIG_IGN of the program's replaces this; a handler with
+ *    SA_RESETHAND gets it back after its one call.  A signal the program
+ *    blocks is never delivered, so sigwait() and signalfd take it as
+ *    without libumm.  SIGKILL cannot be caught.
  *
  * 3. Every thread gets an alternate signal stack (pthread_create stands in
  *    front of the C library's too), so a fault taken on an almost
@@ -136,8 +143,8 @@ void umm__crash_writeback(void)
 }
 
 /*
- * Let sig's default action end the process, from a libumm handler that
- * runs with every signal blocked, losing nothing: write back, put the default
+ * Let sig's default action end the process, losing nothing, from a libumm
+ * handler that runs with every signal blocked: write back, put the default
  * back, and, unless the signal comes again by itself (a fault: the
  * instruction runs again when the handler returns), send it again to this
  * thread; it arrives as the handler returns, and the kernel ends the

@@ -4,7 +4,10 @@
  * decode (address, write bit) -> ask fault.c -> return, and the instruction
  * runs again.  A fault that is not libumm's goes on to the handler the
  * program installed (before or after libumm), or to the default action at
- * the real instruction, so real crashes still crash the way they did.
+ * the real instruction, so real crashes still crash the way they did.  A
+ * SIGSEGV or SIGBUS sent with kill(), raise() or sigqueue() is no fault and
+ * does not come again: it goes to the program's handler, or is dropped if
+ * the program ignores it, or ends the process at the default action.
  *
  * The program's own handlers are kept by signals.c, which stands in front
  * of the C library's sigaction() so that installing one does not replace
