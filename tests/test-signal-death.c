@@ -15,7 +15,8 @@
  * every signal what it read before libumm started; SIG_IGN set before
  * libumm starts, and a handler or SIG_IGN set after, stay the program's; a
  * blocked signal is taken by sigwait(), sigwaitinfo() and a signalfd as
- * without libumm; and the C library's other ways to set a disposition
+ * without libumm; exec leaves SIG_IGN where the program set it and SIG_DFL
+ * everywhere else; and the C library's other ways to set a disposition
  * (sysv_signal, __sysv_signal, sigset, sigignore, siginterrupt, ssignal),
  * which call its sigaction from inside, go through libumm too. */
 #define _GNU_SOURCE /* sysv_signal, sigset, SIG_HOLD */
@@ -379,6 +380,49 @@ static const char *const others_read_back_names[] = {
     "after siginterrupt(SIGTERM, 1), signal(SIGTERM, h) sets no SA_RESTART",
 };
 
+/* exec resets the program's handlers, and libumm's with them, to SIG_DFL,
+ * and keeps SIG_IGN: so a signal the program ignored after libumm started
+ * stays ignored in the new image, and one it left at the default (which
+ * libumm catches) or gave a handler is at SIG_DFL there. */
+static char *self;
+static uint64_t ignored_mask(void)
+{
+    uint64_t mask = 0;
+    struct sigaction sa;
+    for (int sig = 1; sig < NSIG && sig <= 64; sig++)
+        if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+            mask |= 1ull << (sig - 1);
+    /* Valgrind reads back its own SIGRTMAX as ignored, and hands the new
+     * image (run natively) SIG_DFL there: not the program's doing. */
+    if (under_valgrind())
+        mask &= ~(1ull << (SIGRTMAX - 1));
+    return mask;
+}
+
+static int execs(void)
+{
+    char mask[32];
+    snprintf(mask, sizeof mask, "%llx", (unsigned long long)(ignored_mask() | 1ull << (SIGRTMIN + 1 - 1)));
+    start_libumm();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = count;
+    sigaction(SIGUSR2, &sa, NULL);
+    signal(SIGRTMIN + 1, SIG_IGN);
+    /* The path, not /proc/self/exe itself: under Valgrind that is Valgrind. */
+    char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0)
+        return 0x7f;
+    path[n] = 0;
+    char *args[] = { self, "--ignored-after-exec", mask, NULL };
+    execv(path, args);
+    return 0x7f;
+}
+static const char *const execs_names[] = {
+    "after exec, SIG_IGN is where the program set it (also after libumm started), SIG_DFL everywhere else",
+};
+
 #define N(a) (int)(sizeof a / sizeof a[0])
 
 /* Valgrind (3.19) cannot send some signals to the process itself, with or
@@ -412,7 +456,9 @@ static void check_kill(int sig, const char *name)
 
 int main(int argc, char **argv)
 {
-    (void)argc;
+    if (argc == 3 && strcmp(argv[1], "--ignored-after-exec") == 0) /* the new image of execs() */
+        return ignored_mask() == strtoull(argv[2], NULL, 16) ? 0 : 1;
+    self = argv[0];
 #if defined(__SANITIZE_ADDRESS__)
     /* AddressSanitizer catches fatal signals itself and exits with its own
      * report; this test is about the kernel's default action. */
@@ -453,6 +499,7 @@ int main(int argc, char **argv)
     in_child(blocked, N(blocked_names), blocked_names);
     in_child(others_keep_trap, N(others_keep_trap_names), others_keep_trap_names);
     in_child(others_read_back, N(others_read_back_names), others_read_back_names);
+    in_child(execs, N(execs_names), execs_names);
     close(data_fd);
     check_released();
     return tap_done();
