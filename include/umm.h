@@ -17,9 +17,10 @@
  *     library's read/write family, ftruncate, fallocate, fsync and the
  *     copies (umm_read below), so they and the mappings see the same bytes
  *     at once.  Stores through a MAP_SHARED mapping reach the file itself
- *     at msync, munmap, fsync, exit, umm_shutdown, a fatal signal or the
- *     background flush (UMM_FLUSH_INTERVAL_MS, default 5000).  Writers
- *     outside the family (another program, raw system calls, stdio's
+ *     at msync, munmap, fsync, exit, umm_shutdown, death by a signal left
+ *     at its default action (every signal whose default ends the process,
+ *     real-time ones included, but SIGKILL) or the background flush
+ *     (UMM_FLUSH_INTERVAL_MS, default 5000).  Writers outside the family (another program, raw system calls, stdio's
  *     internal writes) reach pages already resident only after
  *     msync(MS_INVALIDATE), which drops clean resident pages; a truncation
  *     from outside likewise (resident pages past the new end stay readable
@@ -38,10 +39,12 @@
  *     umm_shutdown() first.  After fork, see the README ("fork") for what
  *     a process killed by SIGKILL leaves allocated.
  *
- * libumm stands in front of the C library's sigaction(), signal() and
+ * libumm stands in front of the C library's sigaction(), signal() (and
+ * bsd_signal, ssignal, sysv_signal, sigset, sigignore, siginterrupt) and
  * pthread_create() (as the JVM's libjsig does): a handler the program
  * installs for SIGSEGV or SIGBUS receives only faults that are not
- * libumm's, delivered as the kernel would (mask, SA_NODEFER, SA_RESETHAND);
+ * libumm's, delivered as the kernel would (mask, SA_NODEFER, SA_RESETHAND),
+ * and a SIGSEGV or SIGBUS sent with kill() gets the program's disposition;
  * a handler for one of the fatal signals above replaces libumm's crash
  * write-back for that signal; and every thread gets an alternate signal
  * stack, so a fault on an almost exhausted stack is still handled.

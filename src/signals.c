@@ -5,17 +5,24 @@
  * written for the kernel's mmap:
  *
  * 1. sigaction() and signal() stand in front of the C library's (as the
- *    JVM's libjsig does).  For SIGSEGV and SIGBUS the program's handler is
+ *    JVM's libjsig does), and so do bsd_signal(), ssignal(), sysv_signal(),
+ *    sigset(), sigignore() and siginterrupt(), which glibc builds on its
+ *    internal sigaction.  For SIGSEGV and SIGBUS the program's handler is
  *    recorded as the one that gets faults that are not libumm's, and the
  *    trap stays installed; the program reads back exactly what it set.
  *
- * 2. Nothing is lost on a crash.  While the program leaves SIGABRT, SIGFPE,
- *    SIGILL, SIGTERM, SIGINT or SIGHUP at their default action (to kill),
- *    libumm catches them, writes back every dirty shared page with
+ * 2. Nothing is lost on dying of a signal.  While the program leaves a
+ *    signal whose default action ends the process at that default (every
+ *    such signal the kernel has, real-time ones included: is_crash_signal),
+ *    libumm catches it, writes back every dirty shared page with
  *    async-signal-safe calls through the direct map, restores the default
- *    and lets it happen: the program dies of the same signal, and the file
- *    has its data.  (Faults that are not libumm's do the same in trap.c.)
- *    SIGKILL cannot be caught.
+ *    and lets it happen: the program dies of the same signal, with the
+ *    status and core dump the kernel gives, and the file has its data.
+ *    (SIGSEGV and SIGBUS, faults or sent, do the same in trap.c.)  A
+ *    handler or SIG_IGN of the program's replaces this; a handler with
+ *    SA_RESETHAND gets it back after its one call.  A signal the program
+ *    blocks is never delivered, so sigwait() and signalfd take it as
+ *    without libumm.  SIGKILL cannot be caught.
  *
  * 3. Every thread gets an alternate signal stack (pthread_create stands in
  *    front of the C library's too), so a fault taken on an almost
@@ -31,11 +38,11 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 
-static const int crash_signals[] = { SIGABRT, SIGFPE, SIGILL, SIGTERM, SIGINT, SIGHUP };
 static struct sigaction prog[NSIG]; /* what the program set, for managed signals */
 static _Atomic int active;
 
@@ -44,17 +51,39 @@ static int is_trap_signal(int sig)
     return sig == SIGSEGV || sig == SIGBUS;
 }
 
+/*
+ * A signal whose default action ends the process, which libumm catches to
+ * write back first.  The kernel's own list (include/linux/signal.h): every
+ * signal, real-time ones included, but those whose default is to ignore
+ * (SIGCHLD, SIGCONT, SIGURG, SIGWINCH) or to stop (SIGSTOP, SIGTSTP,
+ * SIGTTIN, SIGTTOU).  Less SIGKILL (it cannot be caught), SIGSEGV and
+ * SIGBUS (the trap's, trap.c), the C library's own signals between the
+ * kernel's first real-time signal and SIGRTMIN (glibc's 32 and 33), and,
+ * under Valgrind, SIGRTMAX, which Valgrind keeps for itself.
+ */
 static int is_crash_signal(int sig)
 {
-    for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++)
-        if (crash_signals[i] == sig)
-            return 1;
-    return 0;
+    switch (sig) {
+    case SIGKILL: case SIGSEGV: case SIGBUS:
+    case SIGCHLD: case SIGCONT: case SIGURG: case SIGWINCH:
+    case SIGSTOP: case SIGTSTP: case SIGTTIN: case SIGTTOU:
+        return 0;
+    }
+    if (sig > 0 && sig < __SIGRTMIN)
+        return 1;
+    return sig >= SIGRTMIN && sig <= SIGRTMAX && !(sig == SIGRTMAX && umm__vg_running());
 }
 
+/* The signals whose disposition libumm keeps for the program, once started. */
+static int is_managed(int sig)
+{
+    return atomic_load(&active) && (is_trap_signal(sig) || is_crash_signal(sig));
+}
+
+/* (sa_handler and sa_sigaction share their storage: SIG_DFL either way.) */
 static int is_default(const struct sigaction *sa)
 {
-    return !(sa->sa_flags & SA_SIGINFO) && sa->sa_handler == SIG_DFL;
+    return sa->sa_handler == SIG_DFL;
 }
 
 struct sigaction *umm__program_action(int sig)
@@ -99,28 +128,101 @@ void umm__crash_writeback(void)
     }
 }
 
+/*
+ * Let sig's default action end the process, losing nothing, from a libumm
+ * handler that runs with every signal blocked: write back, put the default
+ * back, and, unless the signal comes again by itself (a fault: the
+ * instruction runs again when the handler returns), send it again to this
+ * thread; it arrives as the handler returns, and the kernel ends the
+ * process as it would have, core dump (as RLIMIT_CORE says) and all.
+ * fault: the address that faults again, for Valgrind (0: none).
+ */
+void umm__signal_die(int sig, int refaults, uintptr_t fault)
+{
+    umm__crash_writeback();
+    umm__vg_exit(fault);
+    umm__signal_default(sig);
+    if (!refaults)
+        syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
+}
+
 static void crash(int sig, siginfo_t *si, void *uctx)
 {
     (void)uctx;
     int saved_errno = errno;
-    umm__crash_writeback();
-    umm__vg_exit(0);
-    umm__signal_default(sig);
-    /* A fault (FPE, ILL from the CPU) happens again when we return; a sent
-     * signal is sent again, to this thread, and arrives when we return. */
-    if (!(si && si->si_code > 0 && (sig == SIGFPE || sig == SIGILL)))
-        syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
+    /* A fault (FPE, ILL from the CPU) happens again when we return.
+     * Nothing else does: a sent signal, SIGTRAP after a breakpoint (the
+     * instruction is behind it), SIGSYS from seccomp (the call is done). */
+    umm__signal_die(sig, si && si->si_code > 0 && (sig == SIGFPE || sig == SIGILL), 0);
     errno = saved_errno;
 }
 
-static int install_crash(int sig)
+/*
+ * Call the program's handler p for sig as the kernel would have: with the
+ * interrupted mask plus its sa_mask plus the signal (unless SA_NODEFER),
+ * so a handler that leaves by longjmp leaves the same mask behind as under
+ * the kernel.  From a libumm handler, which runs with every signal blocked.
+ */
+void umm__signal_deliver(int sig, siginfo_t *si, void *uctx, const struct sigaction *p)
+{
+    sigset_t mask = ((ucontext_t *)uctx)->uc_sigmask;
+    sigorset(&mask, &mask, &p->sa_mask);
+    if (!(p->sa_flags & SA_NODEFER))
+        sigaddset(&mask, sig);
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    if (p->sa_flags & SA_SIGINFO)
+        p->sa_sigaction(sig, si, uctx);
+    else
+        p->sa_handler(sig);
+}
+
+static int install(int sig);
+
+/*
+ * A handler with SA_RESETHAND.  The kernel would reset the disposition to
+ * its bare default at delivery, and the next such signal would end the
+ * process with nothing written back; so libumm delivers it and does the
+ * reset itself, to the default as the program sees it (the handler only,
+ * as the kernel does), which is libumm's write-back.
+ */
+static void oneshot(int sig, siginfo_t *si, void *uctx)
+{
+    struct sigaction p = prog[sig];
+    int saved_errno = errno;
+    prog[sig].sa_handler = SIG_DFL;
+    install(sig);
+    errno = saved_errno;
+    umm__signal_deliver(sig, si, uctx, &p);
+}
+
+static int is_oneshot(const struct sigaction *sa)
+{
+    return sa->sa_handler != SIG_DFL && sa->sa_handler != SIG_IGN && (sa->sa_flags & SA_RESETHAND);
+}
+
+/* Install libumm's own handler fn for sig, run with every signal blocked. */
+static int install_own(int sig, void (*fn)(int, siginfo_t *, void *), int flags)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = crash;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sa.sa_sigaction = fn;
+    sa.sa_flags = SA_SIGINFO | flags;
     sigfillset(&sa.sa_mask);
     return __sigaction(sig, &sa, NULL);
+}
+
+/* Give the kernel what carries out the program's action for a crash signal:
+ * libumm's write-back for the default, the trampoline above for a one-shot
+ * handler (whether calls restart, and on which stack, stay the program's
+ * choice), or else the program's action itself. */
+static int install(int sig)
+{
+    const struct sigaction *p = &prog[sig];
+    if (is_default(p))
+        return install_own(sig, crash, SA_ONSTACK);
+    if (is_oneshot(p))
+        return install_own(sig, oneshot, p->sa_flags & (SA_RESTART | SA_ONSTACK));
+    return __sigaction(sig, p, NULL);
 }
 
 /* ------------------------------------------------------ alternate stacks */
@@ -240,22 +342,20 @@ int umm__signals_init(void (*trap)(int, siginfo_t *, void *))
     sigfillset(&sa.sa_mask);
     if (__sigaction(SIGSEGV, &sa, &prog[SIGSEGV]) != 0 || __sigaction(SIGBUS, &sa, &prog[SIGBUS]) != 0)
         return -1;
-    for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++) {
-        int sig = crash_signals[i];
-        __sigaction(sig, NULL, &prog[sig]);
-        if (is_default(&prog[sig]))
-            install_crash(sig);
-    }
+    for (int sig = 1; sig < NSIG; sig++)
+        if (is_crash_signal(sig) && __sigaction(sig, NULL, &prog[sig]) == 0 &&
+            (is_default(&prog[sig]) || is_oneshot(&prog[sig])))
+            install(sig);
     umm__altstack_ensure();
     atomic_store(&active, 1);
     return 0;
 }
 
-/* --------------------------------------------- sigaction, signal in front */
+/* ------------------------------------------------- sigaction in front */
 
 int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-    if (!atomic_load(&active) || sig <= 0 || sig >= NSIG || !(is_trap_signal(sig) || is_crash_signal(sig)))
+    if (!is_managed(sig))
         return __sigaction(sig, act, old);
     sigset_t all, saved;
     sigfillset(&all);
@@ -264,43 +364,128 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
     if (old)
         *old = prog[sig];
     if (act) {
+        struct sigaction was = prog[sig];
         prog[sig] = *act;
-        if (is_crash_signal(sig))
-            rc = is_default(act) ? install_crash(sig) : __sigaction(sig, act, NULL);
+        if (is_crash_signal(sig) && (rc = install(sig)) != 0)
+            prog[sig] = was; /* refused: nothing changed */
         /* SIGSEGV, SIGBUS: the trap stays; foreign faults go to prog[sig]. */
     }
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
     return rc;
 }
 
-static sighandler_t set_handler(int sig, sighandler_t h, int flags)
+/* ------------------------------- the C library's other ways, in front */
+
+/*
+ * glibc's signal(), bsd_signal(), ssignal(), sysv_signal(), sigset(),
+ * sigignore() and siginterrupt() call its sigaction from inside, where the
+ * one above never sees them: they would put the program's handler in place
+ * of libumm's trap or write-back, and read libumm's handler back as the
+ * program's.  So they stand here too, each doing what glibc's does,
+ * through the sigaction above (which hands the signals libumm does not
+ * manage on to the C library's).
+ */
+
+static sigset_t interrupting; /* siginterrupt(sig, 1) was called: signal() does not restart */
+
+/* Set handler h with flags, with sig itself blocked while it runs if
+ * block_self; the handler before, or SIG_ERR. */
+static sighandler_t set_handler(int sig, sighandler_t h, int flags, int block_self)
 {
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = h;
     sa.sa_flags = flags;
     sigemptyset(&sa.sa_mask);
-    if (h != SIG_DFL && h != SIG_IGN)
+    if (block_self)
         sigaddset(&sa.sa_mask, sig);
     if (sigaction(sig, &sa, &old) != 0)
         return SIG_ERR;
-    return (old.sa_flags & SA_SIGINFO) ? (sighandler_t)(void (*)(void))old.sa_sigaction : old.sa_handler;
+    return old.sa_handler;
 }
 
-/* signal() for the signals above once libumm is in: BSD semantics, as
- * glibc's (the handler stays, calls restart).  Others go to the C library. */
+/* BSD semantics, as glibc's: the handler stays, sig is blocked while it
+ * runs, calls restart unless siginterrupt() said otherwise.  Signals libumm
+ * does not manage (and the error cases) go to the C library. */
 sighandler_t signal(int sig, sighandler_t h)
 {
     static sighandler_t (*next)(int, sighandler_t);
-    if (atomic_load(&active) && sig > 0 && sig < NSIG && (is_trap_signal(sig) || is_crash_signal(sig)))
-        return set_handler(sig, h, SA_RESTART);
+    if (is_managed(sig) && h != SIG_ERR)
+        return set_handler(sig, h, sigismember(&interrupting, sig) ? 0 : SA_RESTART, 1);
     if (!next)
         next = (sighandler_t(*)(int, sighandler_t))dlsym(RTLD_NEXT, "signal");
-    return next ? next(sig, h) : set_handler(sig, h, SA_RESTART);
+    return next ? next(sig, h) : set_handler(sig, h, SA_RESTART, 1);
 }
 
 sighandler_t bsd_signal(int sig, sighandler_t h);
 sighandler_t bsd_signal(int sig, sighandler_t h)
 {
     return signal(sig, h);
+}
+
+sighandler_t ssignal(int sig, sighandler_t h) __attribute__((alias("signal")));
+
+/* SysV semantics: the handler runs once, sig is not blocked in it, calls
+ * do not restart.  Also what signal() is in a program built for strict ISO
+ * C or X/Open: glibc's <signal.h> sends it here. */
+sighandler_t __sysv_signal(int sig, sighandler_t h)
+{
+    if (h == SIG_ERR) {
+        errno = EINVAL;
+        return SIG_ERR;
+    }
+    return set_handler(sig, h, SA_RESETHAND | SA_NODEFER, 0);
+}
+
+sighandler_t sysv_signal(int sig, sighandler_t h) __attribute__((alias("__sysv_signal")));
+
+/* X/Open: SIG_HOLD blocks sig; anything else is set and unblocks it.
+ * Returns SIG_HOLD if sig was blocked, else the disposition before. */
+sighandler_t sigset(int sig, sighandler_t disp)
+{
+    sigset_t one, was;
+    struct sigaction cur;
+    sigemptyset(&one);
+    if (sigaddset(&one, sig) != 0)
+        return SIG_ERR;
+    if (disp == SIG_HOLD) {
+        if (sigprocmask(SIG_BLOCK, &one, &was) != 0)
+            return SIG_ERR;
+        if (sigismember(&was, sig))
+            return SIG_HOLD;
+        return sigaction(sig, NULL, &cur) == 0 ? cur.sa_handler : SIG_ERR;
+    }
+    sighandler_t old = set_handler(sig, disp, 0, 0);
+    if (old == SIG_ERR || sigprocmask(SIG_UNBLOCK, &one, &was) != 0)
+        return SIG_ERR;
+    return sigismember(&was, sig) ? SIG_HOLD : old;
+}
+
+int sigignore(int sig)
+{
+    return set_handler(sig, SIG_IGN, 0, 0) == SIG_ERR ? -1 : 0;
+}
+
+static int set_restart(int sig, int restart)
+{
+    struct sigaction sa;
+    if (sigaction(sig, NULL, &sa) != 0)
+        return -1;
+    sa.sa_flags = restart ? sa.sa_flags | SA_RESTART : sa.sa_flags & ~SA_RESTART;
+    return sigaction(sig, &sa, NULL);
+}
+
+/* Whether sig interrupts calls (no SA_RESTART), now and for later
+ * signal() calls, as glibc's. */
+int siginterrupt(int sig, int flag)
+{
+    static int (*next)(int, int);
+    if (!next)
+        next = (int (*)(int, int))dlsym(RTLD_NEXT, "siginterrupt");
+    int rc = is_managed(sig) || !next ? set_restart(sig, !flag) : next(sig, flag);
+    if (rc == 0 && flag)
+        sigaddset(&interrupting, sig);
+    else if (rc == 0)
+        sigdelset(&interrupting, sig);
+    return rc;
 }

@@ -4,7 +4,10 @@
  * decode (address, write bit) -> ask fault.c -> return, and the instruction
  * runs again.  A fault that is not libumm's goes on to the handler the
  * program installed (before or after libumm), or to the default action at
- * the real instruction, so real crashes still crash the way they did.
+ * the real instruction, so real crashes still crash the way they did.  A
+ * SIGSEGV or SIGBUS sent with kill(), raise() or sigqueue() is no fault and
+ * does not come again: it goes to the program's handler, or is dropped if
+ * the program ignores it, or ends the process at the default action.
  *
  * The program's own handlers are kept by signals.c, which stands in front
  * of the C library's sigaction() so that installing one does not replace
@@ -192,39 +195,33 @@ int umm_handle_fault(int sig, siginfo_t *si, void *uctx)
     return handled;
 }
 
-/* Hand a fault that is not libumm's to whoever would have had it. */
+/*
+ * Hand a signal that is not libumm's to whoever would have had it: a real
+ * fault elsewhere, or a SIGSEGV or SIGBUS sent with kill(), raise() or
+ * sigqueue() (si_code <= 0), which does not come again by itself.
+ */
 static void chain(int sig, siginfo_t *si, void *uctx)
 {
     struct sigaction *prog = umm__program_action(sig);
     struct sigaction p = *prog;
+    int sent = si && si->si_code <= 0;
     atomic_fetch_add(&umm__mm.signals, 1);
+    /* The kernel drops an ignored signal that is sent; the trap stays. */
+    if (p.sa_handler == SIG_IGN && sent)
+        return;
     if (p.sa_handler == SIG_DFL || p.sa_handler == SIG_IGN || !uctx) {
-        /* Default action, at the real instruction: write back what is
-         * dirty (a crash loses nothing), restore the default and return;
-         * the access faults again and the kernel does what it always did.
-         * (Ignoring a fault is not possible: the kernel kills anyway.) */
-        umm__crash_writeback();
-        umm__vg_exit(si ? (uintptr_t)si->si_addr : 0);
-        umm__signal_default(sig);
+        /* The default action, with nothing lost: write back, put the
+         * default back; a fault happens again at the real instruction and
+         * the kernel does what it always did (it cannot be ignored: the
+         * kernel kills anyway), a sent signal is sent again. */
+        umm__signal_die(sig, !sent, !sent && si ? (uintptr_t)si->si_addr : 0);
         return;
     }
-    /* Deliver as the kernel would have: SA_RESETHAND resets the handler,
-     * and the handler runs with the interrupted mask plus its sa_mask plus
-     * the signal (unless SA_NODEFER), so a handler that leaves by longjmp
-     * leaves the same mask behind as under the kernel. */
-    if (p.sa_flags & SA_RESETHAND) {
-        memset(prog, 0, sizeof *prog);
+    /* Deliver as the kernel would have: SA_RESETHAND resets the handler
+     * (only the handler: the flags and mask read back as they were). */
+    if (p.sa_flags & SA_RESETHAND)
         prog->sa_handler = SIG_DFL;
-    }
-    sigset_t mask = ((ucontext_t *)uctx)->uc_sigmask;
-    sigorset(&mask, &mask, &p.sa_mask);
-    if (!(p.sa_flags & SA_NODEFER))
-        sigaddset(&mask, sig);
-    pthread_sigmask(SIG_SETMASK, &mask, NULL);
-    if (p.sa_flags & SA_SIGINFO)
-        p.sa_sigaction(sig, si, uctx);
-    else
-        p.sa_handler(sig);
+    umm__signal_deliver(sig, si, uctx, &p);
 }
 
 static void trap(int sig, siginfo_t *si, void *uctx)

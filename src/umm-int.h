@@ -412,6 +412,11 @@ struct sigaction *umm__program_action(int sig);
 void umm__signal_default(int sig);
 /* Write back every dirty shared page from a fatal signal's handler. */
 void umm__crash_writeback(void);
+/* From a libumm handler: write back, then let sig's default action end the
+ * process (refaults: the fault at fault happens again by itself). */
+void umm__signal_die(int sig, int refaults, uintptr_t fault);
+/* From a libumm handler: call the program's handler p as the kernel would. */
+void umm__signal_deliver(int sig, siginfo_t *si, void *uctx, const struct sigaction *p);
 void umm__altstack_ensure(void);
 
 /* What the fault stages did, for the tracer: set by fault.c, read by the
