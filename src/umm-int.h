@@ -210,6 +210,7 @@ struct umm__anon {
 #define UMM__V_DEVZERO  0x8  /* MAP_PRIVATE of /dev/zero: anonymous, yet it has a file */
 #define UMM__V_DONTFORK 0x10 /* MADV_DONTFORK: not in a child of fork */
 #define UMM__V_WIPEONFORK 0x20 /* MADV_WIPEONFORK: zeros in a child of fork */
+#define UMM__V_OWN 0x40      /* libumm's own (umm__own_mmap): no memcheck block */
 
 struct umm__vma {
     uintptr_t start, end;
@@ -222,7 +223,7 @@ struct umm__vma {
     struct umm__ptes *ptes;
     uint64_t pte_off;             /* entry of start within ptes */
     struct umm__vma *rnext, *rprev; /* object's reverse map */
-    uintptr_t block;              /* memcheck: where the block this VMA is part of starts (vg.h) */
+    uintptr_t block;              /* memcheck: where the block this VMA is part of starts (vg.h); 0 if V_OWN */
     int advice;                   /* MADV_NORMAL, _RANDOM, _SEQUENTIAL */
     _Atomic uint64_t ra_next;     /* read-ahead: page expected next */
     _Atomic uint32_t ra_win;      /* read-ahead: current window */
@@ -388,6 +389,11 @@ void umm__fork_let_go(void);
 /* Unmap every mapping (a process of a fork family at exit). */
 void umm__unmap_all(void);
 void umm__unmap_vma(struct umm__vma *v);
+/* A private anonymous read-write mapping of len bytes that is libumm's own
+ * (trap.c's start-up check): its pages trap like any other, but memcheck
+ * is told of no block for it (vg.h).  NULL if there is no room. */
+void *umm__own_mmap(size_t len);
+void umm__own_munmap(void *p, size_t len);
 /* The process is ending: under Valgrind, hand the mappings still alive to
  * memcheck's leak check (vg.h).  Nothing may use them afterwards but the
  * retry of a fatal fault at fault (0: none). */
