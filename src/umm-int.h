@@ -9,12 +9,14 @@
  *   vma.c        the address space: VMAs, software page tables
  *   pagecache.c  one object per file; fill (pread) and write-back (pwrite)
  *   frame.c      physical memory: the memfd, the direct map, descriptors
+ *   kmem.c       libumm's own memory: a region of its own for its structures
  *   daemon.c     the background loop (libuv): periodic and async write-back
  *   init.c       start-up, statistics, exit
  *
  * Lock order: umm__mm.lock (rwlock; faults read, calls write) -> a PTE's
  * lock bit -> a frame's lock bit -> the RAM allocator's lock.  The map
- * count's lock (mapcount.c) is innermost too: nothing is taken under it.
+ * count's lock (mapcount.c) and kmem.c's are innermost too: nothing is
+ * taken under them.
  * Nothing that holds one of these touches a program's mapped page: libumm
  * reads and writes frames only through the direct map, so it can never
  * fault on its own memory while holding a lock.
@@ -45,6 +47,21 @@
             umm__panic(__FILE__, __LINE__, #cond);                           \
     } while (0)
 void umm__panic(const char *file, int line, const char *what) __attribute__((noreturn));
+
+/* ----------------------------------------------------------------- kmem.c */
+
+/*
+ * Memory for libumm's own structures, from a region reserved at start-up
+ * and never from the host's free address space or the program's heap, so
+ * that none of it lands in a range the program unmapped and may map again
+ * with MAP_FIXED (kmem.c).  Zeroed; the caller says the size again to free
+ * or grow it.  NULL (ENOMEM) when the region is full.  Callers hold the
+ * address-space lock or block signals themselves; never in the trap.
+ */
+int umm__kmem_init(void);
+void *umm__kalloc(size_t n);
+void umm__kfree(void *p, size_t n);
+void *umm__krealloc(void *p, size_t old, size_t n);
 
 /* ---------------------------------------------------------------- frame.c */
 
@@ -185,8 +202,9 @@ struct umm__pte {
 #define UMM__P_ANON    0x10u /* pfn is a private frame counted in its ref */
 #define UMM__P_SIGBUS  0x20u /* beyond EOF: host maps the empty memfd (trap.c) */
 
-/* Page tables are allocated with the mapping (never in the trap), lazily by
- * the host (MAP_NORESERVE), and shared by the halves of a split VMA. */
+/* Page tables are allocated with the mapping (never in the trap), from
+ * libumm's own region (kmem.c: memory only for the entries written), and
+ * shared by the halves of a split VMA. */
 struct umm__ptes {
     int refs;
     uint64_t n;
