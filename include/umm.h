@@ -34,6 +34,9 @@
  *  3. MAP_FIXED may replace only libumm's own mappings or free address
  *     space, never memory that libumm does not own: that fails with EEXIST.
  *     Likewise umm_munmap() leaves memory that libumm does not own alone.
+ *     libumm's own structures never take free address space (they live in
+ *     a region it reserves at start-up), so MAP_FIXED into a range the
+ *     program unmapped succeeds, as under the kernel.
  *  4. SIGKILL cannot be caught: writes not yet written back are lost,
  *     bounded by the flush interval.  So are they after exec: call
  *     umm_shutdown() first.  After fork, see the README ("fork") for what

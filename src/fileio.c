@@ -139,6 +139,10 @@ ssize_t umm__sys_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
     return REAL(pwrite)(fd, buf, n, off);
 }
+ssize_t umm__sys_read(int fd, void *buf, size_t n)
+{
+    return REAL(read)(fd, buf, n);
+}
 ssize_t umm__sys_write(int fd, const void *buf, size_t n)
 {
     return REAL(write)(fd, buf, n);

@@ -2,9 +2,10 @@
  * init.c: start-up, statistics, exit.
  *
  * libumm starts itself on the first call (pthread_once): it creates its RAM
- * (frame.c), installs the trap (trap.c), starts the daemon (daemon.c), and
- * registers an exit handler so that dirty shared pages reach their files
- * at the latest when the program exits.
+ * (frame.c) and the region its own structures live in (kmem.c), installs
+ * the trap (trap.c), starts the daemon (daemon.c), and registers an exit
+ * handler so that dirty shared pages reach their files at the latest when
+ * the program exits.
  */
 #include "umm-int.h"
 #include "vg.h"
@@ -50,7 +51,11 @@ __attribute__((destructor)) static void at_last(void)
 
 static void init_once(void)
 {
-    if (umm__ram_init() != 0 || umm__pagecache_init() != 0 || umm__trap_init() != 0 || umm__fork_init() != 0) {
+    /* The region for libumm's own memory right after the direct map (the
+     * host places it next to it; kmem.c), and before fork.c registers its
+     * fork handlers, which must run outside kmem.c's (the lock order). */
+    if (umm__ram_init() != 0 || umm__kmem_init() != 0 || umm__pagecache_init() != 0 || umm__trap_init() != 0 ||
+        umm__fork_init() != 0) {
         init_errno = errno ? errno : ENOMEM;
         return;
     }

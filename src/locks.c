@@ -36,7 +36,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <stdarg.h>
-#include <stdio.h>
+#include <stdio.h> /* sscanf: no allocation */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -69,42 +69,69 @@ static long proc_pid(void)
     return strtol(buf, NULL, 10);
 }
 
+/* One line of /proc/locks: "N: POSIX  ADVISORY  WRITE PID MAJ:MIN:INODE
+ * START END".  Is it a POSIX lock held (not waited for: "->") by pid me?
+ * Its inode in *ino. */
+static int our_posix_lock(const char *line, long me, unsigned long long *ino)
+{
+    char type[16];
+    long pid;
+    unsigned maj, min;
+    /* Blocked requests ("N: -> POSIX ...") are calls under way: the
+     * lock_ops handshake covers them. */
+    if (strstr(line, "->") || sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", type, &pid, &maj, &min, ino) != 5)
+        return 0;
+    return strcmp(type, "POSIX") == 0 && pid == me;
+}
+
 /* Does this process hold a POSIX lock on any of the inodes of parked[]
- * (mark[i] = 1 for each), or on ino (the return value)?  Lines of
- * /proc/locks read: "N: POSIX  ADVISORY  WRITE PID MAJ:MIN:INODE START END".
- * Only the inode number is compared: a device number there is the super
- * block's, which stat() does not always show (btrfs), and a false match
- * only keeps a descriptor open longer.  When the answer cannot be had,
- * everything counts as locked. */
+ * (mark[i] = 1 for each), or on ino (the return value)?  Read with plain
+ * system calls, not stdio (whose buffer is malloc'ed: kmem.c says why
+ * libumm keeps off the program's heap).  Only the inode number is
+ * compared: a device number there is the super block's, which stat() does
+ * not always show (btrfs), and a false match only keeps a descriptor open
+ * longer.  When the answer cannot be had, everything counts as locked. */
 static int posix_locked(ino_t ino, char *mark)
 {
-    FILE *f = fopen("/proc/locks", "re");
-    if (!f) {
+    int fd = open("/proc/locks", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         if (mark)
             memset(mark, 1, nparked);
         return 1;
     }
     long me = proc_pid();
     int found = 0;
-    char line[256];
-    while (fgets(line, sizeof line, f)) {
-        char type[16];
-        long pid;
+    /* Lines are taken whole from a buffer refilled with read(). */
+    char buf[4096];
+    size_t len = 0;
+    int eof = 0;
+    while (!eof || len) {
+        if (!eof && len < sizeof buf - 1) {
+            ssize_t n = umm__sys_read(fd, buf + len, sizeof buf - 1 - len);
+            if (n <= 0)
+                eof = 1;
+            else
+                len += (size_t)n;
+        }
+        buf[len] = 0;
+        char *nl = memchr(buf, '\n', len);
+        if (!nl && !eof && len < sizeof buf - 1)
+            continue;
+        size_t linelen = nl ? (size_t)(nl - buf) + 1 : len;
+        if (nl)
+            *nl = 0;
         unsigned long long lino;
-        unsigned maj, min;
-        /* Blocked requests ("N: -> POSIX ...") are calls under way: the
-         * lock_ops handshake covers them. */
-        if (strstr(line, "->") || sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", type, &pid, &maj, &min, &lino) != 5)
-            continue;
-        if (strcmp(type, "POSIX") != 0 || pid != me)
-            continue;
-        if ((ino_t)lino == ino)
-            found = 1;
-        for (size_t i = 0; mark && i < nparked; i++)
-            if (parked[i].ino == (ino_t)lino)
-                mark[i] = 1;
+        if (our_posix_lock(buf, me, &lino)) {
+            if ((ino_t)lino == ino)
+                found = 1;
+            for (size_t i = 0; mark && i < nparked; i++)
+                if (parked[i].ino == (ino_t)lino)
+                    mark[i] = 1;
+        }
+        memmove(buf, buf + linelen, len - linelen);
+        len -= linelen;
     }
-    fclose(f);
+    close(fd);
     return found;
 }
 
@@ -114,7 +141,7 @@ static void park(int fd, int writable, dev_t dev, ino_t ino)
 {
     if (nparked == capparked) {
         size_t cap = capparked ? capparked * 2 : 8;
-        struct parked *p = realloc(parked, cap * sizeof *p);
+        struct parked *p = umm__krealloc(parked, capparked * sizeof *p, cap * sizeof *p);
         if (!p)
             return; /* keep the descriptor open for good: never lose a lock */
         parked = p;
@@ -167,7 +194,8 @@ void umm__file_retry(void)
 {
     if (atomic_load(&nparked_hint) == 0)
         return;
-    char *mark = calloc(nparked, 1);
+    size_t nmark = nparked;
+    char *mark = umm__kalloc(nmark);
     if (!mark)
         return;
     sigset_t all, saved;
@@ -186,7 +214,7 @@ void umm__file_retry(void)
     }
     atomic_store(&closing, 0);
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    free(mark);
+    umm__kfree(mark, nmark);
 }
 
 /* ----------------------------------------- fcntl and lockf in front */

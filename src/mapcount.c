@@ -39,9 +39,10 @@
 #include "umm-int.h"
 #include "vg.h"
 
-#include <stdio.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define DEFAULT_BUDGET 40000
 #define VALGRIND_BUDGET 4000
@@ -74,15 +75,22 @@ static void budget_init(void)
      * table entries each with the gaps between), so under it the budget
      * is much smaller: pages are then joined and released sooner. */
     uint64_t b = umm__vg_running() ? VALGRIND_BUDGET : DEFAULT_BUDGET, cap = UINT64_MAX;
-    FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
-    unsigned long long max;
-    if (f) {
-        if (fscanf(f, "%llu", &max) == 1 && max > 2048) {
+    /* Read without stdio, whose buffer is malloc'ed: a thread's first
+     * malloc maps an arena, perhaps where the program just unmapped, and
+     * libumm's memory is never there (kmem.c). */
+    char buf[32];
+    int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+    ssize_t len = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (len > 0) {
+        buf[len] = 0;
+        unsigned long long max = strtoull(buf, NULL, 10);
+        if (max > 2048) {
             cap = max - 1024;
             if (max * 5 / 8 < b)
                 b = max * 5 / 8;
         }
-        fclose(f);
     }
     const char *s = getenv("UMM_MAP_BUDGET");
     if (s && *s) {

@@ -80,6 +80,10 @@ static void blocks_unmap(uintptr_t start, uintptr_t end)
     size_t i;
     struct umm__vma *v = umm__vma_next(start, &i);
     while (v && v->start < end) {
+        if (v->vflags & UMM__V_OWN) { /* no block: umm__own_mmap */
+            v = umm__vma_at(++i);
+            continue;
+        }
         uintptr_t b = v->block, from = v->start, to = v->end;
         while ((v = umm__vma_at(++i)) && v->start == to && v->start < end && v->block == b)
             to = v->end;
@@ -797,6 +801,48 @@ int umm_prefault(void *addr, size_t length, int prot)
     }
     umm__leave(&saved);
     return err ? fail(err) : 0;
+}
+
+/* ------------------------------------------------ libumm's own mapping */
+
+/*
+ * The start-up check of Valgrind's options (trap.c) needs pages that trap:
+ * a mapping like a program's, made and removed here rather than by
+ * umm_mmap and umm_munmap so that memcheck is told of no block for it.
+ * memcheck describes an address by the oldest free'd block that holds it
+ * (or ends just before it), so a block made and free'd at start-up would
+ * be named in the report of a touch of whatever the program maps there
+ * later, instead of the program's own mapping.  Nor does it move
+ * vg_next_hint: the program's first mapping may take its place.
+ */
+void *umm__own_mmap(size_t len)
+{
+    sigset_t saved;
+    int err = 0;
+    umm__enter(&saved);
+    void *r = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    struct umm__vma *v = NULL;
+    if (r != MAP_FAILED)
+        v = make_vma((uintptr_t)r, len, PROT_READ | PROT_WRITE, 0, 1, -1, 0, &err);
+    if (!v || umm__vma_host_map(v, v->start, v->end) != 0 || umm__vma_insert(v) != 0) {
+        if (v)
+            umm__vma_discard(v);
+        if (r != MAP_FAILED)
+            munmap(r, len);
+        umm__leave(&saved);
+        return NULL;
+    }
+    v->vflags |= UMM__V_MAYWRITE | UMM__V_OWN;
+    umm__leave(&saved);
+    return r;
+}
+
+void umm__own_munmap(void *p, size_t len)
+{
+    sigset_t saved;
+    umm__enter(&saved);
+    unmap_range((uintptr_t)p, (uintptr_t)p + len, 1);
+    umm__leave(&saved);
 }
 
 /* ------------------------------------------------------------ at exit */

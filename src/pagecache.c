@@ -221,7 +221,7 @@ static int extent_insert(struct umm__object *obj, uint64_t fpage, uint64_t npage
 {
     if (obj->nex == obj->capex) {
         size_t cap = obj->capex ? obj->capex * 2 : 4;
-        struct umm__extent *e = realloc(obj->ext, cap * sizeof *e);
+        struct umm__extent *e = umm__krealloc(obj->ext, obj->capex * sizeof *e, cap * sizeof *e);
         if (!e)
             return -1;
         obj->ext = e;
@@ -325,10 +325,10 @@ static void object_free(struct umm__object *obj)
 {
     for (size_t i = 0; i < obj->nex; i++)
         umm__extent_release(obj, &obj->ext[i]);
-    free(obj->ext);
+    umm__kfree(obj->ext, obj->capex * sizeof *obj->ext);
     if (obj->fd >= 0)
         umm__file_close(obj->fd, obj->fd_writable, obj->dev, obj->ino);
-    free(obj);
+    umm__kfree(obj, sizeof *obj);
 }
 
 /* Where the file's first hole starts (its size if it has none), so that
@@ -363,7 +363,7 @@ struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t n
     }
     int created = 0;
     if (!obj) {
-        obj = calloc(1, sizeof *obj);
+        obj = umm__kalloc(sizeof *obj);
         if (!obj) {
             *err = ENOMEM;
             return NULL;
@@ -378,7 +378,7 @@ struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t n
                                        &obj->fd_writable);
         if (!anon && obj->fd < 0 && (obj->fd = reopen(fd, &obj->fd_writable)) < 0) {
             *err = errno;
-            free(obj);
+            umm__kfree(obj, sizeof *obj);
             return NULL;
         }
         if (!anon)

@@ -231,6 +231,34 @@ static __thread void *altstack __attribute__((tls_model("initial-exec")));
 static __thread unsigned altstack_vg __attribute__((tls_model("initial-exec")));
 static size_t altstack_size;
 
+/*
+ * The stacks, and the note pthread_create hands its thread, are libumm's
+ * own memory (kmem.c): from the host's free address space a signal stack
+ * would often land in a range the program has just unmapped, and the
+ * program's MAP_FIXED there would fail.  kmem.c's lock is taken with
+ * signals blocked, as under the address-space lock: a handler of the
+ * program that ran on a thread holding it and called into libumm would
+ * wait for itself.
+ */
+static void *own_alloc(size_t n)
+{
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
+    void *p = umm__kalloc(n);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    return p;
+}
+
+static void own_free(void *p, size_t n)
+{
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
+    umm__kfree(p, n);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+}
+
 /* Give the calling thread an alternate signal stack if it has none. */
 void umm__altstack_ensure(void)
 {
@@ -247,12 +275,12 @@ void umm__altstack_ensure(void)
         long min = sysconf(_SC_SIGSTKSZ);
         altstack_size = (size_t)(min > 0 ? min : 0) + 64 * 1024;
     }
-    void *mem = mmap(NULL, altstack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (mem == MAP_FAILED)
+    void *mem = own_alloc(altstack_size);
+    if (!mem)
         return;
     stack_t ss = { .ss_sp = mem, .ss_flags = 0, .ss_size = altstack_size };
     if (sigaltstack(&ss, NULL) != 0) {
-        munmap(mem, altstack_size);
+        own_free(mem, altstack_size);
         return;
     }
     altstack = mem;
@@ -267,7 +295,7 @@ static void altstack_free(void *unused)
     stack_t ss = { .ss_sp = NULL, .ss_flags = SS_DISABLE, .ss_size = 0 };
     sigaltstack(&ss, NULL);
     umm__vg_stack_deregister(altstack_vg);
-    munmap(altstack, altstack_size);
+    own_free(altstack, altstack_size);
     altstack = NULL;
 }
 
@@ -279,7 +307,7 @@ struct start {
 static void *thread_start(void *p)
 {
     struct start s = *(struct start *)p;
-    free(p);
+    own_free(p, sizeof s);
     umm__altstack_ensure();
     void *r;
     pthread_cleanup_push(altstack_free, NULL);
@@ -296,14 +324,14 @@ int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *)
                                                                                           "pthread_create");
     if (!next)
         return ENOSYS;
-    struct start *s = malloc(sizeof *s);
+    struct start *s = own_alloc(sizeof *s);
     if (!s)
         return next(t, attr, fn, arg); /* no stack then, but the thread runs */
     s->fn = fn;
     s->arg = arg;
     int rc = next(t, attr, thread_start, s);
     if (rc != 0)
-        free(s);
+        own_free(s, sizeof *s);
     return rc;
 }
 

@@ -265,8 +265,10 @@ void umm__trap_selfcheck(void)
                          atomic_load(&umm__mm.pages_written), atomic_load(&umm__mm.cow_copies),
                          atomic_load(&umm__mm.signals) };
     int was_tracing = atomic_exchange(&tracing, 0);
-    char *page = umm_mmap(NULL, 2 * UMM_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (page != MAP_FAILED) {
+    /* Two pages of libumm's own, of which memcheck keeps no block (mman.c
+     * says why). */
+    char *page = umm__own_mmap(2 * UMM_PAGE_SIZE);
+    if (page) {
         /* The indirect jump ends Valgrind's block, so rax = page is in
          * its register state; the add and the store share the next one. */
         __asm__ volatile("mov %[p], %%rax\n\t"
@@ -307,7 +309,7 @@ void umm__trap_selfcheck(void)
                          : [d] "=&r"(drift)
                          : [p] "r"(page + UMM_PAGE_SIZE)
                          : "r8", "memory");
-        umm_munmap(page, 2 * UMM_PAGE_SIZE);
+        umm__own_munmap(page, 2 * UMM_PAGE_SIZE);
         /* One sentence, naming what is missing. */
         const char *missing = !exact && drift ? "--vex-iropt-register-updates=allregs-at-mem-access and "
                                                 "--vex-guest-chase=no"

@@ -10,12 +10,14 @@
  *   pagecache.c  one object per file; fill (pread) and write-back (pwrite)
  *   locks.c      libumm's descriptors never drop the program's POSIX locks
  *   frame.c      physical memory: the memfd, the direct map, descriptors
+ *   kmem.c       libumm's own memory: a region of its own for its structures
  *   daemon.c     the background loop (libuv): periodic and async write-back
  *   init.c       start-up, statistics, exit
  *
  * Lock order: umm__mm.lock (rwlock; faults read, calls write) -> a PTE's
  * lock bit -> a frame's lock bit -> the RAM allocator's lock.  The map
- * count's lock (mapcount.c) is innermost too: nothing is taken under it.
+ * count's lock (mapcount.c) and kmem.c's are innermost too: nothing is
+ * taken under them.
  * Nothing that holds one of these touches a program's mapped page: libumm
  * reads and writes frames only through the direct map, so it can never
  * fault on its own memory while holding a lock.
@@ -46,6 +48,21 @@
             umm__panic(__FILE__, __LINE__, #cond);                           \
     } while (0)
 void umm__panic(const char *file, int line, const char *what) __attribute__((noreturn));
+
+/* ----------------------------------------------------------------- kmem.c */
+
+/*
+ * Memory for libumm's own structures, from a region reserved at start-up
+ * and never from the host's free address space or the program's heap, so
+ * that none of it lands in a range the program unmapped and may map again
+ * with MAP_FIXED (kmem.c).  Zeroed; the caller says the size again to free
+ * or grow it.  NULL (ENOMEM) when the region is full.  Callers hold the
+ * address-space lock or block signals themselves; never in the trap.
+ */
+int umm__kmem_init(void);
+void *umm__kalloc(size_t n);
+void umm__kfree(void *p, size_t n);
+void *umm__krealloc(void *p, size_t old, size_t n);
 
 /* ---------------------------------------------------------------- frame.c */
 
@@ -214,6 +231,7 @@ void umm__cache_truncated(struct umm__object *obj, dev_t dev, ino_t ino, uint64_
  * wrappers, which would cache the bytes twice). */
 ssize_t umm__sys_pread(int fd, void *buf, size_t n, off_t off);
 ssize_t umm__sys_pwrite(int fd, const void *buf, size_t n, off_t off);
+ssize_t umm__sys_read(int fd, void *buf, size_t n);
 ssize_t umm__sys_write(int fd, const void *buf, size_t n);
 int umm__sys_fallocate(int fd, int mode, off_t off, off_t len);
 int umm__sys_fdatasync(int fd);
@@ -236,8 +254,9 @@ struct umm__pte {
 #define UMM__P_NOSPACE 0x40u /* armed for a store the file system had no room for:
                               * the next SIGBUS is the program's (trap.c) */
 
-/* Page tables are allocated with the mapping (never in the trap), lazily by
- * the host (MAP_NORESERVE), and shared by the halves of a split VMA. */
+/* Page tables are allocated with the mapping (never in the trap), from
+ * libumm's own region (kmem.c: memory only for the entries written), and
+ * shared by the halves of a split VMA. */
 struct umm__ptes {
     int refs;
     uint64_t n;
@@ -261,6 +280,7 @@ struct umm__anon {
 #define UMM__V_DEVZERO  0x8  /* MAP_PRIVATE of /dev/zero: anonymous, yet it has a file */
 #define UMM__V_DONTFORK 0x10 /* MADV_DONTFORK: not in a child of fork */
 #define UMM__V_WIPEONFORK 0x20 /* MADV_WIPEONFORK: zeros in a child of fork */
+#define UMM__V_OWN 0x40      /* libumm's own (umm__own_mmap): no memcheck block */
 
 struct umm__vma {
     uintptr_t start, end;
@@ -273,7 +293,7 @@ struct umm__vma {
     struct umm__ptes *ptes;
     uint64_t pte_off;             /* entry of start within ptes */
     struct umm__vma *rnext, *rprev; /* object's reverse map */
-    uintptr_t block;              /* memcheck: where the block this VMA is part of starts (vg.h) */
+    uintptr_t block;              /* memcheck: where the block this VMA is part of starts (vg.h); 0 if V_OWN */
     int advice;                   /* MADV_NORMAL, _RANDOM, _SEQUENTIAL */
     _Atomic uint64_t ra_next;     /* read-ahead: page expected next */
     _Atomic uint32_t ra_win;      /* read-ahead: current window */
@@ -446,6 +466,11 @@ void umm__fork_let_go(void);
 /* Unmap every mapping (a process of a fork family at exit). */
 void umm__unmap_all(void);
 void umm__unmap_vma(struct umm__vma *v);
+/* A private anonymous read-write mapping of len bytes that is libumm's own
+ * (trap.c's start-up check): its pages trap like any other, but memcheck
+ * is told of no block for it (vg.h).  NULL if there is no room. */
+void *umm__own_mmap(size_t len);
+void umm__own_munmap(void *p, size_t len);
 /* The process is ending: under Valgrind, hand the mappings still alive to
  * memcheck's leak check (vg.h).  Nothing may use them afterwards but the
  * retry of a fatal fault at fault (0: none). */

@@ -44,7 +44,10 @@
  *  - memcheck describes an address by the oldest free'd block that holds
  *    it, so under Valgrind umm_mmap places a mapping whose address it
  *    chooses past the ones it placed before, instead of reusing a range
- *    just unmapped (mman.c).
+ *    just unmapped (mman.c).  For the same reason libumm's own mapping
+ *    (the start-up check of Valgrind's options, trap.c) is no block at
+ *    all: made by umm__own_mmap, not umm_mmap, it leaves no free'd block
+ *    behind that a report of the program's first mapping would name.
  *  - The direct map is no-access except while libumm itself reads or
  *    writes a frame through it, so memcheck neither reports nor scans it (a
  *    leak check that read all of libumm's RAM would allocate all of it).

@@ -5,9 +5,11 @@
  * are a binary search, and any number of VMAs is allowed.  Each VMA has a
  * software page table, one entry per page, saying which frame is installed
  * and what the host is allowed to do with it; the table's memory comes from
- * the host lazily (MAP_NORESERVE), is allocated with the mapping (never in
- * the trap), and is shared by the pieces of a VMA split by a partial munmap
- * or mprotect.
+ * libumm's own region (kmem.c, memory only for the entries written), is
+ * allocated with the mapping (never in the trap), and is shared by the
+ * pieces of a VMA split by a partial munmap or mprotect.  Like every
+ * structure of libumm's, none of it comes from the host's free address
+ * space, where it could take a range the program unmapped (kmem.c).
  *
  * On the host, a VMA's address range is always mapped to the memfd (never
  * left to foreign memory): to its object's frames for file and shared
@@ -73,7 +75,7 @@ static int reserve(size_t more)
     size_t cap = umm__mm.capvmas ? umm__mm.capvmas : 64;
     while (cap < umm__mm.nvmas + more)
         cap *= 2;
-    struct umm__vma **a = realloc(umm__mm.vmas, cap * sizeof *a);
+    struct umm__vma **a = umm__krealloc(umm__mm.vmas, umm__mm.capvmas * sizeof *a, cap * sizeof *a);
     if (!a) {
         errno = ENOMEM;
         return -1;
@@ -166,13 +168,12 @@ static void vg_racy_readahead(struct umm__vma *v)
 
 static struct umm__ptes *ptes_new(uint64_t n)
 {
-    struct umm__ptes *t = calloc(1, sizeof *t);
+    struct umm__ptes *t = umm__kalloc(sizeof *t);
     if (!t)
         return NULL;
-    t->pte = mmap(NULL, n * sizeof(struct umm__pte), PROT_READ | PROT_WRITE,
-                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (t->pte == MAP_FAILED) {
-        free(t);
+    t->pte = umm__kalloc(n * sizeof(struct umm__pte));
+    if (!t->pte) {
+        umm__kfree(t, sizeof *t);
         return NULL;
     }
     umm__vg_racy(t->pte, n * sizeof(struct umm__pte)); /* lock words: vg.h */
@@ -185,8 +186,8 @@ static void ptes_put(struct umm__ptes *t)
 {
     if (--t->refs > 0)
         return;
-    munmap(t->pte, t->n * sizeof(struct umm__pte));
-    free(t);
+    umm__kfree(t->pte, t->n * sizeof(struct umm__pte));
+    umm__kfree(t, sizeof *t);
 }
 
 /* Drop this process's hold on a's frame ranges: its own, and the two a
@@ -206,7 +207,7 @@ static void anon_put(struct umm__anon *a)
     if (!a || --a->refs > 0)
         return;
     umm__anon_unpin(a);
-    free(a);
+    umm__kfree(a, sizeof *a);
 }
 
 /*
@@ -216,7 +217,7 @@ static void anon_put(struct umm__anon *a)
  */
 struct umm__vma *umm__vma_new(uintptr_t start, uintptr_t end)
 {
-    struct umm__vma *v = calloc(1, sizeof *v);
+    struct umm__vma *v = umm__kalloc(sizeof *v);
     if (!v)
         return NULL;
     v->start = start;
@@ -227,7 +228,7 @@ struct umm__vma *umm__vma_new(uintptr_t start, uintptr_t end)
     vg_racy_readahead(v);
     v->ptes = ptes_new(umm__vma_pages(v));
     if (!v->ptes) {
-        free(v);
+        umm__kfree(v, sizeof *v);
         return NULL;
     }
     return v;
@@ -236,12 +237,12 @@ struct umm__vma *umm__vma_new(uintptr_t start, uintptr_t end)
 /* Give v a private frame range of its own (private mappings). */
 int umm__vma_new_anon(struct umm__vma *v)
 {
-    struct umm__anon *a = calloc(1, sizeof *a);
+    struct umm__anon *a = umm__kalloc(sizeof *a);
     if (!a)
         return -1;
     a->npages = umm__vma_pages(v);
     if (umm__ram_alloc(a->npages, &a->base) != 0) {
-        free(a);
+        umm__kfree(a, sizeof *a);
         return -1;
     }
     a->refs = 1;
@@ -282,7 +283,7 @@ int umm__vma_split(uintptr_t addr)
         return 0;
     if (reserve(1) != 0)
         return -1;
-    struct umm__vma *w = malloc(sizeof *w);
+    struct umm__vma *w = umm__kalloc(sizeof *w);
     if (!w) {
         errno = ENOMEM;
         return -1;
@@ -467,7 +468,7 @@ void umm__vma_destroy(struct umm__vma *v)
     }
     anon_put(v->anon);
     ptes_put(v->ptes);
-    free(v);
+    umm__kfree(v, sizeof *v);
 }
 
 /* Free a VMA that was never inserted (a failed mmap). */
@@ -479,5 +480,5 @@ void umm__vma_discard(struct umm__vma *v)
     }
     anon_put(v->anon);
     ptes_put(v->ptes);
-    free(v);
+    umm__kfree(v, sizeof *v);
 }

@@ -21,10 +21,10 @@ static void vg_prog_on_segv(int sig)
     siglongjmp(vg_prog_jb, 1);
 }
 
-/* Read *p, which the program no longer maps (the bug): memcheck reports
- * the read, then the access faults, libumm passes the SIGSEGV on to the
+/* Read (or write) *p, which the program no longer maps (the bug): memcheck
+ * reports the access, then it faults, libumm passes the SIGSEGV on to the
  * program's handler, and the program goes on.  Returns 1 if it faulted. */
-static inline int read_gone(const volatile unsigned char *p)
+static inline int touch_gone(volatile unsigned char *p, int write)
 {
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
@@ -32,11 +32,24 @@ static inline int read_gone(const volatile unsigned char *p)
     sigaction(SIGSEGV, &sa, &old);
     int faulted = 1;
     if (sigsetjmp(vg_prog_jb, 1) == 0) {
-        vg_prog_sink = *p;
+        if (write)
+            *p = 0x5a;
+        else
+            vg_prog_sink = *p;
         faulted = 0;
     }
     sigaction(SIGSEGV, &old, NULL);
     return faulted;
+}
+
+static inline int read_gone(const volatile unsigned char *p)
+{
+    return touch_gone((volatile unsigned char *)p, 0);
+}
+
+static inline int write_gone(volatile unsigned char *p)
+{
+    return touch_gone(p, 1);
 }
 
 #endif
