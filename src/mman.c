@@ -430,7 +430,11 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
         v->vflags |= UMM__V_MAYEXEC;
     if (kind == K_ZERO && !shared)
         v->vflags |= UMM__V_DEVZERO;
-    if (!shared || anon || fmode == O_RDWR)
+    /* As the kernel's do_mmap(): a shared mapping of a file opened without
+     * write access can never be made writable.  /dev/zero is such a file
+     * too, though its pages are anonymous memory (anon is set for it by
+     * now): its descriptor's mode decides, not MAP_ANONYMOUS. */
+    if (!shared || (flags & MAP_ANONYMOUS) || fmode == O_RDWR)
         v->vflags |= UMM__V_MAYWRITE;
     umm__assert(umm__vma_insert(v) == 0);
     v->block = a;
