@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -34,6 +35,12 @@
 #endif
 #ifndef MAP_HUGETLB
 #define MAP_HUGETLB 0x40000
+#endif
+#ifndef MAP_HUGE_SHIFT
+#define MAP_HUGE_SHIFT 26
+#endif
+#ifndef MAP_HUGE_MASK
+#define MAP_HUGE_MASK 0x3f
 #endif
 
 /* The top of the user address space, the kernel's TASK_SIZE: on x86-64
@@ -206,6 +213,70 @@ static void release_gaps(uintptr_t start, uintptr_t end)
  * way).  Only a hint: the host places the mapping elsewhere if it must. */
 static uintptr_t vg_next_hint;
 
+/*
+ * MAP_HUGETLB's size bits ((flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK, the
+ * log2 of the size; 0: the default size) as the kernel's hstate_sizelog()
+ * looks them up among the huge page sizes the machine has: each has its
+ * directory /sys/kernel/mm/hugepages/hugepages-<kB>kB, and /proc/meminfo
+ * names the default (Hugepagesize).  Returns the size's shift, or 0 when
+ * the machine has no such size (the kernel: EINVAL).
+ */
+static int huge_shift(int bits)
+{
+    unsigned long kb = 0;
+    if (bits == 0) {
+        FILE *f = fopen("/proc/meminfo", "re");
+        char line[128];
+        while (f && fgets(line, sizeof line, f) && sscanf(line, "Hugepagesize: %lu kB", &kb) != 1)
+            ;
+        if (f)
+            fclose(f);
+        if (kb == 0 || (kb & (kb - 1)))
+            return 0; /* no hugetlb in this kernel */
+        bits = 10;
+        while (((unsigned long)1 << (bits - 10)) < kb)
+            bits++;
+    } else if (bits <= UMM_PAGE_SHIFT || bits >= 64) {
+        return 0; /* no bigger than a page: not a huge page */
+    } else {
+        kb = (unsigned long)1 << (bits - 10);
+    }
+    char path[80];
+    snprintf(path, sizeof path, "/sys/kernel/mm/hugepages/hugepages-%lukB", kb);
+    return access(path, F_OK) == 0 ? bits : 0;
+}
+
+/*
+ * An anonymous MAP_HUGETLB mapping is, to the kernel, a mapping of a file
+ * on hugetlbfs made for the call: the checks of do_mmap() for a file, then
+ * hugetlbfs_file_mmap()'s, in their order.  libumm has no huge pages: what
+ * passes them fails as the kernel's reservation of huge pages fails when
+ * the machine has none reserved, ENOMEM.  (With MAP_NORESERVE the kernel
+ * reserves nothing and the mapping is made, its touches raising SIGBUS
+ * while no huge page is free: README difference 7.)
+ */
+static int check_huge(int flags, off_t offset, int shift)
+{
+    switch (flags & MAP_TYPE) {
+    case MAP_SHARED:
+        flags &= LEGACY_MAP_MASK;
+        /* fall through */
+    case MAP_SHARED_VALIDATE:
+        if (flags & ~LEGACY_MAP_MASK) /* hugetlbfs has no MAP_SYNC */
+            return EOPNOTSUPP;
+        /* fall through */
+    case MAP_PRIVATE:
+        if (flags & MAP_GROWSDOWN)
+            return EINVAL;
+        break;
+    default:
+        return EINVAL;
+    }
+    if ((uint64_t)offset & (((uint64_t)1 << shift) - 1))
+        return EINVAL; /* hugetlbfs_file_mmap(): the offset in whole huge pages */
+    return ENOMEM;
+}
+
 /* What kind of file fd is, as mmap sees it. */
 /* K_NOMMAP: the kernel has no mmap for it (directories, pipes, most
  * devices); K_SOCKET: it has one, which says ENODEV later. */
@@ -322,7 +393,7 @@ static struct umm__vma *make_vma(uintptr_t start, size_t len, int prot, int shar
 void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
 {
     uintptr_t a = (uintptr_t)addr;
-    int anon = (flags & MAP_ANONYMOUS) != 0, fmode = 0, err = 0, mayexec = 1;
+    int anon = (flags & MAP_ANONYMOUS) != 0, fmode = 0, err = 0, mayexec = 1, hshift = 0;
     enum kind kind = K_REGULAR;
     struct stat st;
 
@@ -337,10 +408,16 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
             return fail(EBADF), MAP_FAILED;
         fmode = fl & O_ACCMODE;
         kind = file_kind(&st);
-        if (flags & MAP_HUGETLB)
+        if (flags & MAP_HUGETLB) /* only hugetlbfs files, which libumm does not map */
             return fail(EINVAL), MAP_FAILED;
     } else if (flags & MAP_HUGETLB) {
-        return fail(ENOMEM), MAP_FAILED; /* libumm has no huge pages */
+        /* As ksys_mmap_pgoff(): a size the machine has, or EINVAL; then the
+         * length in whole huge pages (0 if that wraps: EINVAL below). */
+        hshift = huge_shift((flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK);
+        if (!hshift)
+            return fail(EINVAL), MAP_FAILED;
+        size_t hmask = ((size_t)1 << hshift) - 1;
+        length = (length + hmask) & ~hmask;
     }
     if (length == 0)
         return fail(EINVAL), MAP_FAILED;
@@ -355,6 +432,10 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
     if (len > TASK_SIZE)
         return fail(ENOMEM), MAP_FAILED;
     if (flags & MAP_FIXED) {
+        /* hugetlbfs places a fixed mapping only at a huge page: its check
+         * comes before the generic ones of __get_unmapped_area(). */
+        if (hshift && (a & (((uintptr_t)1 << hshift) - 1)))
+            return fail(EINVAL), MAP_FAILED;
         if (a > TASK_SIZE - len)
             return fail(ENOMEM), MAP_FAILED;
         if (!UMM_PAGE_ALIGNED(a))
@@ -391,12 +472,14 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
     }
 
     /* The checks do_mmap() makes once it has the address, in its order. */
-    if (!anon && kind == K_REGULAR && (uint64_t)offset > (uint64_t)INT64_MAX - len) {
+    if ((hshift || (!anon && kind == K_REGULAR)) && (uint64_t)offset > (uint64_t)INT64_MAX - len) {
         err = EOVERFLOW;
     } else if (!anon) {
         err = check_file(fd, fmode, kind, prot, &flags, offset, &mayexec);
         if (!err && kind == K_ZERO)
             anon = 1;
+    } else if (hshift) {
+        err = check_huge(flags, offset, hshift);
     } else {
         int type = flags & MAP_TYPE;
         if (type == MAP_DROPPABLE) {
