@@ -36,6 +36,9 @@
 #ifndef MAP_HUGETLB
 #define MAP_HUGETLB 0x40000
 #endif
+#ifndef MAP_32BIT
+#define MAP_32BIT 0 /* x86-64's alone: elsewhere nothing to pass on */
+#endif
 #ifndef MAP_HUGE_SHIFT
 #define MAP_HUGE_SHIFT 26
 #endif
@@ -462,8 +465,13 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
             }
         }
     } else {
-        void *hint = addr || !umm__vg_running() ? addr : (void *)vg_next_hint;
-        void *r = mmap(hint, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        /* MAP_32BIT (x86-64) goes to the host with the reservation: the
+         * kernel's own search of the first 2 GiB and its rules for a hint
+         * there (arch_get_unmapped_area()) are then the ones that apply.
+         * Valgrind's next hint, past everything, would only be ignored. */
+        int low = flags & MAP_32BIT;
+        void *hint = addr || low || !umm__vg_running() ? addr : (void *)vg_next_hint;
+        void *r = mmap(hint, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | low, -1, 0);
         if (r == MAP_FAILED) {
             umm__leave(&saved);
             return fail(ENOMEM), MAP_FAILED;
@@ -523,7 +531,7 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
     v->block = a;
     umm__vg_block_new(a, len);
     umm__vg_forget((void *)a, len); /* helgrind: new memory, as after the kernel's mmap (vg.h) */
-    if (!addr && !(flags & MAP_FIXED) && a + len > vg_next_hint)
+    if (!addr && !(flags & (MAP_FIXED | MAP_32BIT)) && a + len > vg_next_hint)
         vg_next_hint = a + len;
     if (flags & MAP_POPULATE) /* as the kernel: private writable mappings are populated for write */
         umm__populate(v, v->start, v->end, !shared && (prot & PROT_WRITE));
