@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -365,6 +367,56 @@ static int check_file(int fd, int fmode, enum kind kind, int prot, int *flags, o
     return 0;
 }
 
+/* Is CAP_IPC_LOCK in the effective set (the kernel's capable())?  Asked
+ * of the kernel itself, without libcap. */
+static int cap_ipc_lock(void)
+{
+    struct { uint32_t version; int pid; } hdr = { 0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0 };
+    struct { uint32_t effective, permitted, inheritable; } data[2];
+    if (syscall(SYS_capget, &hdr, data) != 0)
+        return 0;
+    return (data[0].effective >> 14 /* CAP_IPC_LOCK */) & 1;
+}
+
+/* The process's locked memory in pages, the kernel's mm->locked_vm as it
+ * would be if libumm's mappings were the kernel's: the host's own count
+ * (the program's mlock() and MAP_LOCKED host mappings; libumm locks none
+ * of its own) and libumm's locked mappings. */
+static uint64_t locked_pages(void)
+{
+    uint64_t n = 0;
+    unsigned long kb = 0;
+    FILE *f = fopen("/proc/self/status", "re");
+    char line[128];
+    while (f && fgets(line, sizeof line, f) && sscanf(line, "VmLck: %lu kB", &kb) != 1)
+        ;
+    if (f)
+        fclose(f);
+    n = kb / (UMM_PAGE_SIZE / 1024);
+    for (size_t i = 0; i < umm__vma_count(); i++) {
+        struct umm__vma *v = umm__vma_at(i);
+        if (v->vflags & UMM__V_LOCKED)
+            n += umm__vma_pages(v);
+    }
+    return n;
+}
+
+/* MAP_LOCKED's checks in do_mmap(): can_do_mlock() (EPERM) and
+ * mlock_future_ok() (EAGAIN): without CAP_IPC_LOCK, RLIMIT_MEMLOCK must be
+ * above 0 and hold what is locked already and len more.  0 or an errno. */
+static int check_locked(size_t len)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || cap_ipc_lock())
+        return 0;
+    if (rl.rlim_cur == 0)
+        return EPERM;
+    if (rl.rlim_cur == RLIM_INFINITY)
+        return 0;
+    uint64_t limit = (uint64_t)rl.rlim_cur >> UMM_PAGE_SHIFT;
+    return locked_pages() + (len >> UMM_PAGE_SHIFT) > limit ? EAGAIN : 0;
+}
+
 /* Build the VMA for [start, start+len): object or private range. */
 static struct umm__vma *make_vma(uintptr_t start, size_t len, int prot, int shared, int anon, int fd,
                                  uint64_t fpage, int *err)
@@ -479,8 +531,11 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
         a = (uintptr_t)r;
     }
 
-    /* The checks do_mmap() makes once it has the address, in its order. */
-    if ((hshift || (!anon && kind == K_REGULAR)) && (uint64_t)offset > (uint64_t)INT64_MAX - len) {
+    /* The checks do_mmap() makes once it has the address, in its order:
+     * MAP_LOCKED's limits first, then the file's and the type's. */
+    if ((flags & MAP_LOCKED) && (err = check_locked(len)) != 0) {
+        /* EPERM or EAGAIN */
+    } else if ((hshift || (!anon && kind == K_REGULAR)) && (uint64_t)offset > (uint64_t)INT64_MAX - len) {
         err = EOVERFLOW;
     } else if (!anon) {
         err = check_file(fd, fmode, kind, prot, &flags, offset, &mayexec);
@@ -521,6 +576,8 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
         v->vflags |= UMM__V_MAYEXEC;
     if (kind == K_ZERO && !shared)
         v->vflags |= UMM__V_DEVZERO;
+    if (flags & MAP_LOCKED)
+        v->vflags |= UMM__V_LOCKED;
     /* As the kernel's do_mmap(): a shared mapping of a file opened without
      * write access can never be made writable.  /dev/zero is such a file
      * too, though its pages are anonymous memory (anon is set for it by
@@ -533,7 +590,12 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
     umm__vg_forget((void *)a, len); /* helgrind: new memory, as after the kernel's mmap (vg.h) */
     if (!addr && !(flags & (MAP_FIXED | MAP_32BIT)) && a + len > vg_next_hint)
         vg_next_hint = a + len;
-    if (flags & MAP_POPULATE) /* as the kernel: private writable mappings are populated for write */
+    /* As the kernel: a locked mapping is populated (mlock's residency),
+     * and so is MAP_POPULATE unless MAP_NONBLOCK says not to wait for it;
+     * private writable mappings are populated for write.  A PROT_NONE
+     * mapping gets nothing, and pages beyond the end of the file stay out
+     * (umm__populate stops there, as the kernel's populate does). */
+    if ((flags & MAP_LOCKED) || (flags & (MAP_POPULATE | MAP_NONBLOCK)) == MAP_POPULATE)
         umm__populate(v, v->start, v->end, !shared && (prot & PROT_WRITE));
     umm__leave(&saved);
     return (void *)a;
@@ -605,7 +667,13 @@ int umm_mprotect(void *addr, size_t length, int prot)
                 err = EACCES;
                 break;
             }
+            int was = v->prot;
             umm__vma_set_prot(v, prot & (PROT_READ | PROT_WRITE | PROT_EXEC));
+            /* mprotect_fixup(): a private locked mapping becoming writable
+             * is copied now, to spare the faults of its first writes. */
+            if ((v->vflags & (UMM__V_LOCKED | UMM__V_SHARED)) == UMM__V_LOCKED && !(was & PROT_WRITE) &&
+                (prot & PROT_WRITE))
+                umm__populate(v, v->start, v->end, 1);
             at = v->end;
             v = umm__vma_at(++i);
         }
@@ -656,6 +724,12 @@ int umm_msync(void *addr, size_t length, int flags)
             at = v->start;
             if (at >= end)
                 break;
+        }
+        /* The kernel's msync(): pages locked in memory cannot be
+         * invalidated; what came before this mapping stays done. */
+        if ((flags & MS_INVALIDATE) && (v->vflags & UMM__V_LOCKED)) {
+            err = EBUSY;
+            break;
         }
         uintptr_t e = v->end < end ? v->end : end;
         if (v->obj && (v->vflags & UMM__V_SHARED)) {
@@ -747,6 +821,13 @@ static int remove_range(struct umm__vma *v, uint64_t from, uint64_t to)
 static int advise_one(struct umm__vma *v, uint64_t from, uint64_t to, int advice)
 {
     int shared = (v->vflags & UMM__V_SHARED) != 0;
+    /* What would drop or age the pages of a locked mapping is refused
+     * before anything else is looked at (madvise_dontneed_free_valid_vma,
+     * madvise_remove, can_madv_lru_vma); MADV_DONTNEED_LOCKED is the one
+     * that may. */
+    if ((v->vflags & UMM__V_LOCKED) && (advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE ||
+                                        advice == MADV_COLD || advice == MADV_PAGEOUT))
+        return EINVAL;
     switch (advice) {
     case MADV_NORMAL:
     case MADV_RANDOM:

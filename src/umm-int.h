@@ -210,6 +210,7 @@ struct umm__anon {
 #define UMM__V_DEVZERO  0x8  /* MAP_PRIVATE of /dev/zero: anonymous, yet it has a file */
 #define UMM__V_DONTFORK 0x10 /* MADV_DONTFORK: not in a child of fork */
 #define UMM__V_WIPEONFORK 0x20 /* MADV_WIPEONFORK: zeros in a child of fork */
+#define UMM__V_LOCKED   0x40 /* MAP_LOCKED: resident from the start, never released (VM_LOCKED) */
 
 struct umm__vma {
     uintptr_t start, end;
