@@ -578,8 +578,17 @@ static enum umm__fault_result fault_page(struct umm__vma *v, uint64_t page, int 
     if (!(f & UMM__P_PRESENT))
         return v->obj ? fault_object(v, page, access, err) : fault_anon(v, page, access, err);
     if (access != UMM__ACC_WRITE || (f & UMM__P_WRITE)) {
+        /* Another thread got here first -- or the host refused the
+         * protection when the page was installed (its map count at its
+         * limit: install() reports it, the entry stays).  The entry is
+         * right either way: give the host its protection again, or the
+         * access would fault here for ever. */
         umm__noted(UMM_TRACE_SPURIOUS, access == UMM__ACC_WRITE, 0, 0);
-        return UMM__FAULT_DONE; /* another thread got here first */
+        if (umm__vma_reprotect(v, page, page + 1) != 0) {
+            *err = errno;
+            return UMM__FAULT_SEGV;
+        }
+        return UMM__FAULT_DONE;
     }
     if (v->vflags & UMM__V_SHARED)
         return fault_dirty(v, page, err);
