@@ -117,14 +117,50 @@ static void blocks_unmap(uintptr_t start, uintptr_t end)
 }
 
 /*
+ * munmap(2)'s own refusal: the kernel will not split a mapping in two
+ * when the process's map count is at vm.max_map_count (do_vmi_align_munmap:
+ * ENOMEM, nothing changed).  The count that matters is the host's -- it
+ * counts this process, libumm's host mappings and the program's own -- and
+ * only the host knows it, so the host is asked: the first run of libumm's
+ * mappings in [start, end) (already split at start and end) is unmapped on
+ * the host before anything else, its dirty shared pages written back
+ * first.  Only that run can need a split on both sides: any later one
+ * begins after memory that is not libumm's.  Returns 0, or -1 (ENOMEM)
+ * having changed nothing the program can see (the split VMAs, and pages
+ * written back early, as the background flush would have).  Nothing is
+ * released to make room: releasing resident pages would make them fault,
+ * and a fault at the host's limit needs host mappings itself.
+ */
+static int host_unmap_first(uintptr_t start, uintptr_t end)
+{
+    size_t i;
+    struct umm__vma *v = umm__vma_next(start, &i);
+    if (!v || v->start >= end)
+        return 0;
+    uintptr_t s = v->start, e = v->end;
+    for (;;) {
+        if (v->obj && (v->vflags & UMM__V_SHARED))
+            umm__object_writeback(v->obj, v->fpage, umm__vma_pages(v), 0);
+        e = v->end;
+        v = umm__vma_at(++i);
+        if (!v || v->start != e || v->start >= end)
+            break;
+    }
+    return munmap((void *)s, e - s);
+}
+
+/*
  * Remove libumm's mappings in [start, end): write back their dirty shared
  * pages, release their frames, and (host_unmap) give the address range
  * back to the host.  Returns 0, or -1 (ENOMEM) having changed nothing.
- * Memory in the range that is not libumm's is left alone.
+ * Memory in the range that is not libumm's is left alone.  checked: as
+ * munmap(2), which may be refused at the host's map-count limit.
  */
-static int unmap_range(uintptr_t start, uintptr_t end, int host_unmap)
+static int unmap_range(uintptr_t start, uintptr_t end, int host_unmap, int checked)
 {
     if (umm__vma_split(start) != 0 || umm__vma_split(end) != 0)
+        return -1;
+    if (checked && host_unmap_first(start, end) != 0)
         return -1;
     blocks_unmap(start, end);
     size_t i;
@@ -562,7 +598,7 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
     int shared = (flags & MAP_TYPE) != MAP_PRIVATE;
 
     struct umm__vma *v = err ? NULL : make_vma(a, len, prot, shared, anon, fd, pgoff, &err);
-    if (!v || ((flags & MAP_FIXED) && unmap_range(a, a + len, 0) != 0) || umm__vma_host_map(v, a, a + len) != 0) {
+    if (!v || ((flags & MAP_FIXED) && unmap_range(a, a + len, 0, 0) != 0) || umm__vma_host_map(v, a, a + len) != 0) {
         if (v)
             umm__vma_discard(v);
         if (!(flags & MAP_FIXED))
@@ -615,7 +651,7 @@ int umm_munmap(void *addr, size_t length)
         return -1;
     sigset_t saved;
     umm__enter(&saved);
-    int rc = unmap_range(a, a + len, 1);
+    int rc = unmap_range(a, a + len, 1, 1);
     umm__leave(&saved);
     return rc == 0 ? 0 : fail(ENOMEM);
 }
@@ -978,12 +1014,12 @@ int umm_prefault(void *addr, size_t length, int prot)
  * kernel (its pages were shared at the fork like any other: let go). */
 void umm__unmap_vma(struct umm__vma *v)
 {
-    unmap_range(v->start, v->end, 1);
+    unmap_range(v->start, v->end, 1, 0);
 }
 
 void umm__unmap_all(void)
 {
-    unmap_range(0, UINTPTR_MAX & UMM_PAGE_MASK, 1);
+    unmap_range(0, UINTPTR_MAX & UMM_PAGE_MASK, 1, 0);
 }
 
 /*
