@@ -34,6 +34,16 @@
  *     bounded by the flush interval.  So are they after exec: call
  *     umm_shutdown() first.  After fork, see the README ("fork") for what
  *     a process killed by SIGKILL leaves allocated.
+ *  5. /proc/self/maps shows libumm's host mappings, not the program's:
+ *     every page is a MAP_SHARED mapping of libumm's RAM (a memfd) whose
+ *     protection is how libumm traps touches -- ---s until resident, r--s
+ *     while a write must trap (copy-on-write, dirty tracking), rw-s once it
+ *     may be written -- whatever protection, type and file were asked for.
+ *  6. At the host's map-count limit (vm.max_map_count, filled by the
+ *     program's own mappings), a first touch that needs a new host mapping
+ *     raises SIGSEGV instead of faulting the page in, and umm_munmap()
+ *     refuses to split a mapping (ENOMEM) as munmap(2) does, going by the
+ *     host's count, which includes libumm's host mappings.
  *
  * libumm stands in front of the C library's sigaction(), signal() and
  * pthread_create() (as the JVM's libjsig does): a handler the program
