@@ -126,10 +126,16 @@ static void run_call(const struct mm_ops *ops, const struct kind *k, const struc
     if (map_kind(ops, BASE, k, MAP_LOCKED) != (void *)BASE)
         tap_bail("%s: %s, MAP_LOCKED: %s", ops->name, k->name, strerror(errno));
     scribble(BASE, k);
+    /* memcheck need not check the kernel's calls (libumm's, it must): it
+     * may still know the range as a libumm block free'd by the last run. */
+    if (!ops->is_umm)
+        vg_quiet(1);
     errno = 0;
     long rc = c->op == MSYNC ? ops->msync((void *)(BASE + PAGE), 2 * PAGE, c->arg)
                              : ops->madvise((void *)(BASE + PAGE), 2 * PAGE, c->arg);
     a->o = outcome_of(rc);
+    if (!ops->is_umm)
+        vg_quiet(0);
     snap(BASE, N, a->v, 1);
     if (ops->munmap((void *)BASE, N * PAGE) != 0)
         tap_bail("%s: munmap: %s", ops->name, strerror(errno));
@@ -169,9 +175,13 @@ static void partly(const struct mm_ops *ops, int locked_first, int op, struct af
         tap_bail("%s: two mappings: %s", ops->name, strerror(errno));
     scribble(BASE, k);
     scribble(BASE + N * PAGE, k);
+    if (!ops->is_umm)
+        vg_quiet(1);
     errno = 0;
     a->o = outcome_of(op == MSYNC ? ops->msync((void *)BASE, 2 * N * PAGE, MS_INVALIDATE)
                                   : ops->madvise((void *)BASE, 2 * N * PAGE, MADV_DONTNEED));
+    if (!ops->is_umm)
+        vg_quiet(0);
     struct pageview v[2 * N];
     snap(BASE, 2 * N, v, 1);
     memcpy(a->v, v, sizeof a->v); /* the first mapping's pages */
@@ -321,10 +331,14 @@ static void pieces(const struct mm_ops *ops, int errs[N])
         tap_bail("%s: MAP_LOCKED: %s", ops->name, strerror(errno));
     if (ops->mprotect((void *)(BASE + PAGE), PAGE, PROT_READ) != 0 || ops->munmap((void *)(BASE + 2 * PAGE), PAGE) != 0)
         tap_bail("%s: mprotect, munmap: %s", ops->name, strerror(errno));
+    if (!ops->is_umm)
+        vg_quiet(1);
     for (int i = 0; i < N; i++) {
         errno = 0;
         errs[i] = ops->msync((void *)(BASE + (uintptr_t)i * PAGE), PAGE, MS_INVALIDATE) == 0 ? 0 : errno;
     }
+    if (!ops->is_umm)
+        vg_quiet(0);
     ops->munmap((void *)BASE, N * PAGE);
 }
 
@@ -463,6 +477,12 @@ static void memlock_limit(void)
         return;
     }
     for (int i = 0; i < NLIMIT; i++) {
+        if (under_valgrind() && expect[i] == EEXIST) {
+            tap_skip("Valgrind's mmap (3.19) takes a MAP_FIXED_NOREPLACE address as a hint: over a mapping it maps "
+                     "elsewhere", "kernel: RLIMIT_MEMLOCK, call %d: EEXIST (the test is right)", i);
+            is_int(u[i], expect[i], "libumm: RLIMIT_MEMLOCK, call %d: EEXIST, as Linux", i);
+            continue;
+        }
         is_int(k[i], expect[i], "kernel: RLIMIT_MEMLOCK, call %d: %s (the test is right)", i,
                expect[i] ? strerror(expect[i]) : "success");
         is_int(u[i], k[i], "libumm: RLIMIT_MEMLOCK, call %d: as the kernel", i);
