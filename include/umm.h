@@ -89,8 +89,8 @@ pid_t umm_fork(void);
  * Returns 0, or -1 with errno: EINVAL (addr not page aligned, or prot has
  * bits other than PROT_READ and PROT_WRITE), ENOMEM (part of the range is not
  * a libumm mapping), EACCES (the mapping does not allow the access), EFAULT
- * (a page lies wholly beyond the end of its file), or the errno of a failed
- * read of the file.
+ * (a page lies wholly beyond the end of its file, or is a guard page of
+ * MADV_GUARD_INSTALL), or the errno of a failed read of the file.
  */
 int   umm_prefault(void *addr, size_t length, int prot);
 

@@ -38,6 +38,10 @@
 #ifndef MAP_HUGETLB
 #define MAP_HUGETLB 0x40000
 #endif
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#define MADV_GUARD_REMOVE 103
+#endif
 #ifndef MAP_32BIT
 #define MAP_32BIT 0 /* x86-64's alone: elsewhere nothing to pass on */
 #endif
@@ -804,6 +808,7 @@ static int advice_valid(int advice)
     case MADV_NOHUGEPAGE: case MADV_DONTDUMP: case MADV_DODUMP: case MADV_WIPEONFORK:
     case MADV_KEEPONFORK: case MADV_COLD: case MADV_PAGEOUT: case 22 /* POPULATE_READ */:
     case 23 /* POPULATE_WRITE */: case 24 /* DONTNEED_LOCKED */: case 25 /* COLLAPSE */:
+    case MADV_GUARD_INSTALL: case MADV_GUARD_REMOVE:
         return 1;
     default:
         return 0;
@@ -859,10 +864,11 @@ static int advise_one(struct umm__vma *v, uint64_t from, uint64_t to, int advice
     int shared = (v->vflags & UMM__V_SHARED) != 0;
     /* What would drop or age the pages of a locked mapping is refused
      * before anything else is looked at (madvise_dontneed_free_valid_vma,
-     * madvise_remove, can_madv_lru_vma); MADV_DONTNEED_LOCKED is the one
-     * that may. */
+     * madvise_remove, can_madv_lru_vma, is_valid_guard_vma); MADV_DONTNEED_LOCKED
+     * is the one that may. */
     if ((v->vflags & UMM__V_LOCKED) && (advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE ||
-                                        advice == MADV_COLD || advice == MADV_PAGEOUT))
+                                        advice == MADV_COLD || advice == MADV_PAGEOUT ||
+                                        advice == MADV_GUARD_INSTALL))
         return EINVAL;
     switch (advice) {
     case MADV_NORMAL:
@@ -914,6 +920,18 @@ static int advise_one(struct umm__vma *v, uint64_t from, uint64_t to, int advice
         return 0;
     case 25: /* MADV_COLLAPSE */
         return EINVAL;
+    case MADV_GUARD_INSTALL:
+        /* As the kernel: the pages' contents go (a private file page back to
+         * the file, shared pages stay in the page cache), then every touch
+         * is SIGSEGV until MADV_GUARD_REMOVE.  The entry keeps the guard
+         * through whatever leaves entries in place (MADV_DONTNEED,
+         * mprotect, msync, fork); munmap ends it. */
+        dontneed(v, from, to);
+        umm__mc_update(v, from, to, UMM__P_GUARD, 0, UMM__MC_NOLIMIT);
+        return 0;
+    case MADV_GUARD_REMOVE: /* the pages fault in as any other again */
+        umm__mc_update(v, from, to, 0, UMM__P_GUARD, UMM__MC_NOLIMIT);
+        return 0;
     default: /* hints libumm has no use for: accepted, as the kernel does */
         return 0;
     }

@@ -184,6 +184,7 @@ struct umm__pte {
 #define UMM__P_WRITE   0x8u  /* the host may write (dirty, or private and ours) */
 #define UMM__P_ANON    0x10u /* pfn is a private frame counted in its ref */
 #define UMM__P_SIGBUS  0x20u /* beyond EOF: host maps the empty memfd (trap.c) */
+#define UMM__P_GUARD   0x40u /* MADV_GUARD_INSTALL: never present, every touch SIGSEGV */
 
 /* Page tables are allocated with the mapping (never in the trap), lazily by
  * the host (MAP_NORESERVE), and shared by the halves of a split VMA. */
@@ -327,7 +328,8 @@ uint64_t umm__mc_budget(void);
 enum umm__fault_result {
     UMM__FAULT_DONE,     /* handled: run the instruction again */
     UMM__FAULT_NOTOURS,  /* no libumm mapping here */
-    UMM__FAULT_SEGV,     /* the mapping forbids this access: SIGSEGV */
+    UMM__FAULT_SEGV,     /* the mapping forbids this access: SIGSEGV (*err
+                          * EFAULT: a guard page, SEGV_MAPERR) */
     UMM__FAULT_SIGBUS,   /* beyond the end of the file, or I/O error: the
                           * page is armed, the retry raises SIGBUS */
 };
