@@ -61,11 +61,13 @@
 #endif
 
 /* The flags MAP_SHARED_VALIDATE accepts on a regular file (the kernel's
- * LEGACY_MAP_MASK; MAP_SYNC needs DAX, MAP_FIXED_NOREPLACE is not in it). */
+ * LEGACY_MAP_MASK; MAP_SYNC needs DAX, MAP_FIXED_NOREPLACE is not in it).
+ * MAP_32BIT and the huge page sizes 2 MiB and 1 GiB are in it, and the
+ * size bits of those two cover every size below 2^32. */
 #define LEGACY_MAP_MASK                                                                       \
     (MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_DENYWRITE | MAP_EXECUTABLE |     \
      MAP_UNINITIALIZED | MAP_GROWSDOWN | MAP_LOCKED | MAP_NORESERVE | MAP_POPULATE | MAP_NONBLOCK | \
-     MAP_STACK | MAP_HUGETLB)
+     MAP_STACK | MAP_HUGETLB | MAP_32BIT | (21 << MAP_HUGE_SHIFT) | (30 << MAP_HUGE_SHIFT))
 
 static uintptr_t page_align(size_t len)
 {
