@@ -184,7 +184,7 @@ struct umm__pte {
 #define UMM__P_WRITE   0x8u  /* the host may write (dirty, or private and ours) */
 #define UMM__P_ANON    0x10u /* pfn is a private frame counted in its ref */
 #define UMM__P_SIGBUS  0x20u /* beyond EOF: host maps the empty memfd (trap.c) */
-#define UMM__P_GUARD   0x40u /* MADV_GUARD_INSTALL: never present, every touch SIGSEGV */
+#define UMM__P_GUARD   0x80u /* MADV_GUARD_INSTALL: never present, every touch SIGSEGV */
 
 /* Page tables are allocated with the mapping (never in the trap), lazily by
  * the host (MAP_NORESERVE), and shared by the halves of a split VMA. */
