@@ -218,6 +218,8 @@ static const char *valgrind_differs(const struct mcase *c, int *umm_too)
     }
     if (c->len >= TOP && c->expect == ENOMEM)
         return "Valgrind's mmap answers EINVAL, not ENOMEM, to a length its address-space manager cannot place";
+    if ((c->flags & 0x40 /* MAP_32BIT */) && c->expect == EACCES)
+        return "Valgrind's mmap (3.19) answers ENOMEM to a MAP_32BIT file mapping the file's mode refuses";
     if ((c->flags & MAP_FIXED_NOREPLACE) && (c->addr == AD_EX || c->addr == AD_EX_LAST))
         return "Valgrind's mmap (3.19) takes a MAP_FIXED_NOREPLACE address as a hint: over a mapping it maps elsewhere";
     return NULL;
