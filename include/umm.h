@@ -41,6 +41,16 @@
  *     bounded by the flush interval.  So are they after exec: call
  *     umm_shutdown() first.  After fork, see the README ("fork") for what
  *     a process killed by SIGKILL leaves allocated.
+ *  5. /proc/self/maps shows libumm's host mappings, not the program's:
+ *     every page is a MAP_SHARED mapping of libumm's RAM (a memfd) whose
+ *     protection is how libumm traps touches -- ---s until resident, r--s
+ *     while a write must trap (copy-on-write, dirty tracking), rw-s once it
+ *     may be written -- whatever protection, type and file were asked for.
+ *  6. At the host's map-count limit (vm.max_map_count, filled by the
+ *     program's own mappings), a first touch that needs a new host mapping
+ *     raises SIGSEGV instead of faulting the page in, and umm_munmap()
+ *     refuses to split a mapping (ENOMEM) as munmap(2) does, going by the
+ *     host's count, which includes libumm's host mappings.
  *
  * libumm stands in front of the C library's sigaction(), signal() (and
  * bsd_signal, ssignal, sysv_signal, sigset, sigignore, siginterrupt) and
@@ -88,8 +98,8 @@ pid_t umm_fork(void);
  * Returns 0, or -1 with errno: EINVAL (addr not page aligned, or prot has
  * bits other than PROT_READ and PROT_WRITE), ENOMEM (part of the range is not
  * a libumm mapping), EACCES (the mapping does not allow the access), EFAULT
- * (a page lies wholly beyond the end of its file), or the errno of a failed
- * read of the file.
+ * (a page lies wholly beyond the end of its file, or is a guard page of
+ * MADV_GUARD_INSTALL), or the errno of a failed read of the file.
  */
 int   umm_prefault(void *addr, size_t length, int prot);
 

@@ -96,7 +96,7 @@ static uint64_t grab_ptes(struct umm__vma *v, uint64_t page, uint64_t max)
         struct umm__pte *pte = umm__vma_pte(v, page + n);
         if (!umm__bittrylock(&pte->flags))
             break;
-        if (atomic_load(&pte->flags) & UMM__P_PRESENT) {
+        if (atomic_load(&pte->flags) & (UMM__P_PRESENT | UMM__P_GUARD)) { /* a guard is never filled */
             umm__bitunlock(&pte->flags, 0);
             break;
         }
@@ -156,9 +156,9 @@ static uint64_t take_gap(struct umm__vma *v, uint64_t from, uint64_t to, uint64_
         uint32_t f = atomic_load(&pte->flags);
         if ((f & (UMM__P_PRESENT | UMM__P_ANON)) == (UMM__P_PRESENT | UMM__P_ANON))
             return p; /* the neighbour */
-        if ((f & UMM__P_SIGBUS) || !umm__bittrylock(&pte->flags))
+        if ((f & (UMM__P_SIGBUS | UMM__P_GUARD)) || !umm__bittrylock(&pte->flags))
             break;
-        if (atomic_load(&pte->flags) & (UMM__P_ANON | UMM__P_SIGBUS)) {
+        if (atomic_load(&pte->flags) & (UMM__P_ANON | UMM__P_SIGBUS | UMM__P_GUARD)) {
             umm__bitunlock(&pte->flags, 0);
             break;
         }
@@ -585,11 +585,24 @@ static enum umm__fault_result fault_page(struct umm__vma *v, uint64_t page, int 
         access = (f & UMM__P_PRESENT) ? UMM__ACC_WRITE : UMM__ACC_READ;
     if (!access_ok(v, access))
         return UMM__FAULT_SEGV;
+    if (f & UMM__P_GUARD) { /* after the mapping's own check, as the kernel */
+        *err = EFAULT;
+        return UMM__FAULT_SEGV;
+    }
     if (!(f & UMM__P_PRESENT))
         return v->obj ? fault_object(v, page, access, err) : fault_anon(v, page, access, err);
     if (access != UMM__ACC_WRITE || (f & UMM__P_WRITE)) {
+        /* Another thread got here first -- or the host refused the
+         * protection when the page was installed (its map count at its
+         * limit: install() reports it, the entry stays).  The entry is
+         * right either way: give the host its protection again, or the
+         * access would fault here for ever. */
         umm__noted(UMM_TRACE_SPURIOUS, access == UMM__ACC_WRITE, 0, 0);
-        return UMM__FAULT_DONE; /* another thread got here first */
+        if (umm__vma_reprotect(v, page, page + 1) != 0) {
+            *err = errno;
+            return UMM__FAULT_SEGV;
+        }
+        return UMM__FAULT_DONE;
     }
     if (v->vflags & UMM__V_SHARED)
         return fault_dirty(v, page, err);

@@ -143,9 +143,11 @@ static void rehome(int side)
     }
     /* The child, as the kernel's: no MADV_DONTFORK mappings, and zeros in
      * MADV_WIPEONFORK ones.  Their pages were shared like all others, so
-     * the child lets go of them as munmap and MADV_DONTNEED would. */
+     * the child lets go of them as munmap and MADV_DONTNEED would.  Nor is
+     * anything locked in the child (dup_mmap clears VM_LOCKED). */
     for (size_t i = 0; side == 1 && i < umm__vma_count();) {
         struct umm__vma *v = umm__vma_at(i);
+        v->vflags &= ~UMM__V_LOCKED;
         if (v->vflags & UMM__V_DONTFORK) {
             umm__unmap_vma(v); /* the set shifts down: i is the next one */
             continue;

@@ -441,8 +441,10 @@ static void reclaim(uint64_t target)
             p = 0;
         }
         struct umm__vma *v = umm__mm.vmas[i];
-        if (p >= umm__vma_pages(v)) {
-            seen += 1;
+        /* A locked mapping's pages stay resident, as mlock keeps them:
+         * passed over whole. */
+        if (p >= umm__vma_pages(v) || (v->vflags & UMM__V_LOCKED)) {
+            seen += (p < umm__vma_pages(v) ? umm__vma_pages(v) - p : 0) + 1;
             i++;
             p = 0;
             continue;

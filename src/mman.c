@@ -12,10 +12,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +38,19 @@
 #ifndef MAP_HUGETLB
 #define MAP_HUGETLB 0x40000
 #endif
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#define MADV_GUARD_REMOVE 103
+#endif
+#ifndef MAP_32BIT
+#define MAP_32BIT 0 /* x86-64's alone: elsewhere nothing to pass on */
+#endif
+#ifndef MAP_HUGE_SHIFT
+#define MAP_HUGE_SHIFT 26
+#endif
+#ifndef MAP_HUGE_MASK
+#define MAP_HUGE_MASK 0x3f
+#endif
 
 /* The top of the user address space, the kernel's TASK_SIZE: on x86-64
  * (4-level page tables) one page below 2^47, the last page being a guard. */
@@ -45,11 +61,13 @@
 #endif
 
 /* The flags MAP_SHARED_VALIDATE accepts on a regular file (the kernel's
- * LEGACY_MAP_MASK; MAP_SYNC needs DAX, MAP_FIXED_NOREPLACE is not in it). */
+ * LEGACY_MAP_MASK; MAP_SYNC needs DAX, MAP_FIXED_NOREPLACE is not in it).
+ * MAP_32BIT and the huge page sizes 2 MiB and 1 GiB are in it, and the
+ * size bits of those two cover every size below 2^32. */
 #define LEGACY_MAP_MASK                                                                       \
     (MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_DENYWRITE | MAP_EXECUTABLE |     \
      MAP_UNINITIALIZED | MAP_GROWSDOWN | MAP_LOCKED | MAP_NORESERVE | MAP_POPULATE | MAP_NONBLOCK | \
-     MAP_STACK | MAP_HUGETLB)
+     MAP_STACK | MAP_HUGETLB | MAP_32BIT | (21 << MAP_HUGE_SHIFT) | (30 << MAP_HUGE_SHIFT))
 
 static uintptr_t page_align(size_t len)
 {
@@ -109,14 +127,50 @@ static void blocks_unmap(uintptr_t start, uintptr_t end)
 }
 
 /*
+ * munmap(2)'s own refusal: the kernel will not split a mapping in two
+ * when the process's map count is at vm.max_map_count (do_vmi_align_munmap:
+ * ENOMEM, nothing changed).  The count that matters is the host's -- it
+ * counts this process, libumm's host mappings and the program's own -- and
+ * only the host knows it, so the host is asked: the first run of libumm's
+ * mappings in [start, end) (already split at start and end) is unmapped on
+ * the host before anything else, its dirty shared pages written back
+ * first.  Only that run can need a split on both sides: any later one
+ * begins after memory that is not libumm's.  Returns 0, or -1 (ENOMEM)
+ * having changed nothing the program can see (the split VMAs, and pages
+ * written back early, as the background flush would have).  Nothing is
+ * released to make room: releasing resident pages would make them fault,
+ * and a fault at the host's limit needs host mappings itself.
+ */
+static int host_unmap_first(uintptr_t start, uintptr_t end)
+{
+    size_t i;
+    struct umm__vma *v = umm__vma_next(start, &i);
+    if (!v || v->start >= end)
+        return 0;
+    uintptr_t s = v->start, e = v->end;
+    for (;;) {
+        if (v->obj && (v->vflags & UMM__V_SHARED))
+            umm__object_writeback(v->obj, v->fpage, umm__vma_pages(v), 0);
+        e = v->end;
+        v = umm__vma_at(++i);
+        if (!v || v->start != e || v->start >= end)
+            break;
+    }
+    return munmap((void *)s, e - s);
+}
+
+/*
  * Remove libumm's mappings in [start, end): write back their dirty shared
  * pages, release their frames, and (host_unmap) give the address range
  * back to the host.  Returns 0, or -1 (ENOMEM) having changed nothing.
- * Memory in the range that is not libumm's is left alone.
+ * Memory in the range that is not libumm's is left alone.  checked: as
+ * munmap(2), which may be refused at the host's map-count limit.
  */
-static int unmap_range(uintptr_t start, uintptr_t end, int host_unmap)
+static int unmap_range(uintptr_t start, uintptr_t end, int host_unmap, int checked)
 {
     if (umm__vma_split(start) != 0 || umm__vma_split(end) != 0)
+        return -1;
+    if (checked && host_unmap_first(start, end) != 0)
         return -1;
     blocks_unmap(start, end);
     size_t i;
@@ -210,6 +264,70 @@ static void release_gaps(uintptr_t start, uintptr_t end)
  * way).  Only a hint: the host places the mapping elsewhere if it must. */
 static uintptr_t vg_next_hint;
 
+/*
+ * MAP_HUGETLB's size bits ((flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK, the
+ * log2 of the size; 0: the default size) as the kernel's hstate_sizelog()
+ * looks them up among the huge page sizes the machine has: each has its
+ * directory /sys/kernel/mm/hugepages/hugepages-<kB>kB, and /proc/meminfo
+ * names the default (Hugepagesize).  Returns the size's shift, or 0 when
+ * the machine has no such size (the kernel: EINVAL).
+ */
+static int huge_shift(int bits)
+{
+    unsigned long kb = 0;
+    if (bits == 0) {
+        FILE *f = fopen("/proc/meminfo", "re");
+        char line[128];
+        while (f && fgets(line, sizeof line, f) && sscanf(line, "Hugepagesize: %lu kB", &kb) != 1)
+            ;
+        if (f)
+            fclose(f);
+        if (kb == 0 || (kb & (kb - 1)))
+            return 0; /* no hugetlb in this kernel */
+        bits = 10;
+        while (((unsigned long)1 << (bits - 10)) < kb)
+            bits++;
+    } else if (bits <= UMM_PAGE_SHIFT || bits >= 64) {
+        return 0; /* no bigger than a page: not a huge page */
+    } else {
+        kb = (unsigned long)1 << (bits - 10);
+    }
+    char path[80];
+    snprintf(path, sizeof path, "/sys/kernel/mm/hugepages/hugepages-%lukB", kb);
+    return access(path, F_OK) == 0 ? bits : 0;
+}
+
+/*
+ * An anonymous MAP_HUGETLB mapping is, to the kernel, a mapping of a file
+ * on hugetlbfs made for the call: the checks of do_mmap() for a file, then
+ * hugetlbfs_file_mmap()'s, in their order.  libumm has no huge pages: what
+ * passes them fails as the kernel's reservation of huge pages fails when
+ * the machine has none reserved, ENOMEM.  (With MAP_NORESERVE the kernel
+ * reserves nothing and the mapping is made, its touches raising SIGBUS
+ * while no huge page is free: README difference 7.)
+ */
+static int check_huge(int flags, off_t offset, int shift)
+{
+    switch (flags & MAP_TYPE) {
+    case MAP_SHARED:
+        flags &= LEGACY_MAP_MASK;
+        /* fall through */
+    case MAP_SHARED_VALIDATE:
+        if (flags & ~LEGACY_MAP_MASK) /* hugetlbfs has no MAP_SYNC */
+            return EOPNOTSUPP;
+        /* fall through */
+    case MAP_PRIVATE:
+        if (flags & MAP_GROWSDOWN)
+            return EINVAL;
+        break;
+    default:
+        return EINVAL;
+    }
+    if ((uint64_t)offset & (((uint64_t)1 << shift) - 1))
+        return EINVAL; /* hugetlbfs_file_mmap(): the offset in whole huge pages */
+    return ENOMEM;
+}
+
 /* What kind of file fd is, as mmap sees it. */
 /* K_NOMMAP: the kernel has no mmap for it (directories, pipes, most
  * devices); K_SOCKET: it has one, which says ENODEV later. */
@@ -295,6 +413,56 @@ static int check_file(int fd, int fmode, enum kind kind, int prot, int *flags, o
     return 0;
 }
 
+/* Is CAP_IPC_LOCK in the effective set (the kernel's capable())?  Asked
+ * of the kernel itself, without libcap. */
+static int cap_ipc_lock(void)
+{
+    struct { uint32_t version; int pid; } hdr = { 0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0 };
+    struct { uint32_t effective, permitted, inheritable; } data[2];
+    if (syscall(SYS_capget, &hdr, data) != 0)
+        return 0;
+    return (data[0].effective >> 14 /* CAP_IPC_LOCK */) & 1;
+}
+
+/* The process's locked memory in pages, the kernel's mm->locked_vm as it
+ * would be if libumm's mappings were the kernel's: the host's own count
+ * (the program's mlock() and MAP_LOCKED host mappings; libumm locks none
+ * of its own) and libumm's locked mappings. */
+static uint64_t locked_pages(void)
+{
+    uint64_t n = 0;
+    unsigned long kb = 0;
+    FILE *f = fopen("/proc/self/status", "re");
+    char line[128];
+    while (f && fgets(line, sizeof line, f) && sscanf(line, "VmLck: %lu kB", &kb) != 1)
+        ;
+    if (f)
+        fclose(f);
+    n = kb / (UMM_PAGE_SIZE / 1024);
+    for (size_t i = 0; i < umm__vma_count(); i++) {
+        struct umm__vma *v = umm__vma_at(i);
+        if (v->vflags & UMM__V_LOCKED)
+            n += umm__vma_pages(v);
+    }
+    return n;
+}
+
+/* MAP_LOCKED's checks in do_mmap(): can_do_mlock() (EPERM) and
+ * mlock_future_ok() (EAGAIN): without CAP_IPC_LOCK, RLIMIT_MEMLOCK must be
+ * above 0 and hold what is locked already and len more.  0 or an errno. */
+static int check_locked(size_t len)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || cap_ipc_lock())
+        return 0;
+    if (rl.rlim_cur == 0)
+        return EPERM;
+    if (rl.rlim_cur == RLIM_INFINITY)
+        return 0;
+    uint64_t limit = (uint64_t)rl.rlim_cur >> UMM_PAGE_SHIFT;
+    return locked_pages() + (len >> UMM_PAGE_SHIFT) > limit ? EAGAIN : 0;
+}
+
 /* Build the VMA for [start, start+len): object or private range. */
 static struct umm__vma *make_vma(uintptr_t start, size_t len, int prot, int shared, int anon, int fd,
                                  uint64_t fpage, int *err)
@@ -326,7 +494,7 @@ static struct umm__vma *make_vma(uintptr_t start, size_t len, int prot, int shar
 void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
 {
     uintptr_t a = (uintptr_t)addr;
-    int anon = (flags & MAP_ANONYMOUS) != 0, fmode = 0, err = 0, mayexec = 1;
+    int anon = (flags & MAP_ANONYMOUS) != 0, fmode = 0, err = 0, mayexec = 1, hshift = 0;
     enum kind kind = K_REGULAR;
     struct stat st;
 
@@ -341,10 +509,16 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
             return fail(EBADF), MAP_FAILED;
         fmode = fl & O_ACCMODE;
         kind = file_kind(&st);
-        if (flags & MAP_HUGETLB)
+        if (flags & MAP_HUGETLB) /* only hugetlbfs files, which libumm does not map */
             return fail(EINVAL), MAP_FAILED;
     } else if (flags & MAP_HUGETLB) {
-        return fail(ENOMEM), MAP_FAILED; /* libumm has no huge pages */
+        /* As ksys_mmap_pgoff(): a size the machine has, or EINVAL; then the
+         * length in whole huge pages (0 if that wraps: EINVAL below). */
+        hshift = huge_shift((flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK);
+        if (!hshift)
+            return fail(EINVAL), MAP_FAILED;
+        size_t hmask = ((size_t)1 << hshift) - 1;
+        length = (length + hmask) & ~hmask;
     }
     if (length == 0)
         return fail(EINVAL), MAP_FAILED;
@@ -359,6 +533,10 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
     if (len > TASK_SIZE)
         return fail(ENOMEM), MAP_FAILED;
     if (flags & MAP_FIXED) {
+        /* hugetlbfs places a fixed mapping only at a huge page: its check
+         * comes before the generic ones of __get_unmapped_area(). */
+        if (hshift && (a & (((uintptr_t)1 << hshift) - 1)))
+            return fail(EINVAL), MAP_FAILED;
         if (a > TASK_SIZE - len)
             return fail(ENOMEM), MAP_FAILED;
         if (!UMM_PAGE_ALIGNED(a))
@@ -385,8 +563,13 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
             }
         }
     } else {
-        void *hint = addr || !umm__vg_running() ? addr : (void *)vg_next_hint;
-        void *r = mmap(hint, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        /* MAP_32BIT (x86-64) goes to the host with the reservation: the
+         * kernel's own search of the first 2 GiB and its rules for a hint
+         * there (arch_get_unmapped_area()) are then the ones that apply.
+         * Valgrind's next hint, past everything, would only be ignored. */
+        int low = flags & MAP_32BIT;
+        void *hint = addr || low || !umm__vg_running() ? addr : (void *)vg_next_hint;
+        void *r = mmap(hint, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | low, -1, 0);
         if (r == MAP_FAILED) {
             umm__leave(&saved);
             return fail(ENOMEM), MAP_FAILED;
@@ -394,13 +577,18 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
         a = (uintptr_t)r;
     }
 
-    /* The checks do_mmap() makes once it has the address, in its order. */
-    if (!anon && kind == K_REGULAR && (uint64_t)offset > (uint64_t)INT64_MAX - len) {
+    /* The checks do_mmap() makes once it has the address, in its order:
+     * MAP_LOCKED's limits first, then the file's and the type's. */
+    if ((flags & MAP_LOCKED) && (err = check_locked(len)) != 0) {
+        /* EPERM or EAGAIN */
+    } else if ((hshift || (!anon && kind == K_REGULAR)) && (uint64_t)offset > (uint64_t)INT64_MAX - len) {
         err = EOVERFLOW;
     } else if (!anon) {
         err = check_file(fd, fmode, kind, prot, &flags, offset, &mayexec);
         if (!err && kind == K_ZERO)
             anon = 1;
+    } else if (hshift) {
+        err = check_huge(flags, offset, hshift);
     } else {
         int type = flags & MAP_TYPE;
         if (type == MAP_DROPPABLE) {
@@ -420,7 +608,7 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
     int shared = (flags & MAP_TYPE) != MAP_PRIVATE;
 
     struct umm__vma *v = err ? NULL : make_vma(a, len, prot, shared, anon, fd, pgoff, &err);
-    if (!v || ((flags & MAP_FIXED) && unmap_range(a, a + len, 0) != 0) || umm__vma_host_map(v, a, a + len) != 0) {
+    if (!v || ((flags & MAP_FIXED) && unmap_range(a, a + len, 0, 0) != 0) || umm__vma_host_map(v, a, a + len) != 0) {
         if (v)
             umm__vma_discard(v);
         if (!(flags & MAP_FIXED))
@@ -434,15 +622,26 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
         v->vflags |= UMM__V_MAYEXEC;
     if (kind == K_ZERO && !shared)
         v->vflags |= UMM__V_DEVZERO;
-    if (!shared || anon || fmode == O_RDWR)
+    if (flags & MAP_LOCKED)
+        v->vflags |= UMM__V_LOCKED;
+    /* As the kernel's do_mmap(): a shared mapping of a file opened without
+     * write access can never be made writable.  /dev/zero is such a file
+     * too, though its pages are anonymous memory (anon is set for it by
+     * now): its descriptor's mode decides, not MAP_ANONYMOUS. */
+    if (!shared || (flags & MAP_ANONYMOUS) || fmode == O_RDWR)
         v->vflags |= UMM__V_MAYWRITE;
     umm__assert(umm__vma_insert(v) == 0);
     v->block = a;
     umm__vg_block_new(a, len);
     umm__vg_forget((void *)a, len); /* helgrind: new memory, as after the kernel's mmap (vg.h) */
-    if (!addr && !(flags & MAP_FIXED) && a + len > vg_next_hint)
+    if (!addr && !(flags & (MAP_FIXED | MAP_32BIT)) && a + len > vg_next_hint)
         vg_next_hint = a + len;
-    if (flags & MAP_POPULATE) /* as the kernel: private writable mappings are populated for write */
+    /* As the kernel: a locked mapping is populated (mlock's residency),
+     * and so is MAP_POPULATE unless MAP_NONBLOCK says not to wait for it;
+     * private writable mappings are populated for write.  A PROT_NONE
+     * mapping gets nothing, and pages beyond the end of the file stay out
+     * (umm__populate stops there, as the kernel's populate does). */
+    if ((flags & MAP_LOCKED) || (flags & (MAP_POPULATE | MAP_NONBLOCK)) == MAP_POPULATE)
         umm__populate(v, v->start, v->end, !shared && (prot & PROT_WRITE));
     umm__leave(&saved);
     return (void *)a;
@@ -462,7 +661,7 @@ int umm_munmap(void *addr, size_t length)
         return -1;
     sigset_t saved;
     umm__enter(&saved);
-    int rc = unmap_range(a, a + len, 1);
+    int rc = unmap_range(a, a + len, 1, 1);
     umm__file_retry(); /* descriptors kept for a lock may go now (locks.c) */
     umm__leave(&saved);
     return rc == 0 ? 0 : fail(ENOMEM);
@@ -515,7 +714,13 @@ int umm_mprotect(void *addr, size_t length, int prot)
                 err = EACCES;
                 break;
             }
+            int was = v->prot;
             umm__vma_set_prot(v, prot & (PROT_READ | PROT_WRITE | PROT_EXEC));
+            /* mprotect_fixup(): a private locked mapping becoming writable
+             * is copied now, to spare the faults of its first writes. */
+            if ((v->vflags & (UMM__V_LOCKED | UMM__V_SHARED)) == UMM__V_LOCKED && !(was & PROT_WRITE) &&
+                (prot & PROT_WRITE))
+                umm__populate(v, v->start, v->end, 1);
             at = v->end;
             v = umm__vma_at(++i);
         }
@@ -567,6 +772,12 @@ int umm_msync(void *addr, size_t length, int flags)
             if (at >= end)
                 break;
         }
+        /* The kernel's msync(): pages locked in memory cannot be
+         * invalidated; what came before this mapping stays done. */
+        if ((flags & MS_INVALIDATE) && (v->vflags & UMM__V_LOCKED)) {
+            err = EBUSY;
+            break;
+        }
         uintptr_t e = v->end < end ? v->end : end;
         if (v->obj && (v->vflags & UMM__V_SHARED)) {
             uint64_t fp = v->fpage + ((at - v->start) >> UMM_PAGE_SHIFT), n = (e - at) >> UMM_PAGE_SHIFT;
@@ -604,6 +815,7 @@ static int advice_valid(int advice)
     case MADV_NOHUGEPAGE: case MADV_DONTDUMP: case MADV_DODUMP: case MADV_WIPEONFORK:
     case MADV_KEEPONFORK: case MADV_COLD: case MADV_PAGEOUT: case 22 /* POPULATE_READ */:
     case 23 /* POPULATE_WRITE */: case 24 /* DONTNEED_LOCKED */: case 25 /* COLLAPSE */:
+    case MADV_GUARD_INSTALL: case MADV_GUARD_REMOVE:
         return 1;
     default:
         return 0;
@@ -659,6 +871,14 @@ static int remove_range(struct umm__vma *v, uint64_t from, uint64_t to)
 static int advise_one(struct umm__vma *v, uint64_t from, uint64_t to, int advice)
 {
     int shared = (v->vflags & UMM__V_SHARED) != 0;
+    /* What would drop or age the pages of a locked mapping is refused
+     * before anything else is looked at (madvise_dontneed_free_valid_vma,
+     * madvise_remove, can_madv_lru_vma, is_valid_guard_vma); MADV_DONTNEED_LOCKED
+     * is the one that may. */
+    if ((v->vflags & UMM__V_LOCKED) && (advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE ||
+                                        advice == MADV_COLD || advice == MADV_PAGEOUT ||
+                                        advice == MADV_GUARD_INSTALL))
+        return EINVAL;
     switch (advice) {
     case MADV_NORMAL:
     case MADV_RANDOM:
@@ -709,6 +929,18 @@ static int advise_one(struct umm__vma *v, uint64_t from, uint64_t to, int advice
         return 0;
     case 25: /* MADV_COLLAPSE */
         return EINVAL;
+    case MADV_GUARD_INSTALL:
+        /* As the kernel: the pages' contents go (a private file page back to
+         * the file, shared pages stay in the page cache), then every touch
+         * is SIGSEGV until MADV_GUARD_REMOVE.  The entry keeps the guard
+         * through whatever leaves entries in place (MADV_DONTNEED,
+         * mprotect, msync, fork); munmap ends it. */
+        dontneed(v, from, to);
+        umm__mc_update(v, from, to, UMM__P_GUARD, 0, UMM__MC_NOLIMIT);
+        return 0;
+    case MADV_GUARD_REMOVE: /* the pages fault in as any other again */
+        umm__mc_update(v, from, to, 0, UMM__P_GUARD, UMM__MC_NOLIMIT);
+        return 0;
     default: /* hints libumm has no use for: accepted, as the kernel does */
         return 0;
     }
@@ -841,7 +1073,7 @@ void umm__own_munmap(void *p, size_t len)
 {
     sigset_t saved;
     umm__enter(&saved);
-    unmap_range((uintptr_t)p, (uintptr_t)p + len, 1);
+    unmap_range((uintptr_t)p, (uintptr_t)p + len, 1, 0);
     umm__leave(&saved);
 }
 
@@ -851,12 +1083,12 @@ void umm__own_munmap(void *p, size_t len)
  * kernel (its pages were shared at the fork like any other: let go). */
 void umm__unmap_vma(struct umm__vma *v)
 {
-    unmap_range(v->start, v->end, 1);
+    unmap_range(v->start, v->end, 1, 0);
 }
 
 void umm__unmap_all(void)
 {
-    unmap_range(0, UINTPTR_MAX & UMM_PAGE_MASK, 1);
+    unmap_range(0, UINTPTR_MAX & UMM_PAGE_MASK, 1, 0);
 }
 
 /*

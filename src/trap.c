@@ -175,6 +175,10 @@ int umm_handle_fault(int sig, siginfo_t *si, void *uctx)
     /* SIGBUS: the page is armed, and the retry raises the kernel's own. */
     if (r != UMM__FAULT_DONE && r != UMM__FAULT_SIGBUS) {
         handled = 0;
+        /* A guard page: the host maps it PROT_NONE, the kernel reports a
+         * guard as an address not mapped. */
+        if (r == UMM__FAULT_SEGV && err == EFAULT)
+            si->si_code = SEGV_MAPERR;
         /* Raised on a page not yet resident (PROT_NONE) of a mapping that
          * another thread unmapped before this handler got the lock: the
          * kernel, which decides under its lock, would report an unmapped

@@ -253,6 +253,7 @@ struct umm__pte {
 #define UMM__P_SIGBUS  0x20u /* beyond EOF: host maps the empty memfd (trap.c) */
 #define UMM__P_NOSPACE 0x40u /* armed for a store the file system had no room for:
                               * the next SIGBUS is the program's (trap.c) */
+#define UMM__P_GUARD   0x80u /* MADV_GUARD_INSTALL: never present, every touch SIGSEGV */
 
 /* Page tables are allocated with the mapping (never in the trap), from
  * libumm's own region (kmem.c: memory only for the entries written), and
@@ -281,6 +282,7 @@ struct umm__anon {
 #define UMM__V_DONTFORK 0x10 /* MADV_DONTFORK: not in a child of fork */
 #define UMM__V_WIPEONFORK 0x20 /* MADV_WIPEONFORK: zeros in a child of fork */
 #define UMM__V_OWN 0x40      /* libumm's own (umm__own_mmap): no memcheck block */
+#define UMM__V_LOCKED 0x80    /* MAP_LOCKED: resident from the start, never released (VM_LOCKED) */
 
 struct umm__vma {
     uintptr_t start, end;
@@ -399,7 +401,8 @@ uint64_t umm__mc_budget(void);
 enum umm__fault_result {
     UMM__FAULT_DONE,     /* handled: run the instruction again */
     UMM__FAULT_NOTOURS,  /* no libumm mapping here */
-    UMM__FAULT_SEGV,     /* the mapping forbids this access: SIGSEGV */
+    UMM__FAULT_SEGV,     /* the mapping forbids this access: SIGSEGV (*err
+                          * EFAULT: a guard page, SEGV_MAPERR) */
     UMM__FAULT_SIGBUS,   /* beyond the end of the file, or I/O error: the
                           * page is armed, the retry raises SIGBUS */
 };

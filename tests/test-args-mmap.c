@@ -75,6 +75,11 @@ static const struct mcase cases[] = {
     { "mapping type 0x8 (MAP_DROPPABLE), anonymous", AD_NULL, P, RW, 0x8 | ANON, FD_BAD, 0, -1 },
     { "MAP_SHARED_VALIDATE with an unknown flag", AD_NULL, P, R, VAL | UNKNOWN_FLAG, FD_RDWR, 0, EOPNOTSUPP },
     { "MAP_SHARED_VALIDATE with known flags", AD_NULL, P, RW, VAL | MAP_POPULATE | MAP_NORESERVE, FD_RDWR, 0, 0 },
+    { "MAP_SHARED_VALIDATE with MAP_32BIT", AD_NULL, P, RW, VAL | 0x40, FD_RDWR, 0, 0 },
+    { "MAP_SHARED_VALIDATE with MAP_32BIT, file O_RDONLY", AD_NULL, P, RW, VAL | 0x40, FD_RDONLY, 0, EACCES },
+    { "MAP_SHARED_VALIDATE with huge size bits 21", AD_NULL, P, RW, VAL | (21 << 26), FD_RDWR, 0, 0 },
+    { "MAP_SHARED_VALIDATE with huge size bits 16", AD_NULL, P, RW, VAL | (16 << 26), FD_RDWR, 0, 0 },
+    { "MAP_SHARED_VALIDATE with huge size bit 31", AD_NULL, P, RW, VAL | (int)(32u << 26), FD_RDWR, 0, EOPNOTSUPP },
     { "MAP_SHARED ignores an unknown flag", AD_NULL, P, RW, SHR | UNKNOWN_FLAG, FD_RDWR, 0, 0 },
     { "MAP_PRIVATE ignores an unknown flag", AD_NULL, P, RW, PRIV | UNKNOWN_FLAG, FD_RDONLY, 0, 0 },
     { "MAP_SHARED_VALIDATE with MAP_SYNC (not DAX)", AD_NULL, P, RW, VAL | MAP_SYNC, FD_RDWR, 0, -1 },
@@ -213,6 +218,8 @@ static const char *valgrind_differs(const struct mcase *c, int *umm_too)
     }
     if (c->len >= TOP && c->expect == ENOMEM)
         return "Valgrind's mmap answers EINVAL, not ENOMEM, to a length its address-space manager cannot place";
+    if ((c->flags & 0x40 /* MAP_32BIT */) && c->expect == EACCES)
+        return "Valgrind's mmap (3.19) answers ENOMEM to a MAP_32BIT file mapping the file's mode refuses";
     if ((c->flags & MAP_FIXED_NOREPLACE) && (c->addr == AD_EX || c->addr == AD_EX_LAST))
         return "Valgrind's mmap (3.19) takes a MAP_FIXED_NOREPLACE address as a hint: over a mapping it maps elsewhere";
     return NULL;

@@ -6,7 +6,8 @@
  * family's calls -- mmap of files (by O_RDWR, O_RDONLY and O_WRONLY
  * descriptors, at offsets up to and past the end of the file), of
  * anonymous memory and of /dev/zero, shared and private, MAP_FIXED over
- * existing mappings, MAP_FIXED_NOREPLACE, hint addresses, MAP_POPULATE;
+ * existing mappings, MAP_FIXED_NOREPLACE, hint addresses, MAP_POPULATE,
+ * MAP_LOCKED, MAP_32BIT;
  * partial munmap; mprotect; msync with MS_SYNC, MS_ASYNC, MS_INVALIDATE;
  * madvise DONTNEED, WILLNEED, SEQUENTIAL, RANDOM, NORMAL, REMOVE,
  * POPULATE_READ/WRITE and the hints; bad arguments of every kind among
@@ -537,11 +538,12 @@ static const char *prot_name(int prot, char *buf)
 static const char *flags_name(int flags, char *buf)
 {
     int t = flags & MAP_TYPE;
-    snprintf(buf, 128, "%s%s%s%s%s%s%s",
+    snprintf(buf, 128, "%s%s%s%s%s%s%s%s%s",
              t == MAP_SHARED ? "SHARED" : t == MAP_PRIVATE ? "PRIVATE" : t == MAP_SHARED_VALIDATE ? "SHARED_VALIDATE" : "TYPE?",
              flags & MAP_ANONYMOUS ? "|ANON" : "", flags & MAP_FIXED ? "|FIXED" : "",
              flags & MAP_FIXED_NOREPLACE ? "|NOREPLACE" : "", flags & MAP_POPULATE ? "|POPULATE" : "",
-             flags & MAP_NORESERVE ? "|NORESERVE" : "", flags & MAP_SYNC ? "|SYNC" : "");
+             flags & MAP_NORESERVE ? "|NORESERVE" : "", flags & MAP_SYNC ? "|SYNC" : "",
+             flags & MAP_LOCKED ? "|LOCKED" : "", flags & MAP_32BIT ? "|32BIT" : "");
     if (flags & 0x200000)
         strcat(buf, "|0x200000");
     if (t != MAP_SHARED && t != MAP_PRIVATE && t != MAP_SHARED_VALIDATE)
@@ -916,6 +918,10 @@ static void op_mmap(void)
         flags |= MAP_POPULATE;
     if (chance(10))
         flags |= MAP_NORESERVE;
+    if (chance(10)) /* populated at once; msync(MS_INVALIDATE) and dropping advice refused */
+        flags |= MAP_LOCKED;
+    if (kind == MM_NULL && chance(10)) /* placed in the first 2 GiB: a floating region as any other */
+        flags |= MAP_32BIT;
     if (kind == MM_FIXED || kind == MM_NOREPLACE || kind == MM_HINT) {
         size_t room;
         if ((kind == MM_FIXED ? chance(20) : chance(60)) && pick_hole(&s, &room)) {

@@ -2,7 +2,8 @@
  * resident), so that touching them afterwards takes no trap; private
  * writable mappings are populated for writing, as the kernel does (the
  * kernel's smaps shows the same number of private copies); pages beyond
- * the end of the file are not populated and the call still succeeds. */
+ * the end of the file are not populated and the call still succeeds;
+ * with MAP_NONBLOCK nothing is populated, as the kernel does. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -119,6 +120,18 @@ int main(void)
         is_int(stat_get("faults") - s1.faults, 0, "%s anonymous: reading and writing take no trap", what);
         umm_munmap(p, N * PAGE);
     }
+
+    /* MAP_NONBLOCK: the kernel does not populate then. */
+    k = mmap(NULL, N * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | MAP_NONBLOCK, -1, 0);
+    int knb = kernel_resident(k, N);
+    munmap(k, N * PAGE);
+    is_int(knb, 0, "kernel: MAP_POPULATE|MAP_NONBLOCK populates nothing (the test is right)");
+    umm_stats(&s0);
+    p = umm_mmap(NULL, N * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | MAP_NONBLOCK,
+                 -1, 0);
+    umm_stats(&s1);
+    is_int(s1.resident - s0.resident, knb, "MAP_POPULATE|MAP_NONBLOCK: as many pages resident as the kernel");
+    umm_munmap(p, N * PAGE);
 
     /* A mapping longer than the file: the pages beyond it are not
      * populated, and the call succeeds, as in the kernel. */
