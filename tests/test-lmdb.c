@@ -51,12 +51,14 @@
  * child process, so that a crash is one failed point; the kernel run proves
  * the test right.
  *
- * Today libumm has its own page cache: with default flags LMDB's pwrite()
- * does not reach pages already resident in libumm's mapping, so a new read
- * transaction reads the old meta page and sees an old tree (at first an
- * empty one), and a write transaction builds on stale pages.  Those points
- * fail until libumm stands in front of the program's file I/O.  With
- * MDB_WRITEMAP every write goes through the mapping, so they should hold. */
+ * libumm has a page cache of its own.  Unless libumm stands in front of
+ * the program's file I/O (src/fileio.c on main; not with UMM_FILEIO=0),
+ * LMDB's pwrite() and writev() with default flags do not reach pages
+ * already resident in libumm's mapping: a new read transaction reads the
+ * old meta page and sees an old tree (at first an empty one), and a write
+ * transaction builds on stale pages.  Then the default-flags points fail.
+ * With MDB_WRITEMAP every write goes through the mapping, so they hold
+ * either way. */
 #define _GNU_SOURCE
 #include "config.h"
 #include "tap.h"

@@ -42,11 +42,13 @@
  * point, not a lost test; the runs' observations come back through shared
  * memory.
  *
- * Today libumm has its own page cache: SQLite's pwrite() does not reach
- * pages already resident in the mapping, so a connection reads stale pages
- * (and takes a stale file change counter for "nothing changed").  The
- * points that check what a connection sees fail on libumm until libumm
- * stands in front of the program's file I/O. */
+ * libumm has a page cache of its own.  Unless libumm stands in front of
+ * the program's file I/O (src/fileio.c on main; not with UMM_FILEIO=0),
+ * SQLite's pwrite() does not reach pages already resident in the mapping:
+ * a connection reads stale pages (and takes a stale file change counter
+ * for "nothing changed"), builds on them, and corrupts the database.  Then
+ * every point that checks what a connection sees fails, and so do the
+ * integrity checks and the comparisons with the kernel. */
 #define _GNU_SOURCE
 #include "config.h"
 #include "tap.h"
