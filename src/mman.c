@@ -463,6 +463,29 @@ static int check_locked(size_t len)
     return locked_pages() + (len >> UMM_PAGE_SHIFT) > limit ? EAGAIN : 0;
 }
 
+/*
+ * The kernel charges some mappings to the commit limit when it makes them
+ * (mmap_region's accountable_mapping: private writable ones, and shared
+ * anonymous memory, unless MAP_NORESERVE where the overcommit policy
+ * honours it), and refuses with ENOMEM what its policy will not commit.
+ * libumm's pages come from its memfd, which the host charges only page by
+ * page; so the host is asked the kernel's question directly, with a
+ * mapping of the same size, kind and flags made and unmapped at once
+ * (nothing is touched: it costs no memory).  A private file mapping is
+ * charged as private anonymous memory of its size.
+ */
+static int overcommit_ok(size_t len, int prot, int flags, int shared, int anon)
+{
+    if (!anon && (shared || !(prot & PROT_WRITE)))
+        return 1; /* the file's pages, not the commit limit */
+    int kflags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | (flags & MAP_NORESERVE);
+    void *p = mmap(NULL, len, prot & (PROT_READ | PROT_WRITE), kflags, -1, 0);
+    if (p == MAP_FAILED)
+        return errno != ENOMEM;
+    munmap(p, len);
+    return 1;
+}
+
 /* Build the VMA for [start, start+len): object or private range. */
 static struct umm__vma *make_vma(uintptr_t start, size_t len, int prot, int shared, int anon, int fd,
                                  uint64_t fpage, int *err)
@@ -606,6 +629,8 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
          * does not grow: a touch below it is SIGSEGV (documented). */
     }
     int shared = (flags & MAP_TYPE) != MAP_PRIVATE;
+    if (!err && !overcommit_ok(len, prot, flags, shared, anon))
+        err = ENOMEM;
 
     struct umm__vma *v = err ? NULL : make_vma(a, len, prot, shared, anon, fd, pgoff, &err);
     if (!v || ((flags & MAP_FIXED) && unmap_range(a, a + len, 0, 0) != 0) || umm__vma_host_map(v, a, a + len) != 0) {
