@@ -88,6 +88,8 @@ static struct {
 
 static int enabled = 1;
 
+extern void __chk_fail(void) __attribute__((noreturn));
+
 #define LOOKUP(field, name, alt)                                                                  \
     do {                                                                                          \
         *(void **)&real.field = dlsym(RTLD_NEXT, name);                                           \
@@ -401,7 +403,6 @@ ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, int fla
 
 /* _FORTIFY_SOURCE turns read() into these when it knows the buffer's size;
  * the C library's own call past its check would miss the cache. */
-extern void __chk_fail(void) __attribute__((noreturn));
 ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);
 ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
@@ -510,6 +511,25 @@ int openat(int dirfd, const char *path, int flags, ...)
     return opened(REAL(openat)(dirfd, path, flags, mode), flags);
 }
 int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
+
+/* _FORTIFY_SOURCE's forms of open() without a mode (the C library's own
+ * call past its check would miss the truncation). */
+int __open_2(const char *path, int flags);
+int __open_2(const char *path, int flags)
+{
+    if (flags & (O_CREAT | __O_TMPFILE))
+        __chk_fail(); /* a mode was needed: glibc's __open_2 fails the same way */
+    return open(path, flags);
+}
+int __open64_2(const char *path, int flags) __attribute__((alias("__open_2")));
+int __openat_2(int dirfd, const char *path, int flags);
+int __openat_2(int dirfd, const char *path, int flags)
+{
+    if (flags & (O_CREAT | __O_TMPFILE))
+        __chk_fail();
+    return openat(dirfd, path, flags);
+}
+int __openat64_2(int dirfd, const char *path, int flags) __attribute__((alias("__openat_2")));
 
 int creat(const char *path, mode_t mode)
 {
