@@ -39,6 +39,7 @@ static int locked_by_me(const char *path)
     pid_t me = getpid(), pid = fork();
     if (pid == 0) {
         tap_quiet();
+        vg_abrupt_end(); /* _exit with libumm's daemon running */
         int fd = open(path, O_RDONLY);
         struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
         int held = fd >= 0 && fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type == F_WRLCK && fl.l_pid == me;

@@ -29,6 +29,7 @@ static void after_fork(int child_stays)
     pid_t pid = fork();
     if (pid == 0) {
         tap_quiet();
+        vg_abrupt_end(); /* _exit with libumm's daemon running */
         char c;
         int code, bad = 0;
         void *addr;
