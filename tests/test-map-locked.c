@@ -350,6 +350,7 @@ static void after_fork(const struct mm_ops *ops, int res[3])
     fflush(stdout);
     pid_t pid = ops->is_umm ? umm_fork() : fork();
     if (pid == 0) {
+        vg_abrupt_end(); /* _exit with libumm's daemon running */
         int a = ops->msync(p, PAGE, MS_INVALIDATE) == 0 ? 0 : errno;
         int b = ops->madvise(p, PAGE, MADV_DONTNEED) == 0 ? 0 : errno;
         int zero = p[9] == 0;
