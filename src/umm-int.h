@@ -153,6 +153,7 @@ struct umm__object {
     int fd;                       /* libumm's own reference; -1 if anonymous */
     int fd_writable;              /* fd may be written (write-back possible) */
     int anon;                     /* shared anonymous memory */
+    uint64_t anon_pages;          /* anon: its size, as made (pages past it: SIGBUS, mremap) */
     int refs;                     /* VMAs using the object */
     struct umm__extent *ext;      /* sorted by fpage, disjoint */
     size_t nex, capex;
@@ -335,6 +336,10 @@ int umm__vma_insert(struct umm__vma *v);
 int umm__vma_maybe_ours(const void *p, size_t len);
 /* Give v a private frame range of its own (private mappings). */
 int umm__vma_new_anon(struct umm__vma *v);
+/* mremap: move v to start at to (free of VMAs, reserved on the host). */
+int umm__vma_move(struct umm__vma *v, uintptr_t to);
+/* Host-map all of v as its entries say (resident pages to their frames). */
+int umm__vma_host_map_entries(struct umm__vma *v);
 /* Free a VMA that was never inserted. */
 void umm__vma_discard(struct umm__vma *v);
 /* Split the VMA containing addr so that a VMA starts at addr. */
