@@ -926,6 +926,25 @@ static int advise_one(struct umm__vma *v, uint64_t from, uint64_t to, int advice
     case MADV_DONTFORK:
         v->vflags |= UMM__V_DONTFORK;
         return 0;
+    case MADV_DONTDUMP:
+        v->vflags |= UMM__V_DONTDUMP;
+        return 0;
+    case MADV_DODUMP:
+        v->vflags &= ~UMM__V_DONTDUMP;
+        return 0;
+    case MADV_HUGEPAGE:
+        v->vflags = (v->vflags & ~UMM__V_NOHUGEPAGE) | UMM__V_HUGEPAGE;
+        return 0;
+    case MADV_NOHUGEPAGE:
+        v->vflags = (v->vflags & ~UMM__V_HUGEPAGE) | UMM__V_NOHUGEPAGE;
+        return 0;
+    case MADV_MERGEABLE: /* ksm_madvise(): shared memory is left as it is */
+        if (!(v->vflags & UMM__V_SHARED))
+            v->vflags |= UMM__V_MERGEABLE;
+        return 0;
+    case MADV_UNMERGEABLE:
+        v->vflags &= ~UMM__V_MERGEABLE;
+        return 0;
     case MADV_DOFORK:
         v->vflags &= ~UMM__V_DONTFORK;
         return 0;
@@ -971,7 +990,9 @@ int umm_madvise(void *addr, size_t length, int advice)
     int err = 0, unmapped = 0;
     int splits = advice == MADV_NORMAL || advice == MADV_RANDOM || advice == MADV_SEQUENTIAL ||
                  advice == MADV_DONTFORK || advice == MADV_DOFORK || advice == MADV_WIPEONFORK ||
-                 advice == MADV_KEEPONFORK;
+                 advice == MADV_KEEPONFORK || advice == MADV_DONTDUMP || advice == MADV_DODUMP ||
+                 advice == MADV_HUGEPAGE || advice == MADV_NOHUGEPAGE || advice == MADV_MERGEABLE ||
+                 advice == MADV_UNMERGEABLE;
     int populate = advice == 22 || advice == 23; /* MADV_POPULATE_(READ|WRITE) */
     if (splits && (umm__vma_split(start) != 0 || umm__vma_split(end) != 0))
         err = ENOMEM;
@@ -1165,7 +1186,8 @@ void umm__vg_exit(uintptr_t fault)
  * (EFAULT), check_prep_vma() for what maps anew, then mremap_to() (a new
  * address: MREMAP_FIXED unmaps the destination first) or the resize in
  * place.  MREMAP_FIXED without a resize moves every VMA of the old range,
- * gaps and all (remap_move(), Linux 6.17).
+ * each to the same offset (remap_move(), Linux 6.17): the destination is
+ * unmapped piece by piece, so what faces a hole of the old range stays.
  */
 
 #ifndef MREMAP_DONTUNMAP
@@ -1192,6 +1214,51 @@ static uintptr_t mapping_end(struct umm__vma *v, struct umm__vma **last)
     if (last)
         *last = v;
     return v->end;
+}
+
+/* The kernel's VMA holding v: where it starts and ends. */
+static void mapping_bounds(struct umm__vma *v, uintptr_t *start, uintptr_t *end)
+{
+    size_t i;
+    umm__vma_next(v->start, &i);
+    while (i > 0 && same_mapping(umm__vma_at(i - 1), umm__vma_at(i)))
+        i--;
+    *start = umm__vma_at(i)->start;
+    *end = mapping_end(v, NULL);
+}
+
+/* move_vma() takes VM_LOCKED from the old VMA under MREMAP_DONTUNMAP: from
+ * all of the kernel's VMA that was there, [start, end), not only the
+ * range that moved (the new VMA keeps it). */
+static void unlock_range(uintptr_t start, uintptr_t end)
+{
+    size_t i;
+    for (struct umm__vma *w = umm__vma_next(start, &i); w && w->start < end; w = umm__vma_at(++i))
+        w->vflags &= ~UMM__V_LOCKED;
+}
+
+/*
+ * May remap_move() move a VMA of this object along with others?  Not when
+ * its file system places mappings itself (a get_unmapped_area of its own
+ * that is not THP's or shmem's: vma_multi_allowed()), which only the host
+ * can say: it is asked once per object, with two host VMAs of the file.
+ */
+static int multi_move_ok(struct umm__object *obj)
+{
+    if (!obj || obj->anon)
+        return 1;
+    if (!obj->multi_move) {
+        obj->multi_move = 1;
+        char *r = mmap(NULL, 4 * UMM_PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (r != MAP_FAILED && mmap(r, 2 * UMM_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_FIXED, obj->fd, 0) == r &&
+            mprotect(r + UMM_PAGE_SIZE, UMM_PAGE_SIZE, PROT_NONE) == 0 &&
+            syscall(SYS_mremap, r, 2 * UMM_PAGE_SIZE, 2 * UMM_PAGE_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED,
+                    r + 2 * UMM_PAGE_SIZE) == -1 && errno == EFAULT) /* the kernel's, not libumm's */
+            obj->multi_move = 2;
+        if (r != MAP_FAILED)
+            munmap(r, 4 * UMM_PAGE_SIZE);
+    }
+    return obj->multi_move == 1;
 }
 
 /* A VMA for [start, end) like t, at the object's page fpage, with a fresh
@@ -1222,8 +1289,9 @@ static struct umm__vma *vma_like(const struct umm__vma *t, uintptr_t start, uint
     return v;
 }
 
-/* Map a VMA like t at [start, end), over a host reservation there, as part
- * of the memcheck block `block` (0: a block of its own). 0 or ENOMEM. */
+/* Map a VMA like t at [start, end), over a host reservation there, as the
+ * end of the memcheck block `block`, which ends at start (0: a block of its
+ * own).  0 or ENOMEM. */
 static int add_like(const struct umm__vma *t, uintptr_t start, uintptr_t end, uint64_t fpage, uintptr_t block)
 {
     struct umm__vma *v = vma_like(t, start, end, fpage);
@@ -1237,6 +1305,8 @@ static int add_like(const struct umm__vma *t, uintptr_t start, uintptr_t end, ui
         if (!block) {
             block = start;
             umm__vg_block_new(start, end - start);
+        } else {
+            umm__vg_block_move(block, block, end - block); /* the block grows */
         }
         v->block = block;
         umm__vg_forget((void *)start, end - start);
@@ -1249,27 +1319,37 @@ static int add_like(const struct umm__vma *t, uintptr_t start, uintptr_t end, ui
 
 /*
  * Move libumm's VMAs in [a, a+len) (split at both ends) to [to, to+len),
- * which has no VMA and is reserved on the host, as one memcheck block with
- * what grows after it (total bytes).  The old range is given back to the
- * host, or (dontunmap) mapped afresh like it was: MREMAP_DONTUNMAP's old
- * range reads as a new mapping would (zeros, or the file's bytes), and
- * is not locked any more.  0 or ENOMEM.
+ * which has no VMA and is reserved on the host.  The old range is given
+ * back to the host, or (dontunmap) mapped afresh like it was:
+ * MREMAP_DONTUNMAP's old range reads as a new mapping would (zeros, or the
+ * file's bytes), and is not locked any more.  For memcheck each run of
+ * moved VMAs without a hole is a block (vg.h: blocks have no holes); *last
+ * is the block of the run that ends at to+len (what grows after it joins
+ * it), or 0.  0 or ENOMEM.
  */
-static int move_range(uintptr_t a, size_t len, uintptr_t to, size_t total, int dontunmap)
+static int move_range(uintptr_t a, size_t len, uintptr_t to, int dontunmap, uintptr_t *last)
 {
     if (len)
         blocks_unmap(a, a + len);
-    umm__vg_block_new(to, total);
     struct umm__vma *v;
     int err = 0;
     uintptr_t at = a; /* behind it: moved (and, dontunmap, mapped afresh) */
+    uintptr_t block = 0, bend = 0;
     while (!err && (v = umm__vma_next(at, NULL)) && v->start < a + len) {
-        uintptr_t s = v->start, e = v->end;
+        uintptr_t s = v->start, e = v->end, ns = to + (s - a), ne = ns + (e - s);
         at = e;
-        if (umm__vma_move(v, to + (s - a)) != 0)
+        if (umm__vma_move(v, ns) != 0)
             err = ENOMEM;
-        if (!(v->vflags & UMM__V_OWN))
-            v->block = to;
+        if (!(v->vflags & UMM__V_OWN)) {
+            if (!block || ns != bend) {
+                block = ns;
+                umm__vg_block_new(block, ne - block);
+            } else {
+                umm__vg_block_move(block, block, ne - block);
+            }
+            bend = ne;
+            v->block = block;
+        }
         if (!dontunmap) {
             munmap((void *)s, e - s);
         } else {
@@ -1280,6 +1360,7 @@ static int move_range(uintptr_t a, size_t len, uintptr_t to, size_t total, int d
         }
     }
     umm__mc_recount();
+    *last = block && bend == to + len ? block : 0;
     return err;
 }
 
@@ -1339,23 +1420,39 @@ static void *mremap_locked(uintptr_t a, size_t olen, size_t nlen, int flags, uin
         return MAP_FAILED;
     }
 
-    /* remap_move(): a move without a resize takes every VMA in the range. */
+    /* remap_move(): a move without a resize takes every VMA in the range,
+     * each to the same offset at the destination, whose parts facing the
+     * old range's holes are left alone; the range must start on a VMA. */
     if ((flags & MREMAP_FIXED) && olen == nlen) {
-        if ((*err = take_destination(na, nlen)) != 0)
-            return MAP_FAILED;
-        if (!umm__vma_find(a)) {
-            release_gaps(na, na + nlen);
-            *err = EFAULT;
-            return MAP_FAILED;
-        }
         if (umm__vma_split(a) != 0 || umm__vma_split(a + olen) != 0) {
-            release_gaps(na, na + nlen);
             *err = ENOMEM;
             return MAP_FAILED;
         }
-        *err = move_range(a, olen, na, nlen, dontunmap);
-        release_gaps(na, na + nlen); /* the gaps of the old range stay gaps */
-        return *err ? MAP_FAILED : (void *)na;
+        uintptr_t at = a, kend = 0;
+        int seen = 0;
+        while ((v = umm__vma_next(at, NULL)) && v->start < a + olen) {
+            uintptr_t s = v->start, e = v->end, lastblock, ks = 0, ke = 0;
+            if (v->start >= kend) { /* the first piece of a kernel VMA */
+                mapping_bounds(v, &ks, &ke);
+                kend = ke;
+                if (!multi_move_ok(v->obj) && (seen || ke < a + olen)) {
+                    *err = EFAULT;
+                    return MAP_FAILED;
+                }
+            }
+            if ((*err = take_destination(na + (s - a), e - s)) != 0)
+                return MAP_FAILED;
+            int locked = dontunmap && (v->vflags & UMM__V_LOCKED);
+            if (locked && !ks)
+                mapping_bounds(v, &ks, &ke);
+            if ((*err = move_range(s, e - s, na + (s - a), dontunmap, &lastblock)) != 0)
+                return MAP_FAILED;
+            if (locked)
+                unlock_range(ks, ke);
+            seen = 1;
+            at = e;
+        }
+        return (void *)na;
     }
 
     /* check_prep_vma(), for what maps anew: a growth or a new address. */
@@ -1364,7 +1461,8 @@ static void *mremap_locked(uintptr_t a, size_t olen, size_t nlen, int flags, uin
             *err = EINVAL; /* a "duplicate" of private memory would share nothing */
             return MAP_FAILED;
         }
-        if (olen > mapping_end(v, NULL) - a) {
+        /* A shrink may cross mappings: only what stays must be one. */
+        if ((nlen < olen ? nlen : olen) > mapping_end(v, NULL) - a) {
             *err = EFAULT;
             return MAP_FAILED;
         }
@@ -1394,6 +1492,8 @@ static void *mremap_locked(uintptr_t a, size_t olen, size_t nlen, int flags, uin
 
     /* The mapping at a, as it was: what grows follows it. */
     struct umm__vma t = *v;
+    uintptr_t kstart, kend;
+    mapping_bounds(v, &kstart, &kend);
     uint64_t fp0 = v->fpage + ((a - v->start) >> UMM_PAGE_SHIFT);
     struct umm__vma *last;
     uintptr_t mend = mapping_end(v, &last);
@@ -1406,8 +1506,6 @@ static void *mremap_locked(uintptr_t a, size_t olen, size_t nlen, int flags, uin
             *err = ENOMEM;
             return MAP_FAILED;
         }
-        if (block)
-            umm__vg_block_move(block, block, a + nlen - block);
         return (void *)a;
     }
     if (!newaddr && !(flags & MREMAP_MAYMOVE)) {
@@ -1425,6 +1523,7 @@ static void *mremap_locked(uintptr_t a, size_t olen, size_t nlen, int flags, uin
             *err = EFAULT;
             return MAP_FAILED;
         }
+        mapping_bounds(v, &kstart, &kend); /* the destination may have cut it */
         to = na;
     }
     if (olen > nlen) { /* mremap_to() shrinks, then moves what is left */
@@ -1440,12 +1539,15 @@ static void *mremap_locked(uintptr_t a, size_t olen, size_t nlen, int flags, uin
         *err = ENOMEM;
         return MAP_FAILED;
     }
+    uintptr_t lastblock = 0;
     if ((olen && (umm__vma_split(a) != 0 || umm__vma_split(a + olen) != 0)) ||
-        move_range(a, olen, to, nlen, dontunmap) != 0) {
+        move_range(a, olen, to, dontunmap, &lastblock) != 0) {
         *err = ENOMEM;
         return MAP_FAILED;
     }
-    if (nlen > olen && add_like(&t, to + olen, to + nlen, fp0 + (olen >> UMM_PAGE_SHIFT), to) != 0) {
+    if (dontunmap && (t.vflags & UMM__V_LOCKED))
+        unlock_range(kstart, kend);
+    if (nlen > olen && add_like(&t, to + olen, to + nlen, fp0 + (olen >> UMM_PAGE_SHIFT), lastblock) != 0) {
         *err = ENOMEM;
         return MAP_FAILED;
     }
@@ -1507,8 +1609,7 @@ void *mremap(void *old_address, size_t old_size, size_t new_size, int flags, ...
         va_end(ap);
     }
     int ours = 0;
-    if (umm__vma_maybe_ours(old_address, 1) && umm__ram.sh) {
-        pthread_rwlock_rdlock(&umm__mm.lock);
+    if (umm__vma_maybe_ours(old_address, 1) && umm__ram.sh && pthread_rwlock_rdlock(&umm__mm.lock) == 0) {
         ours = umm__vma_find((uintptr_t)old_address) != NULL;
         pthread_rwlock_unlock(&umm__mm.lock);
     }
