@@ -265,6 +265,7 @@ static void sc_fork(const struct ops *o, enum kind k, struct res *r)
         }
         if (write(back[1], &h, sizeof h) != sizeof h)
             _exit(1);
+        vg_abrupt_end(); /* _exit with libumm's daemon running (util.h) */
         _exit(0);
     }
     unsigned char *q = remap(o, r, 0, p, 3, 4, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)(B + 8 * PAGE));
