@@ -346,7 +346,14 @@ int main(void)
         for (int kind = 0; kind < NKINDS; kind++) {
             run(&K, sc[s].fn, (enum kind)kind, &k);
             run(&U, sc[s].fn, (enum kind)kind, &u);
-            ok(same(&k, &u), "%s: %s mapping", sc[s].name, kind_name[kind]);
+            int eq = same(&k, &u);
+            if (!eq && under_valgrind())
+                /* The kernel's side is then Valgrind's own mremap, which
+                 * never grows a mapping in place. */
+                tap_skip("under Valgrind the kernel's mremap is Valgrind's", "%s: %s mapping", sc[s].name,
+                         kind_name[kind]);
+            else
+                ok(eq, "%s: %s mapping", sc[s].name, kind_name[kind]);
         }
 
     /* The C library's mremap: on libumm memory it is umm_mremap (the
