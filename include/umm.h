@@ -87,6 +87,7 @@ int   umm_munmap(void *addr, size_t length);
 int   umm_msync(void *addr, size_t length, int flags);
 int   umm_mprotect(void *addr, size_t length, int prot);
 int   umm_madvise(void *addr, size_t length, int advice);
+void *umm_mremap(void *old_address, size_t old_size, size_t new_size, int flags, ... /* void *new_address */);
 pid_t umm_fork(void);
 
 /*

@@ -527,7 +527,12 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
     int shared = (v->vflags & UMM__V_SHARED) != 0;
 
     if (obj->anon) {
-        /* Shared anonymous memory: no file, no dirty tracking. */
+        /* Shared anonymous memory: no file, no dirty tracking; past its
+         * size (grown by mremap) SIGBUS, as the kernel's shmem. */
+        if (fpage >= obj->anon_pages) {
+            umm__noted(UMM_TRACE_SIGBUS, access == UMM__ACC_WRITE, fpage, 0);
+            return UMM__FAULT_SIGBUS;
+        }
         umm__frame_lock(pfn);
         if (!(atomic_fetch_or(&umm__frame(pfn)->flags, UMM__F_UPTODATE) & UMM__F_UPTODATE))
             umm__ram_count(1);

@@ -10,8 +10,10 @@
 #include "umm-int.h"
 #include "vg.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -949,6 +951,25 @@ static int advise_one(struct umm__vma *v, uint64_t from, uint64_t to, int advice
     case MADV_DONTFORK:
         v->vflags |= UMM__V_DONTFORK;
         return 0;
+    case MADV_DONTDUMP:
+        v->vflags |= UMM__V_DONTDUMP;
+        return 0;
+    case MADV_DODUMP:
+        v->vflags &= ~UMM__V_DONTDUMP;
+        return 0;
+    case MADV_HUGEPAGE:
+        v->vflags = (v->vflags & ~UMM__V_NOHUGEPAGE) | UMM__V_HUGEPAGE;
+        return 0;
+    case MADV_NOHUGEPAGE:
+        v->vflags = (v->vflags & ~UMM__V_HUGEPAGE) | UMM__V_NOHUGEPAGE;
+        return 0;
+    case MADV_MERGEABLE: /* ksm_madvise(): shared memory is left as it is */
+        if (!(v->vflags & UMM__V_SHARED))
+            v->vflags |= UMM__V_MERGEABLE;
+        return 0;
+    case MADV_UNMERGEABLE:
+        v->vflags &= ~UMM__V_MERGEABLE;
+        return 0;
     case MADV_DOFORK:
         v->vflags &= ~UMM__V_DONTFORK;
         return 0;
@@ -994,7 +1015,9 @@ int umm_madvise(void *addr, size_t length, int advice)
     int err = 0, unmapped = 0;
     int splits = advice == MADV_NORMAL || advice == MADV_RANDOM || advice == MADV_SEQUENTIAL ||
                  advice == MADV_DONTFORK || advice == MADV_DOFORK || advice == MADV_WIPEONFORK ||
-                 advice == MADV_KEEPONFORK;
+                 advice == MADV_KEEPONFORK || advice == MADV_DONTDUMP || advice == MADV_DODUMP ||
+                 advice == MADV_HUGEPAGE || advice == MADV_NOHUGEPAGE || advice == MADV_MERGEABLE ||
+                 advice == MADV_UNMERGEABLE;
     int populate = advice == 22 || advice == 23; /* MADV_POPULATE_(READ|WRITE) */
     if (splits && (umm__vma_split(start) != 0 || umm__vma_split(end) != 0))
         err = ENOMEM;
@@ -1158,4 +1181,469 @@ void umm__vg_exit(uintptr_t fault)
     umm__vg_undefined(&vg_next_hint, sizeof vg_next_hint);
     umm__trace_vg_exit();
     pthread_rwlock_unlock(&umm__mm.lock);
+}
+
+/* --------------------------------------------------------------- mremap */
+
+/*
+ * umm_mremap.  A mapping's state is address-free: its page table (entries
+ * indexed from the VMA's first page), its private frame range (page i on
+ * anon->base + anon_off + i unless the entry says otherwise) and its object
+ * and file page.  So libumm never copies a byte for mremap:
+ *
+ *  - shrinking unmaps the tail (munmap's own path);
+ *  - moving re-addresses the VMAs (umm__vma_move): same entries, same
+ *    frames, same reference counts, so dirty state and the copy-on-write
+ *    state of a fork are kept as they were; the host maps the new range to
+ *    the frames the entries name, and the old range is unmapped;
+ *  - growing adds a VMA after the last one, like it (the same object at
+ *    the following file pages; a fresh private range for private
+ *    mappings, whose new pages are zeros or the file's, as the kernel's).
+ *
+ * A kernel VMA may thus be several libumm VMAs: every VMA that starts
+ * where the previous one ends and that the kernel would have merged with
+ * it (same protection, flags, advice, object and following file pages:
+ * same_mapping) is one mapping to mremap, as it is to the kernel, whose
+ * own mmap and mprotect merge such neighbours.
+ *
+ * The checks are those of the kernel's mm/mremap.c (Linux 6.18), in its
+ * order: check_mremap_params() before the lock, then the VMA at old
+ * (EFAULT), check_prep_vma() for what maps anew, then mremap_to() (a new
+ * address: MREMAP_FIXED unmaps the destination first) or the resize in
+ * place.  MREMAP_FIXED without a resize moves every VMA of the old range,
+ * each to the same offset (remap_move(), Linux 6.17): the destination is
+ * unmapped piece by piece, so what faces a hole of the old range stays.
+ */
+
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
+/* Would the kernel have merged w (which may be NULL) into v, as one VMA? */
+static int same_mapping(const struct umm__vma *v, const struct umm__vma *w)
+{
+    return w && w->start == v->end && w->prot == v->prot && w->vflags == v->vflags && w->obj == v->obj &&
+           w->advice == v->advice && (!v->obj || w->fpage == v->fpage + umm__vma_pages(v));
+}
+
+/* The kernel's VMA holding v ends here, and its last libumm VMA is *last. */
+static uintptr_t mapping_end(struct umm__vma *v, struct umm__vma **last)
+{
+    size_t i;
+    umm__vma_next(v->start, &i);
+    struct umm__vma *w;
+    while ((w = umm__vma_at(i + 1)) && same_mapping(v, w)) {
+        v = w;
+        i++;
+    }
+    if (last)
+        *last = v;
+    return v->end;
+}
+
+/* The kernel's VMA holding v: where it starts and ends. */
+static void mapping_bounds(struct umm__vma *v, uintptr_t *start, uintptr_t *end)
+{
+    size_t i;
+    umm__vma_next(v->start, &i);
+    while (i > 0 && same_mapping(umm__vma_at(i - 1), umm__vma_at(i)))
+        i--;
+    *start = umm__vma_at(i)->start;
+    *end = mapping_end(v, NULL);
+}
+
+/* move_vma() takes VM_LOCKED from the old VMA under MREMAP_DONTUNMAP: from
+ * all of the kernel's VMA that was there, [start, end), not only the
+ * range that moved (the new VMA keeps it). */
+static void unlock_range(uintptr_t start, uintptr_t end)
+{
+    size_t i;
+    for (struct umm__vma *w = umm__vma_next(start, &i); w && w->start < end; w = umm__vma_at(++i))
+        w->vflags &= ~UMM__V_LOCKED;
+}
+
+/*
+ * May remap_move() move a VMA of this object along with others?  Not when
+ * its file system places mappings itself (a get_unmapped_area of its own
+ * that is not THP's or shmem's: vma_multi_allowed()), which only the host
+ * can say: it is asked once per object, with two host VMAs of the file.
+ */
+static int multi_move_ok(struct umm__object *obj)
+{
+    if (!obj || obj->anon)
+        return 1;
+    if (!obj->multi_move) {
+        obj->multi_move = 1;
+        char *r = mmap(NULL, 4 * UMM_PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (r != MAP_FAILED && mmap(r, 2 * UMM_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_FIXED, obj->fd, 0) == r &&
+            mprotect(r + UMM_PAGE_SIZE, UMM_PAGE_SIZE, PROT_NONE) == 0 &&
+            syscall(SYS_mremap, r, 2 * UMM_PAGE_SIZE, 2 * UMM_PAGE_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED,
+                    r + 2 * UMM_PAGE_SIZE) == -1 && errno == EFAULT) /* the kernel's, not libumm's */
+            obj->multi_move = 2;
+        if (r != MAP_FAILED)
+            munmap(r, 4 * UMM_PAGE_SIZE);
+    }
+    return obj->multi_move == 1;
+}
+
+/* A VMA for [start, end) like t, at the object's page fpage, with a fresh
+ * private range if t is private: its pages are the file's, or zeros.  Not
+ * inserted, not host-mapped.  NULL: no memory. */
+static struct umm__vma *vma_like(const struct umm__vma *t, uintptr_t start, uintptr_t end, uint64_t fpage)
+{
+    struct umm__vma *v = umm__vma_new(start, end);
+    if (!v)
+        return NULL;
+    v->prot = t->prot;
+    v->vflags = t->vflags;
+    v->advice = t->advice;
+    if (t->obj) {
+        if (umm__object_cover(t->obj, fpage, umm__vma_pages(v)) != 0) {
+            umm__vma_discard(v);
+            return NULL;
+        }
+        v->obj = t->obj;
+        v->obj->refs++;
+        v->fpage = fpage;
+        umm__rmap_add(v->obj, v);
+    }
+    if (!(t->vflags & UMM__V_SHARED) && umm__vma_new_anon(v) != 0) {
+        umm__vma_discard(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* Map a VMA like t at [start, end), over a host reservation there, as the
+ * end of the memcheck block `block`, which ends at start (0: a block of its
+ * own).  0 or ENOMEM. */
+static int add_like(const struct umm__vma *t, uintptr_t start, uintptr_t end, uint64_t fpage, uintptr_t block)
+{
+    struct umm__vma *v = vma_like(t, start, end, fpage);
+    if (!v || umm__vma_host_map(v, start, end) != 0) {
+        if (v)
+            umm__vma_discard(v);
+        return ENOMEM;
+    }
+    umm__assert(umm__vma_insert(v) == 0);
+    if (!(v->vflags & UMM__V_OWN)) {
+        if (!block) {
+            block = start;
+            umm__vg_block_new(start, end - start);
+        } else {
+            umm__vg_block_move(block, block, end - block); /* the block grows */
+        }
+        v->block = block;
+        umm__vg_forget((void *)start, end - start);
+    }
+    /* As the kernel: a locked mapping's new pages are made resident. */
+    if (v->vflags & UMM__V_LOCKED)
+        umm__populate(v, start, end, !(v->vflags & UMM__V_SHARED) && (v->prot & PROT_WRITE));
+    return 0;
+}
+
+/*
+ * Move libumm's VMAs in [a, a+len) (split at both ends) to [to, to+len),
+ * which has no VMA and is reserved on the host.  The old range is given
+ * back to the host, or (dontunmap) mapped afresh like it was:
+ * MREMAP_DONTUNMAP's old range reads as a new mapping would (zeros, or the
+ * file's bytes), and is not locked any more.  For memcheck each run of
+ * moved VMAs without a hole is a block (vg.h: blocks have no holes); *last
+ * is the block of the run that ends at to+len (what grows after it joins
+ * it), or 0.  0 or ENOMEM.
+ */
+static int move_range(uintptr_t a, size_t len, uintptr_t to, int dontunmap, uintptr_t *last)
+{
+    if (len)
+        blocks_unmap(a, a + len);
+    struct umm__vma *v;
+    int err = 0;
+    uintptr_t at = a; /* behind it: moved (and, dontunmap, mapped afresh) */
+    uintptr_t block = 0, bend = 0;
+    while (!err && (v = umm__vma_next(at, NULL)) && v->start < a + len) {
+        uintptr_t s = v->start, e = v->end, ns = to + (s - a), ne = ns + (e - s);
+        at = e;
+        if (umm__vma_move(v, ns) != 0)
+            err = ENOMEM;
+        if (!(v->vflags & UMM__V_OWN)) {
+            if (!block || ns != bend) {
+                block = ns;
+                umm__vg_block_new(block, ne - block);
+            } else {
+                umm__vg_block_move(block, block, ne - block);
+            }
+            bend = ne;
+            v->block = block;
+        }
+        if (!dontunmap) {
+            munmap((void *)s, e - s);
+        } else {
+            struct umm__vma t = *v;
+            t.vflags &= ~UMM__V_LOCKED;
+            if (add_like(&t, s, e, v->fpage, 0) != 0)
+                err = ENOMEM;
+        }
+    }
+    umm__mc_recount();
+    *last = block && bend == to + len ? block : 0;
+    return err;
+}
+
+/* Reserve [start, end) on the host if nothing is there: 1, else 0. */
+static int reserve_free(uintptr_t start, uintptr_t end)
+{
+    struct umm__vma *v = umm__vma_next(start, NULL);
+    if (end > TASK_SIZE || end < start || (v && v->start < end))
+        return 0;
+    void *r = mmap((void *)start, end - start, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (r == MAP_FAILED)
+        return 0;
+    if ((uintptr_t)r != start) { /* a kernel older than MAP_FIXED_NOREPLACE */
+        munmap(r, end - start);
+        return 0;
+    }
+    return 1;
+}
+
+/* The destination of a move the kernel chooses (get_unmapped_area), hint
+ * or not: reserved on the host.  0 if there is no room. */
+static uintptr_t reserve_any(uintptr_t hint, size_t len)
+{
+    if (!hint && umm__vg_running())
+        hint = vg_next_hint; /* see vg_next_hint */
+    void *r = mmap((void *)hint, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED)
+        return 0;
+    if ((uintptr_t)r + len > vg_next_hint)
+        vg_next_hint = (uintptr_t)r + len;
+    return (uintptr_t)r;
+}
+
+/* The destination of MREMAP_FIXED: unmap what libumm maps there and
+ * reserve the rest.  Memory that is not libumm's is not unmapped (as for
+ * MAP_FIXED): EEXIST.  0 or an errno. */
+static int take_destination(uintptr_t to, size_t len)
+{
+    if (!claim_gaps(to, to + len))
+        return EEXIST;
+    if (unmap_range(to, to + len, 0, 1) != 0) {
+        release_gaps(to, to + len);
+        return ENOMEM;
+    }
+    return 0;
+}
+
+/* The core, lock held; returns the new address or MAP_FAILED with *err. */
+static void *mremap_locked(uintptr_t a, size_t olen, size_t nlen, int flags, uintptr_t na, int *err)
+{
+    int newaddr = (flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) != 0;
+    int dontunmap = (flags & MREMAP_DONTUNMAP) != 0;
+    struct umm__vma *v = umm__vma_find(a);
+    if (!v) {
+        *err = EFAULT;
+        return MAP_FAILED;
+    }
+
+    /* remap_move(): a move without a resize takes every VMA in the range,
+     * each to the same offset at the destination, whose parts facing the
+     * old range's holes are left alone; the range must start on a VMA. */
+    if ((flags & MREMAP_FIXED) && olen == nlen) {
+        if (umm__vma_split(a) != 0 || umm__vma_split(a + olen) != 0) {
+            *err = ENOMEM;
+            return MAP_FAILED;
+        }
+        uintptr_t at = a, kend = 0;
+        int seen = 0;
+        while ((v = umm__vma_next(at, NULL)) && v->start < a + olen) {
+            uintptr_t s = v->start, e = v->end, lastblock, ks = 0, ke = 0;
+            if (v->start >= kend) { /* the first piece of a kernel VMA */
+                mapping_bounds(v, &ks, &ke);
+                kend = ke;
+                if (!multi_move_ok(v->obj) && (seen || ke < a + olen)) {
+                    *err = EFAULT;
+                    return MAP_FAILED;
+                }
+            }
+            if ((*err = take_destination(na + (s - a), e - s)) != 0)
+                return MAP_FAILED;
+            int locked = dontunmap && (v->vflags & UMM__V_LOCKED);
+            if (locked && !ks)
+                mapping_bounds(v, &ks, &ke);
+            if ((*err = move_range(s, e - s, na + (s - a), dontunmap, &lastblock)) != 0)
+                return MAP_FAILED;
+            if (locked)
+                unlock_range(ks, ke);
+            seen = 1;
+            at = e;
+        }
+        return (void *)na;
+    }
+
+    /* check_prep_vma(), for what maps anew: a growth or a new address. */
+    if (nlen > olen || newaddr) {
+        if (!olen && !(v->vflags & UMM__V_SHARED)) {
+            *err = EINVAL; /* a "duplicate" of private memory would share nothing */
+            return MAP_FAILED;
+        }
+        /* A shrink may cross mappings: only what stays must be one. */
+        if ((nlen < olen ? nlen : olen) > mapping_end(v, NULL) - a) {
+            *err = EFAULT;
+            return MAP_FAILED;
+        }
+        if (nlen > olen) {
+            uint64_t pgoff = v->fpage + ((a - v->start) >> UMM_PAGE_SHIFT);
+            if (v->obj && pgoff + (nlen >> UMM_PAGE_SHIFT) < pgoff) {
+                *err = EINVAL;
+                return MAP_FAILED;
+            }
+            if ((v->vflags & UMM__V_LOCKED) && (*err = check_locked(nlen - olen)) != 0)
+                return MAP_FAILED;
+        }
+    }
+
+    if (!newaddr) {
+        if (olen == nlen)
+            return (void *)a;
+        if (olen > nlen) { /* always allowed: munmap of the tail */
+            if (unmap_range(a + nlen, a + olen, 1, 1) != 0) {
+                *err = ENOMEM;
+                return MAP_FAILED;
+            }
+            umm__file_retry();
+            return (void *)a;
+        }
+    }
+
+    /* The mapping at a, as it was: what grows follows it. */
+    struct umm__vma t = *v;
+    uintptr_t kstart, kend;
+    mapping_bounds(v, &kstart, &kend);
+    uint64_t fp0 = v->fpage + ((a - v->start) >> UMM_PAGE_SHIFT);
+    struct umm__vma *last;
+    uintptr_t mend = mapping_end(v, &last);
+
+    if (!newaddr && olen == mend - a && reserve_free(a + olen, a + nlen)) {
+        /* Grow in place: the address space after the mapping is free. */
+        uintptr_t block = (last->vflags & UMM__V_OWN) ? 0 : last->block;
+        if (add_like(&t, a + olen, a + nlen, fp0 + (olen >> UMM_PAGE_SHIFT), block) != 0) {
+            munmap((void *)(a + olen), nlen - olen);
+            *err = ENOMEM;
+            return MAP_FAILED;
+        }
+        return (void *)a;
+    }
+    if (!newaddr && !(flags & MREMAP_MAYMOVE)) {
+        *err = ENOMEM;
+        return MAP_FAILED;
+    }
+
+    /* mremap_to(), or a move the kernel places. */
+    uintptr_t to = 0;
+    if (flags & MREMAP_FIXED) {
+        if ((*err = take_destination(na, nlen)) != 0)
+            return MAP_FAILED;
+        if (!(v = umm__vma_find(a))) {
+            release_gaps(na, na + nlen);
+            *err = EFAULT;
+            return MAP_FAILED;
+        }
+        mapping_bounds(v, &kstart, &kend); /* the destination may have cut it */
+        to = na;
+    }
+    if (olen > nlen) { /* mremap_to() shrinks, then moves what is left */
+        if (unmap_range(a + nlen, a + olen, 1, 1) != 0) {
+            if (flags & MREMAP_FIXED)
+                release_gaps(na, na + nlen);
+            *err = ENOMEM;
+            return MAP_FAILED;
+        }
+        olen = nlen;
+    }
+    if (!(flags & MREMAP_FIXED) && !(to = reserve_any(newaddr ? na : 0, nlen))) {
+        *err = ENOMEM;
+        return MAP_FAILED;
+    }
+    uintptr_t lastblock = 0;
+    if ((olen && (umm__vma_split(a) != 0 || umm__vma_split(a + olen) != 0)) ||
+        move_range(a, olen, to, dontunmap, &lastblock) != 0) {
+        *err = ENOMEM;
+        return MAP_FAILED;
+    }
+    if (dontunmap && (t.vflags & UMM__V_LOCKED))
+        unlock_range(kstart, kend);
+    if (nlen > olen && add_like(&t, to + olen, to + nlen, fp0 + (olen >> UMM_PAGE_SHIFT), lastblock) != 0) {
+        *err = ENOMEM;
+        return MAP_FAILED;
+    }
+    umm__mc_recount();
+    return (void *)to;
+}
+
+void *umm_mremap(void *old_address, size_t old_size, size_t new_size, int flags, ...)
+{
+    uintptr_t a = (uintptr_t)old_address, na = 0;
+    if (flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) { /* as the C library reads it */
+        va_list ap;
+        va_start(ap, flags);
+        na = (uintptr_t)va_arg(ap, void *);
+        va_end(ap);
+    }
+    /* check_mremap_params(), in its order. */
+    if (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP))
+        return fail(EINVAL), MAP_FAILED;
+    if (!UMM_PAGE_ALIGNED(a))
+        return fail(EINVAL), MAP_FAILED;
+    size_t olen = page_align(old_size), nlen = page_align(new_size);
+    if (nlen == 0)
+        return fail(EINVAL), MAP_FAILED;
+    if (nlen > TASK_SIZE || na > TASK_SIZE - nlen)
+        return fail(EINVAL), MAP_FAILED;
+    if (flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) {
+        if (!UMM_PAGE_ALIGNED(na) || !(flags & MREMAP_MAYMOVE))
+            return fail(EINVAL), MAP_FAILED;
+        if ((flags & MREMAP_DONTUNMAP) && olen != nlen)
+            return fail(EINVAL), MAP_FAILED;
+        if (a + olen > na && na + nlen > a)
+            return fail(EINVAL), MAP_FAILED;
+    }
+    if (umm__init() != 0)
+        return MAP_FAILED;
+    sigset_t saved;
+    int err = 0;
+    umm__enter(&saved);
+    void *r = mremap_locked(a, olen, nlen, flags, na, &err);
+    umm__leave(&saved);
+    if (r == MAP_FAILED)
+        return fail(err), MAP_FAILED;
+    return r;
+}
+
+/*
+ * The C library's mremap, for the program and the libraries it uses
+ * (SQLite's unix VFS grows its mapping of the database with it): on
+ * libumm's memory it is umm_mremap, elsewhere the kernel's, unchanged.
+ */
+void *mremap(void *old_address, size_t old_size, size_t new_size, int flags, ...)
+{
+    void *na = NULL;
+    if (flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) {
+        va_list ap;
+        va_start(ap, flags);
+        na = va_arg(ap, void *);
+        va_end(ap);
+    }
+    int ours = 0;
+    if (umm__vma_maybe_ours(old_address, 1) && umm__ram.sh && pthread_rwlock_rdlock(&umm__mm.lock) == 0) {
+        ours = umm__vma_find((uintptr_t)old_address) != NULL;
+        pthread_rwlock_unlock(&umm__mm.lock);
+    }
+    if (ours)
+        return umm_mremap(old_address, old_size, new_size, flags, na);
+    static void *(*next)(void *, size_t, size_t, int, ...);
+    if (!next)
+        next = (void *(*)(void *, size_t, size_t, int, ...))dlsym(RTLD_NEXT, "mremap");
+    if (next)
+        return next(old_address, old_size, new_size, flags, na);
+    return (void *)syscall(SYS_mremap, old_address, old_size, new_size, flags, na);
 }

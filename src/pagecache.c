@@ -370,6 +370,7 @@ struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t n
         }
         obj->fd = -1;
         obj->anon = anon;
+        obj->anon_pages = fpage + npages;
         obj->dev = st.st_dev;
         obj->ino = st.st_ino;
         /* A descriptor kept open for a lock (locks.c) serves again. */
@@ -444,8 +445,10 @@ uint64_t umm__object_filepages(struct umm__object *obj, uint64_t *size_out)
 {
     struct stat st;
     if (obj->anon) {
-        *size_out = UINT64_MAX;
-        return UINT64_MAX;
+        /* The kernel's shared anonymous memory is a file of the size first
+         * mapped: pages that mremap grows past it raise SIGBUS. */
+        *size_out = obj->anon_pages << UMM_PAGE_SHIFT;
+        return obj->anon_pages;
     }
     if (fstat(obj->fd, &st) != 0)
         st.st_size = 0;

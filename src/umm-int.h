@@ -153,6 +153,8 @@ struct umm__object {
     int fd;                       /* libumm's own reference; -1 if anonymous */
     int fd_writable;              /* fd may be written (write-back possible) */
     int anon;                     /* shared anonymous memory */
+    uint64_t anon_pages;          /* anon: its size, as made (pages past it: SIGBUS, mremap) */
+    int multi_move;               /* mremap may move it with other VMAs: 0 unknown, 1 yes, 2 no (mman.c) */
     int refs;                     /* VMAs using the object */
     struct umm__extent *ext;      /* sorted by fpage, disjoint */
     size_t nex, capex;
@@ -283,6 +285,13 @@ struct umm__anon {
 #define UMM__V_WIPEONFORK 0x20 /* MADV_WIPEONFORK: zeros in a child of fork */
 #define UMM__V_OWN 0x40      /* libumm's own (umm__own_mmap): no memcheck block */
 #define UMM__V_LOCKED 0x80    /* MAP_LOCKED: resident from the start, never released (VM_LOCKED) */
+/* Advice libumm has no use for but that the kernel keeps in the VMA's flags
+ * (VM_DONTDUMP, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_MERGEABLE): it splits VMAs
+ * there, and mremap may not cross such a split (same_mapping, mman.c). */
+#define UMM__V_DONTDUMP 0x100
+#define UMM__V_HUGEPAGE 0x200
+#define UMM__V_NOHUGEPAGE 0x400
+#define UMM__V_MERGEABLE 0x800
 
 struct umm__vma {
     uintptr_t start, end;
@@ -335,6 +344,10 @@ int umm__vma_insert(struct umm__vma *v);
 int umm__vma_maybe_ours(const void *p, size_t len);
 /* Give v a private frame range of its own (private mappings). */
 int umm__vma_new_anon(struct umm__vma *v);
+/* mremap: move v to start at to (free of VMAs, reserved on the host). */
+int umm__vma_move(struct umm__vma *v, uintptr_t to);
+/* Host-map all of v as its entries say (resident pages to their frames). */
+int umm__vma_host_map_entries(struct umm__vma *v);
 /* Free a VMA that was never inserted. */
 void umm__vma_discard(struct umm__vma *v);
 /* Split the VMA containing addr so that a VMA starts at addr. */

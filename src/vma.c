@@ -471,6 +471,66 @@ void umm__vma_destroy(struct umm__vma *v)
     umm__kfree(v, sizeof *v);
 }
 
+/*
+ * mremap: move v, entries, frames, object and private range unchanged, to
+ * start at `to`, a range with no VMA that the caller has reserved on the
+ * host.  The host maps the new range as the entries say: every page to its
+ * slot PROT_NONE, then the resident ones to the frames they use with their
+ * protection, so nothing is copied or faulted again.  An armed SIGBUS page
+ * is disarmed: its next touch faults and arms it again at the new place.
+ * The old range is the caller's; so is the map count (umm__mc_recount).
+ */
+int umm__vma_move(struct umm__vma *v, uintptr_t to)
+{
+    uintptr_t len = v->end - v->start;
+    vma_remove(v);
+    regions_mark(v->start, v->end, 0);
+    v->start = to;
+    v->end = to + len;
+    vma_insert(v);
+    regions_mark(v->start, v->end, 1);
+    return umm__vma_host_map_entries(v);
+}
+
+int umm__vma_host_map_entries(struct umm__vma *v)
+{
+    if (umm__vma_host_map(v, v->start, v->end) != 0)
+        return -1;
+    uint64_t n = umm__vma_pages(v);
+    for (uint64_t p = 0; p < n;) {
+        struct umm__pte *pte = umm__vma_pte(v, p);
+        uint32_t f = atomic_load(&pte->flags);
+        if (f & UMM__P_SIGBUS)
+            atomic_fetch_and(&pte->flags, ~(UMM__P_SIGBUS | UMM__P_NOSPACE));
+        if (!(f & UMM__P_PRESENT) || (f & UMM__P_SIGBUS)) {
+            p++;
+            continue;
+        }
+        int prot = umm__host_prot(v, f);
+        umm__pfn pfn = (f & UMM__P_ANON) ? pte->pfn
+                       : v->obj            ? umm__object_pfn(v->obj, v->fpage + p)
+                                           : umm__vma_anon_pfn(v, p);
+        uint64_t q = p + 1;
+        while (q < n) {
+            const struct umm__pte *t = umm__vma_pte(v, q);
+            uint32_t g = atomic_load(&t->flags);
+            if (!(g & UMM__P_PRESENT) || (g & UMM__P_SIGBUS) || umm__host_prot(v, g) != prot)
+                break;
+            umm__pfn r = (g & UMM__P_ANON) ? t->pfn
+                         : v->obj            ? umm__object_pfn(v->obj, v->fpage + q)
+                                             : umm__vma_anon_pfn(v, q);
+            if (r != pfn + (q - p))
+                break;
+            q++;
+        }
+        if (umm__host_map_frames((void *)(v->start + (p << UMM_PAGE_SHIFT)), (q - p) << UMM_PAGE_SHIFT, prot,
+                                 pfn) != 0)
+            return -1;
+        p = q;
+    }
+    return 0;
+}
+
 /* Free a VMA that was never inserted (a failed mmap). */
 void umm__vma_discard(struct umm__vma *v)
 {
