@@ -8,8 +8,7 @@
  * SQLite reads pages through a MAP_SHARED PROT_READ mapping of the database
  * (PRAGMA mmap_size larger than the file) and writes them with pwrite().
  * On libumm its unix VFS's "mmap", "munmap" and "mremap" system calls
- * (xSetSystemCall) go to umm_mmap, umm_munmap and a stand-in for mremap
- * (a new mapping, then the old one unmapped: tests/test-sqlite.c), and its
+ * (xSetSystemCall) go to umm_mmap, umm_munmap and umm_mremap, and its
  * pread/pwrite pass through libumm's file I/O layer (src/fileio.c), which
  * keeps the mapping and the file the same bytes.  In WAL mode the -shm
  * file (the WAL index) is mapped through libumm too.
@@ -28,8 +27,8 @@
  *
  * Each mode twice: on the database as built, which the inserts grow at
  * almost every commit -- SQLite then remaps the file to its new size
- * (SQLITE_FCNTL_SIZE_HINT), on libumm through the mremap stand-in, so the
- * pages of the old mapping are installed again one trap at a time -- and
+ * (SQLITE_FCNTL_SIZE_HINT), on libumm with umm_mremap, which keeps the
+ * pages installed -- and
  * on a copy with RESERVE_MIB of free pages, which the inserts take instead
  * of growing the file: no remap, the price of the mapping and of the file
  * I/O layer alone.
@@ -124,8 +123,8 @@ static void exec(sqlite3 *db, const char *sql)
 
 /* ------------------------------------------- SQLite's mmap on libumm */
 
-/* As in tests/test-sqlite.c: the mmap entry records how each mapping was
- * made, for the mremap stand-in.  TODO: goes when libumm has umm_mremap. */
+/* The mmap entry records how each mapping was made (a count for the
+ * report). */
 struct umap {
     void *addr;
     size_t len;
@@ -172,23 +171,13 @@ static int shim_munmap(void *addr, size_t len)
     return 0;
 }
 
+/* SQLite's remaps: umm_mremap, counted.  (SQLite would reach it anyway:
+ * libumm stands in front of the C library's mremap.) */
 static void *shim_mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 {
-    struct umap m = { 0 };
-    pthread_mutex_lock(&umaps_lock);
-    for (size_t i = 0; i < sizeof umaps / sizeof umaps[0]; i++)
-        if (umaps[i].addr == old)
-            m = umaps[i];
-    pthread_mutex_unlock(&umaps_lock);
-    if (!m.addr || flags != MREMAP_MAYMOVE || old_len != m.len) {
-        errno = EINVAL;
-        return MAP_FAILED;
-    }
-    void *p = shim_mmap(NULL, new_len, m.prot, m.flags, m.fd, m.off);
-    if (p == MAP_FAILED)
-        return p;
-    shim_munmap(old, old_len);
-    n_remaps++;
+    void *p = umm_mremap(old, old_len, new_len, flags);
+    if (p != MAP_FAILED)
+        n_remaps++;
     return p;
 }
 
