@@ -514,20 +514,23 @@ int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("
 
 /* _FORTIFY_SOURCE's forms of open() without a mode (the C library's own
  * call past its check would miss the truncation). */
-int __open_2(const char *path, int flags);
-int __open_2(const char *path, int flags)
+static int no_mode_needed(int flags)
 {
     if (flags & (O_CREAT | __O_TMPFILE))
         __chk_fail(); /* a mode was needed: glibc's __open_2 fails the same way */
-    return open(path, flags);
+    return flags;
+}
+
+int __open_2(const char *path, int flags);
+int __open_2(const char *path, int flags)
+{
+    return open(path, no_mode_needed(flags));
 }
 int __open64_2(const char *path, int flags) __attribute__((alias("__open_2")));
 int __openat_2(int dirfd, const char *path, int flags);
 int __openat_2(int dirfd, const char *path, int flags)
 {
-    if (flags & (O_CREAT | __O_TMPFILE))
-        __chk_fail();
-    return openat(dirfd, path, flags);
+    return openat(dirfd, path, no_mode_needed(flags));
 }
 int __openat64_2(int dirfd, const char *path, int flags) __attribute__((alias("__openat_2")));
 
@@ -544,11 +547,7 @@ static int flush_file(const struct stat *st)
     struct held h;
     hold_write(&h);
     struct umm__object *obj = umm__object_find(st->st_dev, st->st_ino);
-    int err = 0;
-    for (size_t i = 0; obj && i < obj->nex; i++) {
-        int e = umm__object_writeback(obj, obj->ext[i].fpage, obj->ext[i].npages, 0);
-        err = err ? err : e;
-    }
+    int err = obj ? umm__object_writeback_all(obj, 0) : 0;
     release_write(&h);
     return err;
 }

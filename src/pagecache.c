@@ -420,8 +420,7 @@ void umm__object_put(struct umm__object *obj)
     if (--obj->refs > 0)
         return;
     umm__assert(obj->rmap == NULL);
-    for (size_t i = 0; i < obj->nex; i++)
-        umm__object_writeback(obj, obj->ext[i].fpage, obj->ext[i].npages, 0);
+    umm__object_writeback_all(obj, 0);
     struct umm__object **pp = &umm__mm.objects;
     while (*pp != obj)
         pp = &(*pp)->next;
@@ -786,16 +785,25 @@ void umm__object_invalidate(struct umm__object *obj, uint64_t fpage, uint64_t n)
         umm__object_drop(obj, fpage, n);
 }
 
+/* Write back every dirty page of obj: 0 or the first errno. */
+int umm__object_writeback_all(struct umm__object *obj, int sync)
+{
+    int err = 0;
+    for (size_t i = 0; i < obj->nex; i++) {
+        int e = umm__object_writeback(obj, obj->ext[i].fpage, obj->ext[i].npages, sync);
+        err = err ? err : e;
+    }
+    return err;
+}
+
 /* Write back every dirty page of every file (msync of everything). */
 int umm__writeback_all(int sync)
 {
     int err = 0;
-    for (struct umm__object *obj = umm__mm.objects; obj; obj = obj->next)
-        for (size_t i = 0; i < obj->nex; i++) {
-            int e = umm__object_writeback(obj, obj->ext[i].fpage, obj->ext[i].npages, sync);
-            if (e && !err)
-                err = e;
-        }
+    for (struct umm__object *obj = umm__mm.objects; obj; obj = obj->next) {
+        int e = umm__object_writeback_all(obj, sync);
+        err = err ? err : e;
+    }
     return err;
 }
 
@@ -828,11 +836,7 @@ static void say(const char *s)
 void umm__writeback_final(void)
 {
     for (struct umm__object *obj = umm__mm.objects; obj; obj = obj->next) {
-        int err = 0;
-        for (size_t i = 0; i < obj->nex; i++) {
-            int e = umm__object_writeback(obj, obj->ext[i].fpage, obj->ext[i].npages, 0);
-            err = err ? err : e;
-        }
+        int err = umm__object_writeback_all(obj, 0);
         if (!err)
             continue;
         char link[64], path[4096], num[24];

@@ -190,6 +190,8 @@ void umm__object_drop(struct umm__object *obj, uint64_t fpage, uint64_t n);
 void umm__object_invalidate(struct umm__object *obj, uint64_t fpage, uint64_t n);
 /* MADV_REMOVE's zeros, after fork (the frames may be mapped elsewhere). */
 void umm__object_punch(struct umm__object *obj, uint64_t fpage, uint64_t n);
+/* Every dirty page of obj, or of every file. */
+int umm__object_writeback_all(struct umm__object *obj, int sync);
 int umm__writeback_all(int sync);
 /* The same at exit or on a fatal signal: a file whose pages could not be
  * written is named on stderr (async-signal-safe). */
