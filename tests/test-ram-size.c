@@ -5,11 +5,37 @@
  * with ENOMEM. */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "util.h"
 
+/* A small RAM is the program's choice (README: from 64 KiB up): in a child
+ * that starts libumm with 64 KiB, 32 KiB of memory works. */
+static int small_ram(void)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        tap_quiet();
+        vg_abrupt_end(); /* _exit with libumm's daemon running */
+        setenv("UMM_RAM", "64K", 1);
+        char *p = umm_mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            _exit(1);
+        for (int i = 0; i < 8; i++)
+            p[i * PAGE] = (char)i;
+        for (int i = 0; i < 8; i++)
+            if (p[i * PAGE] != (char)i)
+                _exit(2);
+        _exit(umm_munmap(p, 8 * PAGE) == 0 ? 0 : 3);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 100;
+}
+
 int main(void)
 {
+    is_int(small_ram(), 0, "UMM_RAM=64K: 32 KiB of private memory works");
     setenv("UMM_RAM", "512M", 1); /* read once, when libumm starts */
     size_t mib = 1 << 20;
     int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
