@@ -143,6 +143,14 @@ struct umm_stats {
     uint64_t signals;       /* SIGSEGV/SIGBUS passed on to the program */
     uint64_t host_maps;     /* host kernel mappings libumm's pages take now
                                (kept under UMM_MAP_BUDGET) */
+    /* Reclaim (the memory budget, UMM_RAM): */
+    uint64_t budget;        /* pages libumm's frames are kept under */
+    uint64_t frames_high;   /* the most frames in use seen so far */
+    uint64_t reclaimed;     /* frames reclaim gave back (this process) */
+    uint64_t reclaim_written; /* of them, dirty pages written back first */
+    uint64_t swapped_out;   /* pages written to the swap file (this process) */
+    uint64_t swapped_in;    /* pages read back from it (this process) */
+    uint64_t swap_used;     /* pages in the swap file now (the fork family) */
 };
 int   umm_stats(struct umm_stats *out);
 

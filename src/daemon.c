@@ -6,7 +6,10 @@
  *    environment, default 5000, 0 turns it off) dirty shared pages are
  *    written back, bounding what a SIGKILL can lose;
  *  - an async handle: msync(MS_ASYNC) schedules a write-back with
- *    uv_async_send(), which is safe even inside a signal handler.
+ *    uv_async_send(), which is safe even inside a signal handler;
+ *  - another: a fault that finds libumm's frames near the memory budget
+ *    wakes background reclaim (vmscan.c, the kernel's kswapd), which runs
+ *    here under the address-space lock held for reading, so faults go on.
  * The thread blocks every signal, so faults and signals of the program are
  * never handled on it.
  */
@@ -42,7 +45,16 @@ static void on_timer(uv_timer_t *h)
     flush();
 }
 
-static uv_async_t stop;
+static uv_async_t stop, reclaim;
+
+static void on_reclaim(uv_async_t *h)
+{
+    (void)h;
+    /* The thread blocks every signal already. */
+    pthread_rwlock_rdlock(&umm__mm.lock);
+    umm__reclaim_background();
+    pthread_rwlock_unlock(&umm__mm.lock);
+}
 
 static void on_stop(uv_async_t *h)
 {
@@ -73,7 +85,8 @@ int umm__daemon_start(void)
     uint64_t interval = s ? strtoull(s, NULL, 10) : 5000;
     if (uv_loop_init(&loop) != 0)
         return -1;
-    if (uv_async_init(&loop, &kick, on_kick) != 0 || uv_async_init(&loop, &stop, on_stop) != 0)
+    if (uv_async_init(&loop, &kick, on_kick) != 0 || uv_async_init(&loop, &stop, on_stop) != 0 ||
+        uv_async_init(&loop, &reclaim, on_reclaim) != 0)
         return -1;
     uv_timer_init(&loop, &timer);
     if (interval) {
@@ -127,6 +140,7 @@ void umm__daemon_stop(void)
     uv_thread_join(&thread);
     uv_close((uv_handle_t *)&kick, NULL);
     uv_close((uv_handle_t *)&stop, NULL);
+    uv_close((uv_handle_t *)&reclaim, NULL);
     uv_close((uv_handle_t *)&timer, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
@@ -143,4 +157,11 @@ void umm__daemon_kick(void)
 {
     if (atomic_load(&running))
         uv_async_send(&kick);
+}
+
+/* Wake background reclaim (vmscan.c).  Safe anywhere, the trap included. */
+void umm__daemon_kick_reclaim(void)
+{
+    if (atomic_load(&running))
+        uv_async_send(&reclaim);
 }

@@ -96,7 +96,9 @@ static uint64_t grab_ptes(struct umm__vma *v, uint64_t page, uint64_t max)
         struct umm__pte *pte = umm__vma_pte(v, page + n);
         if (!umm__bittrylock(&pte->flags))
             break;
-        if (atomic_load(&pte->flags) & (UMM__P_PRESENT | UMM__P_GUARD)) { /* a guard is never filled */
+        /* A guard is never filled; a private page not present (swapped
+         * out) is not a fresh page: its own fault brings it back. */
+        if (atomic_load(&pte->flags) & (UMM__P_PRESENT | UMM__P_GUARD | UMM__P_ANON)) {
             umm__bitunlock(&pte->flags, 0);
             break;
         }
@@ -252,7 +254,9 @@ static enum umm__fault_result fault_anon(struct umm__vma *v, uint64_t page, int 
  * first one whatever it takes (waiting for a thread already filling it),
  * then up to want-1 more that nobody else holds, read with the same pread.
  * Returns how many pages from fpage are up to date (>= 1), or 0 with *err;
- * *read says whether this call read them from the file.
+ * *read says whether this call read them from the file.  The frames come
+ * back pinned (reclaim leaves them be until they are mapped): the caller
+ * unpins them (unpin_run).
  */
 static uint64_t fill(struct umm__object *obj, uint64_t fpage, uint64_t want, uint64_t fsize, int *err, int *read)
 {
@@ -261,6 +265,7 @@ static uint64_t fill(struct umm__object *obj, uint64_t fpage, uint64_t want, uin
     *read = 0;
     umm__frame_lock(pfn);
     if (atomic_load(&umm__frame(pfn)->flags) & UMM__F_UPTODATE) {
+        umm__frame_pin(pfn);
         umm__frame_unlock(pfn);
         return 1;
     }
@@ -283,9 +288,18 @@ static uint64_t fill(struct umm__object *obj, uint64_t fpage, uint64_t want, uin
         atomic_fetch_add(&umm__mm.pages_read, n);
         *read = 1;
     }
-    for (uint64_t i = 0; i < n; i++)
+    for (uint64_t i = 0; i < n; i++) {
+        if (!*err)
+            umm__frame_pin(pfn + (umm__pfn)i);
         umm__frame_unlock(pfn + (umm__pfn)i);
+    }
     return *err ? 0 : n;
+}
+
+static void unpin_run(umm__pfn pfn, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++)
+        umm__frame_unpin(pfn + (umm__pfn)i);
 }
 
 /* Copy page p of a private file mapping to its own frame, from the
@@ -306,7 +320,21 @@ static void copy_frame(umm__pfn dst, umm__pfn src)
 
 static void copy_in(struct umm__vma *v, uint64_t p)
 {
-    copy_frame(umm__vma_anon_pfn(v, p), umm__object_pfn(v->obj, v->fpage + p));
+    /* Under the frame's lock: a gap's page-cache frame is mapped by
+     * nobody, and reclaim may have taken it since it was read; then it is
+     * read again. */
+    umm__pfn src = umm__object_pfn(v->obj, v->fpage + p);
+    umm__frame_lock(src);
+    if (!(atomic_load(&umm__frame(src)->flags) & UMM__F_UPTODATE)) {
+        uint64_t fsize;
+        umm__object_filepages(v->obj, &fsize);
+        if (umm__object_read(v->obj, v->fpage + p, 1, fsize) == 0) {
+            atomic_fetch_or(&umm__frame(src)->flags, UMM__F_UPTODATE);
+            umm__ram_count(1);
+        } /* else a read error: the copy holds zeros, as a failed read would */
+    }
+    copy_frame(umm__vma_anon_pfn(v, p), src);
+    umm__frame_unlock(src);
 }
 
 /* Make the page-cache frames of pages [a, b) of a file mapping up to date
@@ -325,6 +353,7 @@ static int fill_range(struct umm__vma *v, uint64_t a, uint64_t b)
         uint64_t k = fill(v->obj, fp, b - p, fsize, &err, &read);
         if (k == 0)
             return err;
+        unpin_run(umm__object_pfn(v->obj, fp), k); /* copy_in looks again */
         p += k;
     }
     return 0;
@@ -470,6 +499,8 @@ static enum umm__fault_result fault_cow(struct umm__vma *v, uint64_t page, int *
     }
     umm__vg_defined(page_addr(v, a), (b - a) << UMM_PAGE_SHIFT);
     populate(page_addr(v, a), b - a, prot);
+    /* Pages that showed the page cache stop mapping its frames. */
+    umm__mc_update(v, a, b, 0, UMM__P_PRESENT | UMM__P_WRITE, UMM__MC_NOLIMIT);
     for (uint64_t p = a; p < b; p++)
         umm__vma_pte(v, p)->pfn = umm__vma_anon_pfn(v, p);
     charge(v, a, b, nf);
@@ -534,11 +565,24 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
             return UMM__FAULT_SIGBUS;
         }
         umm__frame_lock(pfn);
+        uint32_t fl = atomic_load(&umm__frame(pfn)->flags);
+        int kind = UMM_TRACE_ZERO;
+        if (fl & UMM__F_SWAPPED) { /* reclaim put it in the swap file */
+            if ((*err = umm__swap_in(pfn)) != 0) {
+                umm__frame_unlock(pfn);
+                return UMM__FAULT_SIGBUS;
+            }
+            atomic_fetch_and(&umm__frame(pfn)->flags, ~UMM__F_SWAPPED);
+            umm__reclaim_note_swapin();
+            kind = UMM_TRACE_FILL;
+        }
         if (!(atomic_fetch_or(&umm__frame(pfn)->flags, UMM__F_UPTODATE) & UMM__F_UPTODATE))
             umm__ram_count(1);
+        umm__frame_pin(pfn);
         umm__frame_unlock(pfn);
-        umm__noted(UMM_TRACE_ZERO, access == UMM__ACC_WRITE, fpage, 1);
+        umm__noted(kind, access == UMM__ACC_WRITE, fpage, 1);
         *err = install_now(v, page, 1, pfn, UMM__P_WRITE);
+        umm__frame_unpin(pfn);
         return *err ? UMM__FAULT_SIGBUS : UMM__FAULT_DONE;
     }
 
@@ -553,10 +597,10 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
     if (want > umm__vma_pages(v) - page)
         want = umm__vma_pages(v) - page;
     int read;
-    uint64_t n = fill(obj, fpage, want, fsize, err, &read);
-    if (n == 0)
+    uint64_t filled = fill(obj, fpage, want, fsize, err, &read);
+    if (filled == 0)
         return UMM__FAULT_SIGBUS;
-    n = grab_ptes(v, page, n);
+    uint64_t n = grab_ptes(v, page, filled);
     umm__noted(read ? UMM_TRACE_FILL : UMM_TRACE_CACHED, access == UMM__ACC_WRITE, fpage, n);
 
     enum umm__fault_result r = UMM__FAULT_DONE;
@@ -577,25 +621,86 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
     if (!*err && n > first)
         *err = install_now(v, page + first, n - first, pfn + (umm__pfn)first, 0);
     release_ptes(v, page, n);
+    unpin_run(pfn, filled);
     return *err ? UMM__FAULT_SIGBUS : r;
 }
 
 /* --------------------------------------------------------- the stages */
 
+/*
+ * A private page that reclaim took out of the page table (vmscan.c): its
+ * entry keeps ANON and its frame, whose bytes are in memory still (another
+ * process mapped it then) or in the swap file.  Bring them back into the
+ * same frame and map it again: writable if this entry is its only user,
+ * read-only if it is shared since a fork (copy-on-write as before).
+ */
+static enum umm__fault_result fault_swapin(struct umm__vma *v, uint64_t page, int access, int *err)
+{
+    struct umm__pte *pte = umm__vma_pte(v, page);
+    umm__pfn pfn = pte->pfn;
+    umm__frame_lock(pfn);
+    int kind = UMM_TRACE_CACHED;
+    if (atomic_load(&umm__frame(pfn)->flags) & UMM__F_SWAPPED) {
+        if ((*err = umm__swap_in(pfn)) != 0) {
+            umm__frame_unlock(pfn);
+            return UMM__FAULT_SIGBUS;
+        }
+        atomic_fetch_and(&umm__frame(pfn)->flags, ~UMM__F_SWAPPED);
+        umm__ram_count(1);
+        umm__reclaim_note_swapin();
+        kind = UMM_TRACE_FILL;
+    }
+    uint32_t nf = UMM__P_PRESENT | (atomic_load(&umm__frame(pfn)->ref) == 1 ? UMM__P_WRITE : 0);
+    int prot = umm__host_prot(v, nf | UMM__P_ANON);
+    /* The host maps the frame here already (reclaim only took the access
+     * away), unless mremap or fork moved the page: map it to be sure. */
+    if (umm__host_map_frames(page_addr(v, page), UMM_PAGE_SIZE, prot, pfn) != 0) {
+        *err = errno;
+        umm__frame_unlock(pfn);
+        return UMM__FAULT_SEGV;
+    }
+    umm__vg_defined(page_addr(v, page), UMM_PAGE_SIZE);
+    charge(v, page, page + 1, nf);
+    atomic_fetch_add(&umm__mm.resident, 1);
+    umm__frame_unlock(pfn);
+    populate(page_addr(v, page), 1, prot);
+    umm__noted(kind, access == UMM__ACC_WRITE, 0, 1);
+    /* A write to a shared page goes on to copy-on-write: the retry faults. */
+    return UMM__FAULT_DONE;
+}
+
 static enum umm__fault_result fault_page(struct umm__vma *v, uint64_t page, int access, int *err)
 {
     struct umm__pte *pte = umm__vma_pte(v, page);
     uint32_t f = atomic_load(&pte->flags);
-    if (access == UMM__ACC_GUESS) /* a present page faults only for a write */
-        access = (f & UMM__P_PRESENT) ? UMM__ACC_WRITE : UMM__ACC_READ;
+    if (access == UMM__ACC_GUESS) /* a present page faults only for a write (or when OLD) */
+        access = (f & (UMM__P_PRESENT | UMM__P_OLD)) == UMM__P_PRESENT ? UMM__ACC_WRITE : UMM__ACC_READ;
     if (!access_ok(v, access))
         return UMM__FAULT_SEGV;
     if (f & UMM__P_GUARD) { /* after the mapping's own check, as the kernel */
         *err = EFAULT;
         return UMM__FAULT_SEGV;
     }
-    if (!(f & UMM__P_PRESENT))
+    if (!(f & UMM__P_PRESENT)) {
+        if (f & UMM__P_ANON)
+            return fault_swapin(v, page, access, err);
         return v->obj ? fault_object(v, page, access, err) : fault_anon(v, page, access, err);
+    }
+    if (f & UMM__P_OLD) {
+        /* Reclaim's hand took the host's access away to see whether the
+         * page is used: it is.  Give it back (and go on if this is a write
+         * the page's entry does not allow yet). */
+        umm__mc_update(v, page, page + 1, 0, UMM__P_OLD, UMM__MC_NOLIMIT);
+        f = atomic_load(&pte->flags);
+        if (access != UMM__ACC_WRITE || (f & UMM__P_WRITE)) {
+            umm__noted(UMM_TRACE_SPURIOUS, access == UMM__ACC_WRITE, 0, 0);
+            if (umm__vma_reprotect(v, page, page + 1) != 0) {
+                *err = errno;
+                return UMM__FAULT_SEGV;
+            }
+            return UMM__FAULT_DONE;
+        }
+    }
     if (access != UMM__ACC_WRITE || (f & UMM__P_WRITE)) {
         /* Another thread got here first -- or the host refused the
          * protection when the page was installed (its map count at its
@@ -624,6 +729,7 @@ enum umm__fault_result umm__fault(uintptr_t addr, int access, int *err)
         return UMM__FAULT_SEGV;
     uint64_t page = (addr - v->start) >> UMM_PAGE_SHIFT;
     struct umm__pte *pte = umm__vma_pte(v, page);
+    umm__reclaim_before(RA_MAX); /* room for a read-ahead window, before any entry is held */
     umm__bitlock(&pte->flags, 0);
     enum umm__fault_result r = fault_page(v, page, access, err);
     /* Past the end of the file (or an I/O error): arm the page so that the
@@ -646,7 +752,7 @@ int umm__populate(struct umm__vma *v, uintptr_t start, uintptr_t end, int write)
         int err;
         uint64_t page = (a - v->start) >> UMM_PAGE_SHIFT;
         uint32_t f = atomic_load(&umm__vma_pte(v, page)->flags);
-        if ((f & UMM__P_PRESENT) && (!write || (f & UMM__P_WRITE)))
+        if ((f & (UMM__P_PRESENT | UMM__P_OLD)) == UMM__P_PRESENT && (!write || (f & UMM__P_WRITE)))
             continue;
         enum umm__fault_result r = umm__fault(a, write ? UMM__ACC_WRITE : UMM__ACC_READ, &err);
         if (r == UMM__FAULT_SEGV)

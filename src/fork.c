@@ -73,6 +73,13 @@ static int reserve_ranges(void)
 static void share_vma(struct umm__vma *v)
 {
     uint64_t n = umm__vma_pages(v);
+    /* Frames the child's entries map (reclaim leaves them be). */
+    for (uint64_t p = 0; p < n; p++) {
+        const struct umm__pte *pte = umm__vma_pte(v, p);
+        uint32_t f = atomic_load_explicit(&pte->flags, memory_order_relaxed);
+        if ((f & (UMM__P_PRESENT | UMM__P_SIGBUS)) == UMM__P_PRESENT)
+            atomic_fetch_add_explicit(&umm__frame(pte->pfn)->mapped, 1, memory_order_relaxed);
+    }
     if (v->vflags & UMM__V_SHARED) {
         /* Page-cache frames the child's entries let the host write. */
         for (uint64_t p = 0; p < n; p++) {
@@ -108,8 +115,8 @@ static void prepare(void)
     umm__daemon_pause();
     umm__enter(&saved_mask);
     if (reserve_ranges() != 0) {
-        static const char msg[] = "libumm: fork: no room left in libumm's RAM for the copies "
-                                  "(UMM_RAM); use umm_fork() to get ENOMEM instead\n";
+        static const char msg[] = "libumm: fork: no room left in libumm's frame space for the copies "
+                                  "(UMM_FRAME_SPACE); use umm_fork() to get ENOMEM instead\n";
         (void)!umm__sys_write(2, msg, sizeof msg - 1);
         abort();
     }
@@ -162,7 +169,9 @@ static void rehome(int side)
             continue; /* private file pages not resident show the page cache */
         uint64_t n = umm__vma_pages(v), run = 0;
         for (uint64_t p = 0; p <= n; p++) {
-            if (p < n && !(atomic_load(&umm__vma_pte(v, p)->flags) & UMM__P_PRESENT)) {
+            /* A private page reclaim took out keeps its frame (ANON):
+             * the host maps that one there already. */
+            if (p < n && !(atomic_load(&umm__vma_pte(v, p)->flags) & (UMM__P_PRESENT | UMM__P_ANON))) {
                 run++;
                 continue;
             }

@@ -166,22 +166,25 @@ static int ram_truncate(int fd, uint64_t *size)
 }
 
 /*
- * Create the memfd and map it.  Its size is virtual (UMM_RAM in the
- * environment, default 1 TiB); where the host will not give that much
- * address space (Valgrind limits it), halve until it does.
+ * Create the memfd and map it.  Its size is virtual, the frame numbers
+ * there are (UMM_FRAME_SPACE in the environment, default 16 TiB, as far
+ * as 32-bit frame numbers go): a frame costs memory only while it holds
+ * bytes, and reclaim (vmscan.c) keeps those under the memory budget.
+ * Where the host will not give that much address space (Valgrind limits
+ * it), halve until it does.
  */
 int umm__ram_init(void)
 {
-    uint64_t size = parse_size(getenv("UMM_RAM"), (uint64_t)1 << 40);
+    uint64_t size = parse_size(getenv("UMM_FRAME_SPACE"), (uint64_t)1 << 44);
     /* Halving stops here, or at the size asked for if smaller: a small
-     * UMM_RAM is the program's choice (one chunk at the least). */
+     * frame space is the program's choice (one chunk at the least). */
     uint64_t min = (uint64_t)256 << 20;
     if (size < (uint64_t)CHUNK_PAGES * UMM_PAGE_SIZE)
         size = (uint64_t)CHUNK_PAGES * UMM_PAGE_SIZE;
     if (size < min)
         min = size & ~(uint64_t)(CHUNK_PAGES * UMM_PAGE_SIZE - 1);
-    if (size > ((uint64_t)1 << 44)) /* frame numbers are 32 bits */
-        size = (uint64_t)1 << 44;
+    if (size > ((uint64_t)1 << 44) - CHUNK_PAGES * UMM_PAGE_SIZE) /* frame numbers are 32 bits, */
+        size = ((uint64_t)1 << 44) - CHUNK_PAGES * UMM_PAGE_SIZE; /* and one past the last too */
     size &= ~(uint64_t)(CHUNK_PAGES * UMM_PAGE_SIZE - 1);
 
     umm__vg_hg = umm__vg_not_memcheck();
@@ -332,7 +335,10 @@ static int64_t chunk_scrub(uint64_t c)
         uint32_t old = atomic_exchange(&umm__ram.desc[c * CHUNK_PAGES + k].flags, 0);
         umm__assert(!(old & UMM__F_LOCKED));
         n += (old & UMM__F_UPTODATE) != 0;
+        if (old & UMM__F_SWAPPED) /* shared anonymous memory, swapped out */
+            umm__swap_forget((umm__pfn)(c * CHUNK_PAGES + k), 1);
         atomic_store(&umm__ram.desc[c * CHUNK_PAGES + k].ref, 0);
+        umm__assert(atomic_load(&umm__ram.desc[c * CHUNK_PAGES + k].mapped) == 0);
     }
     umm__ram_discard((umm__pfn)(c * CHUNK_PAGES), CHUNK_PAGES);
     return n;

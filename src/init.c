@@ -54,11 +54,12 @@ static void init_once(void)
     /* The region for libumm's own memory right after the direct map (the
      * host places it next to it; kmem.c), and before fork.c registers its
      * fork handlers, which must run outside kmem.c's (the lock order). */
-    if (umm__ram_init() != 0 || umm__kmem_init() != 0 || umm__pagecache_init() != 0 || umm__trap_init() != 0 ||
-        umm__fork_init() != 0) {
+    if (umm__ram_init() != 0 || umm__swap_init() != 0 || umm__kmem_init() != 0 || umm__pagecache_init() != 0 ||
+        umm__trap_init() != 0 || umm__fork_init() != 0) {
         init_errno = errno ? errno : ENOMEM;
         return;
     }
+    umm__vmscan_init();
     umm__mm.pid = getpid();
     umm__vg_racy(&umm__mm.nvmas, sizeof umm__mm.nvmas); /* fileio.c reads it as a hint, unlocked */
     umm__vg_pool_create();
@@ -118,6 +119,15 @@ int umm_stats(struct umm_stats *out)
     out->signals = atomic_load(&umm__mm.signals);
     out->files = atomic_load(&umm__mm.nobjects);
     out->host_maps = umm__mc_count();
+    struct umm__reclaim_stats r;
+    umm__reclaim_stats(&r);
+    out->budget = r.budget;
+    out->frames_high = r.high_water;
+    out->reclaimed = r.reclaimed;
+    out->reclaim_written = r.written;
+    out->swapped_out = r.swapped_out;
+    out->swapped_in = r.swapped_in;
+    out->swap_used = r.swap_used;
     pthread_rwlock_rdlock(&umm__mm.lock);
     out->mappings = umm__mm.nvmas;
     pthread_rwlock_unlock(&umm__mm.lock);

@@ -281,9 +281,16 @@ int umm__mc_update(struct umm__vma *v, uint64_t from, uint64_t to, uint32_t set,
             atomic_fetch_and(&pte->flags, ~c.clear);
         if (~f & c.set)
             atomic_fetch_or(&pte->flags, c.set);
-        int ow = umm__pte_writes_cache(v, f), nw = umm__pte_writes_cache(v, (f & ~c.clear) | c.set);
+        uint32_t nf = (f & ~c.clear) | c.set;
+        int ow = umm__pte_writes_cache(v, f), nw = umm__pte_writes_cache(v, nf);
         if (ow != nw) /* the frame's writers, for write-back across fork */
             atomic_fetch_add(&umm__frame(pte->pfn)->ref, nw ? 1u : UINT32_MAX);
+        int om = (f & (UMM__P_PRESENT | UMM__P_SIGBUS)) == UMM__P_PRESENT,
+            nm = (nf & (UMM__P_PRESENT | UMM__P_SIGBUS)) == UMM__P_PRESENT;
+        if (om != nm) { /* the frame's mappers, for reclaim across fork */
+            uint32_t was = atomic_fetch_add(&umm__frame(pte->pfn)->mapped, nm ? 1u : UINT32_MAX);
+            umm__assert(nm || was > 0);
+        }
         rel += releasable_bits((f & ~c.clear) | c.set) - releasable_bits(f);
     }
     atomic_store_explicit(&count, now + w.after - w.before, memory_order_relaxed);
@@ -415,7 +422,7 @@ static uint64_t release_run(struct umm__vma *v, uint64_t p)
             }
             q++;
         }
-        umm__mc_update(v, p, q, 0, UMM__P_PRESENT | UMM__P_WRITE, UMM__MC_NOLIMIT);
+        umm__mc_update(v, p, q, 0, UMM__P_PRESENT | UMM__P_WRITE | UMM__P_OLD, UMM__MC_NOLIMIT);
         if (mprotect((void *)(v->start + (p << UMM_PAGE_SHIFT)), (q - p) << UMM_PAGE_SHIFT, PROT_NONE) == 0)
             atomic_fetch_sub(&umm__mm.resident, q - p);
         else /* the host would need a mapping it has not got: leave them */

@@ -975,6 +975,10 @@ static int advise_one(struct umm__vma *v, uint64_t from, uint64_t to, int advice
         return 0;
     case 25: /* MADV_COLLAPSE */
         return EINVAL;
+    case MADV_COLD: /* deactivate: the next turn of reclaim's hand takes them unless touched */
+    case MADV_PAGEOUT: /* reclaim now (what other processes map stays: theirs to let go) */
+        umm__reclaim_range(v, from, to, advice == MADV_PAGEOUT);
+        return 0;
     case MADV_GUARD_INSTALL:
         /* As the kernel: the pages' contents go (a private file page back to
          * the file, shared pages stay in the page cache), then every touch

@@ -637,13 +637,28 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
         for (uint64_t i = 0; i < k; i++) {
             umm__pfn q = pfn + (umm__pfn)i;
             umm__frame_lock(q);
+            if (!(atomic_load(&umm__frame(q)->flags) & UMM__F_DIRTY)) {
+                /* Reclaim wrote it back meanwhile: the run ends here. */
+                umm__frame_unlock(q);
+                k = i;
+                break;
+            }
             if (atomic_load(&umm__frame(q)->ref) == 0) {
                 atomic_fetch_and(&umm__frame(q)->flags, ~UMM__F_DIRTY);
                 cleaned++;
             }
+            /* Pinned while the pwrite reads it: clean now, reclaim would
+             * otherwise give its memory back and zeros would be written. */
+            umm__frame_pin(q);
             umm__frame_unlock(q);
         }
+        if (k == 0) {
+            p++;
+            continue;
+        }
         int e = write_run(obj, p, k, fsize);
+        for (uint64_t i = 0; i < k; i++)
+            umm__frame_unpin(pfn + (umm__pfn)i);
         if (e) {
             for (uint64_t i = 0; i < k; i++)
                 atomic_fetch_or(&umm__frame(pfn + (umm__pfn)i)->flags, UMM__F_DIRTY);
@@ -662,6 +677,42 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
     if (sync && wrote && umm__sys_fdatasync(obj->fd) != 0 && !err && errno != EINVAL)
         err = errno;
     return err;
+}
+
+/*
+ * Reclaim (vmscan.c) of frames nobody maps: the dirty ones are written back
+ * first (a run with one pwrite), then every one gives its memory back and
+ * forgets the file's bytes; the next touch reads them again.  The caller
+ * holds the frames' locks, so no fault or file I/O sees them half done.
+ */
+int umm__object_evict(struct umm__object *obj, uint64_t fpage, uint64_t n)
+{
+    umm__pfn pfn = umm__object_pfn(obj, fpage);
+    uint64_t fsize, dirty = 0;
+    umm__object_filepages(obj, &fsize);
+    for (uint64_t i = 0; i < n;) {
+        if (!(atomic_load(&umm__frame(pfn + (umm__pfn)i)->flags) & UMM__F_DIRTY)) {
+            i++;
+            continue;
+        }
+        uint64_t k = 1;
+        while (i + k < n && (atomic_load(&umm__frame(pfn + (umm__pfn)(i + k))->flags) & UMM__F_DIRTY))
+            k++;
+        int e = write_run(obj, fpage + i, k, fsize);
+        if (e)
+            return e; /* what was written stays dirty: written again later */
+        dirty += k;
+        i += k;
+    }
+    for (uint64_t i = 0; i < n; i++)
+        atomic_fetch_and(&umm__frame(pfn + (umm__pfn)i)->flags, ~(UMM__F_UPTODATE | UMM__F_DIRTY));
+    if (dirty) {
+        atomic_fetch_sub(&obj->ndirty, (int64_t)dirty);
+        atomic_fetch_add(&umm__mm.pages_written, dirty);
+    }
+    umm__ram_discard(pfn, n);
+    umm__ram_count(-(int64_t)n);
+    return 0;
 }
 
 /* Take the clean page-cache pages of [from, to) out of this process's

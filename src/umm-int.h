@@ -82,12 +82,16 @@ struct umm__frame {
      * process (kept by umm__mc_update): write-back may call a page clean
      * only when no process can write it without a fault. */
     _Atomic uint32_t ref;
+    /* Entries that map it (PRESENT, in every process; umm__mc_update
+     * keeps it): reclaim takes a frame's bytes away only at zero. */
+    _Atomic uint32_t mapped;
 };
 #define UMM__F_LOCKED   0x1u /* someone is filling or changing the frame */
 #define UMM__F_WAITERS  0x2u /* someone sleeps on the lock (futex) */
 #define UMM__F_UPTODATE 0x4u /* page cache: holds the file's bytes */
 #define UMM__F_DIRTY    0x8u /* page cache: written, not yet written back */
 #define UMM__F_BLOCK    0x10u /* page cache: the file has its blocks (reserved at first write) */
+#define UMM__F_SWAPPED  0x20u /* its bytes are in the swap file (vmscan.c), not in RAM */
 
 struct umm__ram {
     int fd;                     /* the memfd */
@@ -129,6 +133,25 @@ static inline struct umm__frame *umm__frame(umm__pfn pfn)
 void umm__frame_lock(umm__pfn pfn);
 int umm__frame_trylock(umm__pfn pfn);
 void umm__frame_unlock(umm__pfn pfn);
+
+/* Pin a frame while about to map it or while reading it outside its lock:
+ * reclaim takes a frame's bytes only when nothing maps or pins it. */
+static inline void umm__frame_pin(umm__pfn pfn)
+{
+    atomic_fetch_add_explicit(&umm__frame(pfn)->mapped, 1, memory_order_relaxed);
+}
+static inline void umm__frame_unpin(umm__pfn pfn)
+{
+    atomic_fetch_sub_explicit(&umm__frame(pfn)->mapped, 1, memory_order_release);
+}
+
+/* ----------------------------------------------------------------- swap.c */
+/* libumm's swap file, indexed by frame number (swap.c). */
+int umm__swap_init(void);
+int umm__swap_out(umm__pfn pfn, uint64_t n);
+int umm__swap_in(umm__pfn pfn);
+void umm__swap_forget(umm__pfn pfn, uint64_t n);
+uint64_t umm__swap_used(void);
 
 /* Futex-backed bit locks, usable from the trap (no malloc, no stdio). */
 void umm__bitlock(_Atomic uint32_t *word, int shared);
@@ -184,6 +207,10 @@ int umm__object_reserve(struct umm__object *obj, uint64_t fpage, umm__pfn pfn);
 /* Write back dirty pages in [fpage, fpage+n): write-protect them in every
  * mapping, then pwrite runs.  Returns 0 or the first errno. */
 int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, int sync);
+/* Reclaim: the frames of [fpage, fpage+n), up to date, locked by the
+ * caller, mapped and pinned by nobody: write the dirty ones back, then
+ * give their memory back.  Returns 0, or an errno (nothing dropped). */
+int umm__object_evict(struct umm__object *obj, uint64_t fpage, uint64_t n);
 /* Drop clean pages in [fpage, fpage+n) from every mapping and the cache. */
 void umm__object_drop(struct umm__object *obj, uint64_t fpage, uint64_t n);
 /* The same for msync(MS_INVALIDATE): files only. */
@@ -258,6 +285,8 @@ struct umm__pte {
 #define UMM__P_NOSPACE 0x40u /* armed for a store the file system had no room for:
                               * the next SIGBUS is the program's (trap.c) */
 #define UMM__P_GUARD   0x80u /* MADV_GUARD_INSTALL: never present, every touch SIGSEGV */
+#define UMM__P_OLD     0x100u /* present, but the host's access taken away to see whether
+                               * it is used again (reclaim's reference bit, vmscan.c) */
 
 /* Page tables are allocated with the mapping (never in the trap), from
  * libumm's own region (kmem.c: memory only for the entries written), and
@@ -375,6 +404,24 @@ int umm__host_mprotect(void *addr, size_t len, int prot);
 int umm__host_map_frames(void *addr, size_t len, int prot, umm__pfn pfn);
 /* The same for any file (the SIGBUS memfd): see vma.c. */
 int umm__host_map(void *addr, size_t len, int prot, int fd, off_t off);
+
+/* --------------------------------------------------------------- vmscan.c */
+/* Reclaim: keep libumm's frames under the memory budget (vmscan.c). */
+void umm__vmscan_init(void);
+uint64_t umm__budget(void);
+/* A fault is about to take up to n new frames: reclaim first if that
+ * would pass the budget.  The mm lock is held (read or write). */
+void umm__reclaim_before(uint64_t n);
+/* The daemon's share: age and reclaim ahead of need.  mm lock held. */
+void umm__reclaim_background(void);
+/* MADV_COLD (deactivate) and MADV_PAGEOUT (reclaim now) on pages
+ * [from, to) of v.  mm lock held. */
+void umm__reclaim_range(struct umm__vma *v, uint64_t from, uint64_t to, int pageout);
+struct umm__reclaim_stats {
+    uint64_t budget, high_water, reclaimed, written, swapped_out, swapped_in, swap_used;
+};
+void umm__reclaim_stats(struct umm__reclaim_stats *s);
+void umm__reclaim_note_swapin(void);
 
 /* ------------------------------------------------------------- mapcount.c */
 
@@ -497,6 +544,7 @@ void umm__vg_exit(uintptr_t fault);
 /* --------------------------------------------------------------- daemon.c */
 int umm__daemon_start(void);
 void umm__daemon_kick(void);
+void umm__daemon_kick_reclaim(void);
 void umm__daemon_stop(void);
 /* Around fork (fork.c): the thread ends before, and starts again after,
  * in the child on a loop given its own kernel objects (uv_loop_fork). */

@@ -313,7 +313,7 @@ int umm__vma_split(uintptr_t addr)
 
 int umm__host_prot(const struct umm__vma *v, uint32_t f)
 {
-    if (!(f & UMM__P_PRESENT))
+    if (!(f & UMM__P_PRESENT) || (f & UMM__P_OLD)) /* OLD: reclaim watches for a touch */
         return PROT_NONE;
     int prot = v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
     if (prot & PROT_WRITE)
@@ -433,23 +433,29 @@ void umm__vma_release_pages(struct umm__vma *v, uint64_t from, uint64_t to)
     for (uint64_t p = from; p < to; p++) {
         struct umm__pte *pte = umm__vma_pte(v, p);
         uint32_t f = atomic_load(&pte->flags);
-        if (!(f & UMM__P_PRESENT))
+        if (!(f & (UMM__P_PRESENT | UMM__P_ANON)))
             continue;
         umm__assert(!(f & UMM__P_LOCKED));
-        unres++;
-        if ((f & UMM__P_ANON) && anon_frame_put(pte->pfn)) {
-            freed++;
-            if (runlen && run + runlen == pte->pfn) {
-                runlen++;
-            } else {
-                umm__ram_discard(run, runlen);
-                umm__ram_frames_dead(run, runlen);
-                run = pte->pfn;
-                runlen = 1;
-            }
+        unres += (f & UMM__P_PRESENT) != 0;
+        if (!(f & UMM__P_ANON) || !anon_frame_put(pte->pfn))
+            continue;
+        if (atomic_fetch_and(&umm__frame(pte->pfn)->flags, ~UMM__F_SWAPPED) & UMM__F_SWAPPED) {
+            /* Its bytes were in the swap file only (vmscan.c). */
+            umm__swap_forget(pte->pfn, 1);
+            umm__ram_frames_dead(pte->pfn, 1);
+            continue;
+        }
+        freed++;
+        if (runlen && run + runlen == pte->pfn) {
+            runlen++;
+        } else {
+            umm__ram_discard(run, runlen);
+            umm__ram_frames_dead(run, runlen);
+            run = pte->pfn;
+            runlen = 1;
         }
     }
-    umm__mc_update(v, from, to, 0, UMM__P_PRESENT | UMM__P_WRITE | UMM__P_ANON, UMM__MC_NOLIMIT);
+    umm__mc_update(v, from, to, 0, UMM__P_PRESENT | UMM__P_WRITE | UMM__P_ANON | UMM__P_OLD, UMM__MC_NOLIMIT);
     umm__ram_discard(run, runlen);
     umm__ram_frames_dead(run, runlen);
     umm__ram_count(-freed);
@@ -502,6 +508,14 @@ int umm__vma_host_map_entries(struct umm__vma *v)
         uint32_t f = atomic_load(&pte->flags);
         if (f & UMM__P_SIGBUS)
             atomic_fetch_and(&pte->flags, ~(UMM__P_SIGBUS | UMM__P_NOSPACE));
+        if ((f & (UMM__P_PRESENT | UMM__P_ANON)) == UMM__P_ANON) {
+            /* Reclaim took it out: it keeps its frame (swapped or not). */
+            if (umm__host_map_frames((void *)(v->start + (p << UMM_PAGE_SHIFT)), UMM_PAGE_SIZE, PROT_NONE,
+                                     pte->pfn) != 0)
+                return -1;
+            p++;
+            continue;
+        }
         if (!(f & UMM__P_PRESENT) || (f & UMM__P_SIGBUS)) {
             p++;
             continue;

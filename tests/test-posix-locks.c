@@ -129,7 +129,7 @@ static void writable_arrives(void)
 }
 
 /* A umm_mmap refused after libumm found the file: far more than libumm's
- * RAM (UMM_RAM below) of a private mapping.  The kernel's mmap of the same
+ * frame space (UMM_FRAME_SPACE below) of a private mapping.  The kernel's mmap of the same
  * succeeds; either way the lock stays. */
 static void refused(void)
 {
@@ -184,7 +184,7 @@ static void no_descriptor_piles_up(void)
 
 int main(void)
 {
-    setenv("UMM_RAM", "64M", 1); /* for refused() */
+    setenv("UMM_FRAME_SPACE", "64M", 1); /* for refused() */
     for (use_umm = 0; use_umm < 2; use_umm++) {
         last_unmap(1);
         last_unmap(0);

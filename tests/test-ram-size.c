@@ -17,7 +17,7 @@ static int small_ram(void)
     if (pid == 0) {
         tap_quiet();
         vg_abrupt_end(); /* _exit with libumm's daemon running */
-        setenv("UMM_RAM", "64K", 1);
+        setenv("UMM_FRAME_SPACE", "64K", 1);
         char *p = umm_mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED)
             _exit(1);
@@ -35,8 +35,8 @@ static int small_ram(void)
 
 int main(void)
 {
-    is_int(small_ram(), 0, "UMM_RAM=64K: 32 KiB of private memory works");
-    setenv("UMM_RAM", "512M", 1); /* read once, when libumm starts */
+    is_int(small_ram(), 0, "UMM_FRAME_SPACE=64K: 32 KiB of private memory works");
+    setenv("UMM_FRAME_SPACE", "512M", 1); /* read once, when libumm starts */
     size_t mib = 1 << 20;
     int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
     char *a = umm_mmap(NULL, 256 * mib, PROT_READ | PROT_WRITE, flags, -1, 0);

@@ -395,6 +395,13 @@ uint64_t stat_get(const char *which)
     if (!strcmp(which, "cow_copies")) return s.cow_copies;
     if (!strcmp(which, "signals")) return s.signals;
     if (!strcmp(which, "host_maps")) return s.host_maps;
+    if (!strcmp(which, "budget")) return s.budget;
+    if (!strcmp(which, "frames_high")) return s.frames_high;
+    if (!strcmp(which, "reclaimed")) return s.reclaimed;
+    if (!strcmp(which, "reclaim_written")) return s.reclaim_written;
+    if (!strcmp(which, "swapped_out")) return s.swapped_out;
+    if (!strcmp(which, "swapped_in")) return s.swapped_in;
+    if (!strcmp(which, "swap_used")) return s.swap_used;
     tap_bail("stat_get: unknown %s", which);
 }
 

@@ -1,0 +1,509 @@
+/*
+ * vmscan.c: reclaim, as the kernel's mm/vmscan.c does it: libumm's frames
+ * stay under a memory budget whatever the program maps.
+ *
+ * The budget.  UMM_RAM in the environment (a size: 512M, 2G), else what the
+ * process may really use: three quarters of its memory cgroup's limit where
+ * there is one, else half of the machine's memory.  Every frame that holds
+ * bytes counts (page-cache pages, private copies, zero-filled pages, in
+ * every process of a fork family: the count lives in shared memory).
+ * Mappings do not count: a mapping of any size costs frame numbers (a
+ * virtual space, frame.c), not memory, until its pages are touched.
+ *
+ * Watermarks.  A fault that would take the frames past the budget first
+ * reclaims in the faulting thread (direct reclaim) until there is a batch
+ * of room; so frames pass the budget by at most what the faults in flight
+ * take at once (a read-ahead window each, 32 pages).  Ahead of that, the
+ * daemon (daemon.c) is woken once frames pass 7/8 of the budget and
+ * reclaims on its own thread down to 3/4 (kswapd's low and high marks).
+ *
+ * The clock.  Reclaim walks this process's pages in address order, a hand
+ * going round (the "clock" of the textbooks, one hand, second chance).  A
+ * resident page the hand reaches is made OLD: the host's access to it is
+ * taken away (one mprotect for a run), the page stays resident.  A touch
+ * of an OLD page is a cheap fault that gives the access back: the page was
+ * referenced.  A page still OLD when the hand comes round again was not
+ * used for a whole turn, and goes: out of this process's page table, and,
+ * if no other entry maps or pins its frame (frame.c keeps that count for
+ * every process of the family), out of memory:
+ *   - a clean page-cache page is dropped (the file has its bytes);
+ *   - a dirty one is written back first, then dropped;
+ *   - a private page (a copy, a zero-filled page) and a page of shared
+ *     anonymous memory go to the swap file (swap.c) and come back at the
+ *     next touch, in every process that shares them.
+ * A frame another process still maps stays: that process's own clock (its
+ * daemon runs reclaim too) lets go of it in time.  Pages of MAP_LOCKED
+ * mappings are never made OLD nor reclaimed.
+ *
+ * Everything here runs with the address-space lock held, for reading
+ * (faults, the daemon) or writing (madvise), and takes entries and frames
+ * only with trylock: a page someone is working on is passed over.
+ */
+#include "umm-int.h"
+#include "vg.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define BATCH 256 /* pages of room direct reclaim makes at once, at least */
+
+static uint64_t budget; /* pages */
+static _Atomic size_t hand_vma;
+static _Atomic uint64_t hand_page;
+static _Atomic uint64_t high_water, reclaimed, written, swapped_out, swapped_in;
+static _Atomic uint32_t daemon_kicked;
+/* Frames in use below which direct reclaim is not tried again: set when a
+ * pass found nothing to take (every page pinned, locked, or mapped by
+ * another process), so that each fault does not walk every page in vain. */
+static _Atomic uint64_t futile_below;
+static _Atomic size_t obj_hand; /* the page cache's hand: index in the objects' list */
+static _Atomic uint64_t obj_hand_page; /* and file page */
+
+/* -------------------------------------------------------------- budget */
+
+static uint64_t parse_size(const char *s)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 0);
+    switch (*end) {
+    case 't': case 'T': v <<= 10; /* fall through */
+    case 'g': case 'G': v <<= 10; /* fall through */
+    case 'm': case 'M': v <<= 10; /* fall through */
+    case 'k': case 'K': v <<= 10; break;
+    default: break;
+    }
+    return v;
+}
+
+/* Read a small file whole (no stdio: its buffer is malloc'ed, kmem.c). */
+static ssize_t slurp(const char *path, char *buf, size_t n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t len = umm__sys_read(fd, buf, n - 1);
+    close(fd);
+    if (len >= 0)
+        buf[len] = 0;
+    return len;
+}
+
+/* The lowest memory.max on the way from this process's cgroup (v2) to the
+ * root, in bytes; 0 if none. */
+static uint64_t cgroup_limit(void)
+{
+    char buf[4096], path[4200];
+    if (slurp("/proc/self/cgroup", buf, sizeof buf) <= 0)
+        return 0;
+    char *line = strstr(buf, "0::");
+    if (!line)
+        return 0;
+    char *cg = line + 3, *nl = strchr(cg, '\n');
+    if (nl)
+        *nl = 0;
+    uint64_t best = 0;
+    for (;;) {
+        char val[64];
+        snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.max", strcmp(cg, "/") ? cg : "");
+        if (slurp(path, val, sizeof val) > 0 && val[0] >= '0' && val[0] <= '9') {
+            uint64_t v = strtoull(val, NULL, 10);
+            if (v && (!best || v < best))
+                best = v;
+        }
+        char *slash = strrchr(cg, '/');
+        if (!slash || slash == cg)
+            break;
+        *slash = 0;
+    }
+    return best;
+}
+
+void umm__vmscan_init(void)
+{
+    uint64_t bytes = 0;
+    const char *s = getenv("UMM_RAM");
+    if (s && *s)
+        bytes = parse_size(s);
+    if (!bytes) {
+        uint64_t cg = cgroup_limit();
+        uint64_t phys = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+        bytes = phys / 2;
+        if (cg && cg / 4 * 3 < bytes)
+            bytes = cg / 4 * 3;
+    }
+    budget = bytes >> UMM_PAGE_SHIFT;
+    if (budget < 16)
+        budget = 16; /* one chunk, at the least */
+    umm__vg_racy(&hand_vma, sizeof hand_vma);
+    umm__vg_racy(&hand_page, sizeof hand_page);
+    umm__vg_racy(&high_water, sizeof high_water);
+    umm__vg_racy(&daemon_kicked, sizeof daemon_kicked);
+    umm__vg_racy(&futile_below, sizeof futile_below);
+    umm__vg_racy(&obj_hand, sizeof obj_hand);
+    umm__vg_racy(&obj_hand_page, sizeof obj_hand_page);
+}
+
+uint64_t umm__budget(void)
+{
+    return budget;
+}
+
+/* ------------------------------------------------------------- evicting */
+
+/* Which store a page's frame goes to. */
+enum kind { K_FILE, K_SWAP };
+
+static enum kind kind_of(const struct umm__vma *v, uint32_t f)
+{
+    return (f & UMM__P_ANON) || !v->obj || v->obj->anon ? K_SWAP : K_FILE;
+}
+
+/*
+ * Give the memory of frames [pfn, pfn+n) back, page p of v on: they are
+ * locked, up to date (or live private frames), and nothing maps or pins
+ * them.  Returns how many went.
+ */
+static uint64_t evict_frames(struct umm__vma *v, uint64_t p, umm__pfn pfn, uint64_t n, enum kind k)
+{
+    if (k == K_FILE) {
+        uint64_t dirty = 0;
+        for (uint64_t i = 0; i < n; i++)
+            dirty += (atomic_load(&umm__frame(pfn + (umm__pfn)i)->flags) & UMM__F_DIRTY) != 0;
+        if (umm__object_evict(v->obj, v->fpage + p, n) != 0)
+            return 0; /* an I/O error: they stay, dirty */
+        atomic_fetch_add(&written, dirty);
+        return n;
+    }
+    if (umm__swap_out(pfn, n) != 0)
+        return 0;
+    for (uint64_t i = 0; i < n; i++) {
+        struct umm__frame *fr = umm__frame(pfn + (umm__pfn)i);
+        /* A page of shared anonymous memory is up to date no more: its
+         * next touch swaps it in (fault.c). */
+        atomic_fetch_and(&fr->flags, ~UMM__F_UPTODATE);
+        atomic_fetch_or(&fr->flags, UMM__F_SWAPPED);
+    }
+    umm__ram_discard(pfn, n);
+    umm__ram_count(-(int64_t)n);
+    atomic_fetch_add(&swapped_out, n);
+    return n;
+}
+
+/* May reclaim take frame pfn's bytes now?  Locks it if so.  A private
+ * frame is live whatever its flags; a page-cache frame must be up to date
+ * (a frame being filled is locked anyway). */
+static int frame_takeable(umm__pfn pfn, enum kind k)
+{
+    if (atomic_load(&umm__frame(pfn)->mapped) != 0 || !umm__frame_trylock(pfn))
+        return 0;
+    uint32_t fl = atomic_load(&umm__frame(pfn)->flags);
+    if (atomic_load(&umm__frame(pfn)->mapped) == 0 && !(fl & UMM__F_SWAPPED) &&
+        (k == K_SWAP || (fl & UMM__F_UPTODATE)))
+        return 1;
+    umm__frame_unlock(pfn);
+    return 0;
+}
+
+/*
+ * Pages [p, q) of v, entries held, were just taken out of this process's
+ * page table (flags[] are what they were).  Give their frames' memory back
+ * where nobody else maps them, in runs contiguous in RAM (one write each).
+ * Returns how many frames went.
+ */
+static uint64_t evict_run(struct umm__vma *v, uint64_t p, uint64_t q, const uint32_t *flags, const umm__pfn *pfns)
+{
+    uint64_t gone = 0;
+    for (uint64_t i = p; i < q;) {
+        enum kind k = kind_of(v, flags[i - p]);
+        if (!frame_takeable(pfns[i - p], k)) {
+            i++;
+            continue;
+        }
+        uint64_t j = i + 1;
+        while (j < q && kind_of(v, flags[j - p]) == k && pfns[j - p] == pfns[i - p] + (umm__pfn)(j - i) &&
+               frame_takeable(pfns[j - p], k))
+            j++;
+        gone += evict_frames(v, i, pfns[i - p], j - i, k);
+        for (uint64_t r = i; r < j; r++)
+            umm__frame_unlock(pfns[r - p]);
+        i = j;
+    }
+    return gone;
+}
+
+/* Can the hand do anything with this entry? */
+static int candidate(uint32_t f)
+{
+    return (f & (UMM__P_PRESENT | UMM__P_SIGBUS | UMM__P_GUARD)) == UMM__P_PRESENT;
+}
+
+#define RUN_MAX 64
+enum mode { M_CLOCK, M_COLD, M_PAGEOUT };
+
+/*
+ * The hand at page p of v: take the run of resident pages from p that are
+ * all OLD or all not (as far as their entries can be taken without
+ * waiting).  Not OLD: make them OLD (take the host's access away).  OLD:
+ * out of the page table, then out of memory where nobody else maps them.
+ * M_PAGEOUT takes pages whether OLD or not (MADV_PAGEOUT); M_COLD only
+ * makes them OLD (MADV_COLD).  Returns the page to look at next; *freed
+ * counts frames given back.
+ */
+static uint64_t hand_run(struct umm__vma *v, uint64_t p, uint64_t end, enum mode mode, uint64_t *freed)
+{
+    struct umm__pte *pte = umm__vma_pte(v, p);
+    uint32_t f0 = atomic_load(&pte->flags);
+    if (!candidate(f0) || !umm__bittrylock(&pte->flags))
+        return p + 1;
+    f0 = atomic_load(&pte->flags);
+    if (!candidate(f0)) {
+        umm__bitunlock(&pte->flags, 0);
+        return p + 1;
+    }
+    int pageout = mode == M_PAGEOUT, old = pageout || (f0 & UMM__P_OLD);
+    if (old && mode == M_COLD) {
+        umm__bitunlock(&pte->flags, 0);
+        return p + 1;
+    }
+    uint32_t flags[RUN_MAX];
+    umm__pfn pfns[RUN_MAX];
+    flags[0] = f0;
+    pfns[0] = pte->pfn;
+    uint64_t q = p + 1;
+    while (q < end && q - p < RUN_MAX) {
+        struct umm__pte *e = umm__vma_pte(v, q);
+        uint32_t g = atomic_load(&e->flags);
+        if (!candidate(g) || (!pageout && (g & UMM__P_OLD) != (f0 & UMM__P_OLD)) || !umm__bittrylock(&e->flags))
+            break;
+        g = atomic_load(&e->flags);
+        if (!candidate(g) || (!pageout && (g & UMM__P_OLD) != (f0 & UMM__P_OLD))) {
+            umm__bitunlock(&e->flags, 0);
+            break;
+        }
+        flags[q - p] = g;
+        pfns[q - p] = e->pfn;
+        q++;
+    }
+    void *addr = (void *)(v->start + (p << UMM_PAGE_SHIFT));
+    size_t len = (q - p) << UMM_PAGE_SHIFT;
+    if (!old) {
+        umm__mc_update(v, p, q, UMM__P_OLD, 0, UMM__MC_NOLIMIT);
+        if (mprotect(addr, len, PROT_NONE) != 0) /* the host's map count: leave them */
+            umm__mc_update(v, p, q, 0, UMM__P_OLD, UMM__MC_NOLIMIT);
+    } else {
+        /* The private pages keep ANON and their frame: that is where
+         * their bytes are, in memory or in the swap file. */
+        umm__mc_update(v, p, q, 0, UMM__P_PRESENT | UMM__P_WRITE | UMM__P_OLD, UMM__MC_NOLIMIT);
+        if (mprotect(addr, len, PROT_NONE) != 0) {
+            uint64_t i = p;
+            for (; i < q; i++) /* put them back as they were */
+                umm__mc_update(v, i, i + 1, flags[i - p] & (UMM__P_PRESENT | UMM__P_WRITE | UMM__P_OLD), 0,
+                               UMM__MC_NOLIMIT);
+        } else {
+            atomic_fetch_sub(&umm__mm.resident, q - p);
+            *freed += evict_run(v, p, q, flags, pfns);
+        }
+    }
+    for (uint64_t i = p; i < q; i++)
+        umm__bitunlock(&umm__vma_pte(v, i)->flags, 0);
+    return q;
+}
+
+/* ------------------------------------------------ the page cache's hand */
+
+/*
+ * Page-cache frames that no entry maps (the source of a copy-on-write
+ * copy, read-ahead past what was installed, pages the map-count budget or
+ * MADV_DONTNEED released, pages another process unmapped) are found
+ * through the objects, not through a page table.  They are the cheapest to
+ * take (no mapping to change) and go first, as the kernel's inactive file
+ * list does.  A second hand walks this process's objects' extents; the
+ * descriptors of frames never used are never touched (mincore says which
+ * pages of the descriptor array hold anything), so a huge sparse mapping
+ * costs only what it has cached.
+ */
+
+/* Frames [base, base+n) of extent x of obj: take what nobody maps. */
+static uint64_t cache_scan(struct umm__object *obj, const struct umm__extent *x, uint64_t from, uint64_t n,
+                           uint64_t *freed)
+{
+    umm__pfn base = x->base + (umm__pfn)from;
+    const size_t per = UMM_PAGE_SIZE; /* bytes of descriptors per page */
+    uintptr_t d0 = (uintptr_t)umm__frame(base) & ~(uintptr_t)(per - 1);
+    uintptr_t d1 = ((uintptr_t)umm__frame(base + (umm__pfn)n - 1) + sizeof(struct umm__frame) + per - 1) &
+                   ~(uintptr_t)(per - 1);
+    unsigned char vec[64];
+    if ((d1 - d0) / per > sizeof vec) { /* one window at a time */
+        d1 = d0 + sizeof vec * per;
+        n = ((d1 - (uintptr_t)umm__frame(base)) / sizeof(struct umm__frame));
+    }
+    if (mincore((void *)d0, d1 - d0, vec) != 0)
+        memset(vec, 1, sizeof vec);
+    enum kind k = obj->anon ? K_SWAP : K_FILE;
+    for (uint64_t i = 0; i < n;) {
+        uintptr_t d = (uintptr_t)umm__frame(base + (umm__pfn)i);
+        if (!(vec[(d - d0) / per] & 1)) { /* never used: nothing cached */
+            i++;
+            continue;
+        }
+        uint32_t fl = atomic_load_explicit(&umm__frame(base + (umm__pfn)i)->flags, memory_order_relaxed);
+        if (!(fl & UMM__F_UPTODATE) || !frame_takeable(base + (umm__pfn)i, k)) {
+            i++;
+            continue;
+        }
+        uint64_t j = i + 1;
+        while (j < n && (atomic_load(&umm__frame(base + (umm__pfn)j)->flags) & UMM__F_UPTODATE) &&
+               frame_takeable(base + (umm__pfn)j, k))
+            j++;
+        if (k == K_FILE) {
+            uint64_t dirty = 0;
+            for (uint64_t r = i; r < j; r++)
+                dirty += (atomic_load(&umm__frame(base + (umm__pfn)r)->flags) & UMM__F_DIRTY) != 0;
+            if (umm__object_evict(obj, x->fpage + from + i, j - i) == 0) {
+                *freed += j - i;
+                atomic_fetch_add(&written, dirty);
+            }
+        } else {
+            struct umm__vma fake = { 0 };
+            *freed += evict_frames(&fake, 0, base + (umm__pfn)i, j - i, K_SWAP);
+        }
+        for (uint64_t r = i; r < j; r++)
+            umm__frame_unlock(base + (umm__pfn)r);
+        i = j;
+    }
+    return n;
+}
+
+/* Walk the objects' frames until frames are at most target or every
+ * object was seen once. */
+static void shrink_cache(uint64_t target, uint64_t *freed)
+{
+    size_t nobj = 0;
+    for (struct umm__object *o = umm__mm.objects; o; o = o->next)
+        nobj++;
+    if (nobj == 0)
+        return;
+    size_t oi = atomic_load_explicit(&obj_hand, memory_order_relaxed) % nobj;
+    uint64_t fp = atomic_load_explicit(&obj_hand_page, memory_order_relaxed);
+    for (size_t seen = 0; seen <= nobj && umm__ram_frames_in_use() > target;) {
+        struct umm__object *o = umm__mm.objects;
+        for (size_t k = 0; k < oi; k++)
+            o = o->next;
+        for (size_t e = 0; e < o->nex && umm__ram_frames_in_use() > target;) {
+            struct umm__extent *x = &o->ext[e];
+            if (fp >= x->fpage + x->npages) {
+                e++;
+                continue;
+            }
+            uint64_t from = fp > x->fpage ? fp - x->fpage : 0;
+            fp = x->fpage + from + cache_scan(o, x, from, x->npages - from, freed);
+        }
+        if (umm__ram_frames_in_use() > target) {
+            oi = (oi + 1) % nobj; /* the next object, from its start */
+            fp = 0;
+            seen++;
+        }
+    }
+    atomic_store_explicit(&obj_hand, oi, memory_order_relaxed);
+    atomic_store_explicit(&obj_hand_page, fp, memory_order_relaxed);
+}
+
+/* Go round with the hands until frames are at most target: unmapped
+ * page-cache frames first, then the page tables', where the hand goes
+ * round at most twice (once to make pages OLD, once to take them). */
+static void shrink(uint64_t target)
+{
+    size_t nv = umm__mm.nvmas, i = atomic_load_explicit(&hand_vma, memory_order_relaxed);
+    uint64_t p = atomic_load_explicit(&hand_page, memory_order_relaxed), seen = 0, look = 0, freed = 0;
+    shrink_cache(target, &freed);
+    if (nv == 0 || umm__ram_frames_in_use() <= target) {
+        atomic_fetch_add(&reclaimed, freed);
+        return;
+    }
+    for (size_t k = 0; k < nv; k++)
+        look += umm__vma_pages(umm__mm.vmas[k]) + 1;
+    look *= 2;
+    while (umm__ram_frames_in_use() > target && seen < look) {
+        if (i >= nv) {
+            i = 0;
+            p = 0;
+        }
+        struct umm__vma *v = umm__mm.vmas[i];
+        if (p >= umm__vma_pages(v) || (v->vflags & UMM__V_LOCKED) || !v->ptes) {
+            seen += (p < umm__vma_pages(v) ? umm__vma_pages(v) - p : 0) + 1;
+            i++;
+            p = 0;
+            continue;
+        }
+        uint64_t q = hand_run(v, p, umm__vma_pages(v), M_CLOCK, &freed);
+        seen += q - p;
+        p = q;
+    }
+    atomic_store_explicit(&hand_vma, i, memory_order_relaxed);
+    atomic_store_explicit(&hand_page, p, memory_order_relaxed);
+    atomic_fetch_add(&reclaimed, freed);
+}
+
+static void note_high_water(uint64_t in_use)
+{
+    uint64_t hw = atomic_load_explicit(&high_water, memory_order_relaxed);
+    while (in_use > hw &&
+           !atomic_compare_exchange_weak_explicit(&high_water, &hw, in_use, memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+
+void umm__reclaim_before(uint64_t n)
+{
+    uint64_t in_use = umm__ram_frames_in_use();
+    note_high_water(in_use);
+    if (in_use + n > budget - budget / 8 && !atomic_exchange(&daemon_kicked, 1))
+        umm__daemon_kick_reclaim();
+    if (in_use + n <= budget || in_use < atomic_load_explicit(&futile_below, memory_order_relaxed))
+        return;
+    uint64_t room = budget / 16 > BATCH ? budget / 16 : BATCH;
+    shrink(budget > n + room ? budget - n - room : 0);
+    uint64_t after = umm__ram_frames_in_use();
+    /* Nothing came free: over the budget it is, until BATCH more frames
+     * (or a page another process lets go) make another pass worth it. */
+    atomic_store_explicit(&futile_below, after + n > budget ? after + BATCH : 0, memory_order_relaxed);
+}
+
+void umm__reclaim_background(void)
+{
+    atomic_store(&daemon_kicked, 0);
+    if (umm__ram_frames_in_use() > budget - budget / 8)
+        shrink(budget - budget / 4);
+}
+
+void umm__reclaim_range(struct umm__vma *v, uint64_t from, uint64_t to, int pageout)
+{
+    uint64_t freed = 0;
+    if (v->vflags & UMM__V_LOCKED)
+        return;
+    for (uint64_t p = from; p < to;)
+        p = hand_run(v, p, to, pageout ? M_PAGEOUT : M_COLD, &freed);
+    atomic_fetch_add(&reclaimed, freed);
+}
+
+void umm__reclaim_note_swapin(void)
+{
+    atomic_fetch_add(&swapped_in, 1);
+}
+
+void umm__reclaim_stats(struct umm__reclaim_stats *s)
+{
+    note_high_water(umm__ram_frames_in_use());
+    s->budget = budget;
+    s->high_water = atomic_load(&high_water);
+    s->reclaimed = atomic_load(&reclaimed);
+    s->written = atomic_load(&written);
+    s->swapped_out = atomic_load(&swapped_out);
+    s->swapped_in = atomic_load(&swapped_in);
+    s->swap_used = umm__swap_used();
+}
