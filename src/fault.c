@@ -546,6 +546,75 @@ static enum umm__fault_result fault_dirty(struct umm__vma *v, uint64_t page, int
 }
 
 /*
+ * Fault-around, as Linux's filemap_map_pages (fault_around_bytes, 64 KiB):
+ * after a read fault has installed pages [page, page+n), install the other
+ * pages of the same aligned 64 KiB window of v whose page-cache frames are
+ * already up to date -- no I/O.  Nothing past the end of the file (fpages)
+ * or of the VMA, nothing but plain absent entries (not armed for SIGBUS,
+ * not a guard, not a private page).  Each frame stays locked from the
+ * check of F_UPTODATE until install() has returned, so that reclaim (which
+ * evicts unmapped frames under the frame lock) never sees it unmapped yet
+ * about to be mapped.  Installed read-only, as a read fault would: a write
+ * still faults for dirty tracking or copy-on-write.  Every change goes
+ * through install() and so through the map budget.  Best effort: an entry
+ * or a frame somebody else holds is left to its own fault.  The read-ahead
+ * state is left as the fault set it.
+ */
+#define AROUND_PAGES 16
+
+static void fault_around(struct umm__vma *v, uint64_t page, uint64_t n, uint64_t fpages)
+{
+    const uint32_t busy = UMM__P_PRESENT | UMM__P_ANON | UMM__P_SIGBUS | UMM__P_NOSPACE | UMM__P_GUARD;
+    if (v->advice == MADV_RANDOM || v->fpage >= fpages)
+        return;
+    uint64_t base = v->start >> UMM_PAGE_SHIFT, w = (base + page) & ~(uint64_t)(AROUND_PAGES - 1);
+    uint64_t lo = w > base ? w - base : 0, hi = w + AROUND_PAGES - base;
+    if (hi > umm__vma_pages(v))
+        hi = umm__vma_pages(v);
+    if (hi > fpages - v->fpage)
+        hi = fpages - v->fpage;
+    uint64_t ra = atomic_load_explicit(&v->ra_next, memory_order_relaxed);
+    for (uint64_t p = lo; p < hi;) {
+        /* A run [p, q) of eligible pages on consecutive frames, held. */
+        uint64_t q = p;
+        umm__pfn first = 0;
+        while (q < hi && !(q >= page && q < page + n)) {
+            struct umm__pte *pte = umm__vma_pte(v, q);
+            if ((atomic_load(&pte->flags) & busy) || !umm__bittrylock(&pte->flags))
+                break;
+            umm__pfn pfn = umm__object_pfn(v->obj, v->fpage + q);
+            if ((atomic_load(&pte->flags) & busy) || (q > p && pfn != first + (umm__pfn)(q - p))) {
+                umm__bitunlock(&pte->flags, 0);
+                break;
+            }
+            if (!umm__frame_trylock(pfn)) {
+                umm__bitunlock(&pte->flags, 0);
+                break;
+            }
+            if (!(atomic_load(&umm__frame(pfn)->flags) & UMM__F_UPTODATE)) {
+                umm__frame_unlock(pfn);
+                umm__bitunlock(&pte->flags, 0);
+                break;
+            }
+            if (q == p)
+                first = pfn;
+            q++;
+        }
+        if (q == p) {
+            p++;
+            continue;
+        }
+        if (install(v, p, q - p, first, 0) == 0)
+            populate(page_addr(v, p), q - p, umm__host_prot(v, UMM__P_PRESENT));
+        for (uint64_t i = 0; i < q - p; i++)
+            umm__frame_unlock(first + (umm__pfn)i);
+        unlock_ptes(v, p, q);
+        p = q;
+    }
+    atomic_store_explicit(&v->ra_next, ra, memory_order_relaxed);
+}
+
+/*
  * A page of a file mapping (or of shared anonymous memory) that is not
  * present: bring it (and a read-ahead window) into the page cache, then
  * install it; a write goes on to copy-on-write or dirty marking.
@@ -620,6 +689,8 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
     }
     if (!*err && n > first)
         *err = install_now(v, page + first, n - first, pfn + (umm__pfn)first, 0);
+    if (!*err && access != UMM__ACC_WRITE)
+        fault_around(v, page, n, fpages);
     release_ptes(v, page, n);
     unpin_run(pfn, filled);
     return *err ? UMM__FAULT_SIGBUS : r;

@@ -170,22 +170,27 @@ static int mapped(void)
     return umm__ram.sh != NULL && __atomic_load_n(&umm__mm.nvmas, __ATOMIC_RELAXED) != 0;
 }
 
-/* The address-space lock for reading, with signals blocked (a handler of
- * the program that called umm_mmap here would wait for itself) and
- * cancellation off (a thread cancelled inside the call would keep it). */
+/* The address-space lock for reading, with cancellation off (a thread
+ * cancelled inside the call would keep it) and no handler of the program
+ * able to run (one that called umm_mmap here would wait for itself): while
+ * the program has no handler at all, the thread is only marked (no system
+ * call; signals.c), else signals are blocked. */
 struct held {
     sigset_t mask;
-    int cancel;
+    int cancel, unmasked;
 };
 
 static void hold(struct held *h)
 {
-    sigset_t all;
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &h->cancel);
-    pthread_sigmask(SIG_BLOCK, &all, &h->mask);
+    h->unmasked = umm__io_enter();
+    if (!h->unmasked) {
+        sigset_t all;
+        sigfillset(&all);
+        sigdelset(&all, SIGSEGV);
+        sigdelset(&all, SIGBUS);
+        pthread_sigmask(SIG_BLOCK, &all, &h->mask);
+    }
     pthread_rwlock_rdlock(&umm__mm.lock);
 }
 
@@ -193,7 +198,10 @@ static void release(struct held *h)
 {
     int e = errno;
     pthread_rwlock_unlock(&umm__mm.lock);
-    pthread_sigmask(SIG_SETMASK, &h->mask, NULL);
+    if (h->unmasked)
+        umm__io_leave();
+    else
+        pthread_sigmask(SIG_SETMASK, &h->mask, NULL);
     pthread_setcancelstate(h->cancel, NULL);
     errno = e;
 }

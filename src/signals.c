@@ -27,12 +27,28 @@
  * 3. Every thread gets an alternate signal stack (pthread_create stands in
  *    front of the C library's too), so a fault taken on an almost
  *    exhausted stack is still handled.
+ *
+ * 4. fileio.c holds the address-space lock across a program's read or
+ *    write of a mapped file; no handler that could call into libumm may
+ *    run on that thread meanwhile.  Blocking signals around it costs two
+ *    rt_sigprocmask per call, so while the program has no handler of its
+ *    own for any signal (SIGSEGV and SIGBUS aside: those the trap passes
+ *    on only for faults that are not libumm's), the section only marks
+ *    the thread (umm__io_enter/leave): the one handler that can then run,
+ *    libumm's crash write-back, defers a signal that arrives inside and
+ *    takes it at the section's end (it would otherwise wait for the lock,
+ *    or write back a page older than the write the section is making).
+ *    The first handler the program installs (sigaction and everything
+ *    built on it stand here; what was there before libumm started is read
+ *    at start) turns this off for good, after waiting for the sections
+ *    already running unblocked to end.
  */
 #include "umm-int.h"
 #include "vg.h"
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -45,6 +61,54 @@ extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *o
 
 static struct sigaction prog[NSIG]; /* what the program set, for managed signals */
 static _Atomic int active;
+
+/* Section 4 of the comment above. */
+static _Atomic int prog_handlers;    /* the program has had a handler: sticky */
+static _Atomic unsigned io_unmasked; /* threads inside an unblocked section */
+static __thread int io_inside __attribute__((tls_model("initial-exec")));
+static __thread int io_deferred __attribute__((tls_model("initial-exec")));
+
+/* A handler of the program's own (not a default, not ignored)? */
+static int is_handler(int sig, const struct sigaction *sa)
+{
+    return sig != SIGSEGV && sig != SIGBUS && sa->sa_handler != SIG_DFL && sa->sa_handler != SIG_IGN;
+}
+
+/* From now on fileio.c blocks signals: once no section runs unblocked. */
+static void prog_handlers_seen(void)
+{
+    if (atomic_exchange(&prog_handlers, 1))
+        return;
+    while (atomic_load(&io_unmasked) != 0)
+        sched_yield();
+}
+
+int umm__io_enter(void)
+{
+    if (atomic_load_explicit(&prog_handlers, memory_order_relaxed))
+        return 0;
+    atomic_fetch_add(&io_unmasked, 1);
+    if (atomic_load(&prog_handlers)) { /* installed meanwhile */
+        atomic_fetch_sub(&io_unmasked, 1);
+        return 0;
+    }
+    io_inside = 1;
+    atomic_signal_fence(memory_order_seq_cst);
+    return 1;
+}
+
+void umm__io_leave(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    io_inside = 0;
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_fetch_sub(&io_unmasked, 1);
+    int sig = io_deferred;
+    if (sig) { /* a fatal signal came inside: take it now */
+        io_deferred = 0;
+        syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
+    }
+}
 
 static int is_trap_signal(int sig)
 {
@@ -149,11 +213,17 @@ void umm__signal_die(int sig, int refaults, uintptr_t fault)
 static void crash(int sig, siginfo_t *si, void *uctx)
 {
     (void)uctx;
+    int refaults = si && si->si_code > 0 && (sig == SIGFPE || sig == SIGILL);
+    if (io_inside && !refaults) { /* in fileio.c's section: at its end */
+        if (!io_deferred)
+            io_deferred = sig;
+        return;
+    }
     int saved_errno = errno;
     /* A fault (FPE, ILL from the CPU) happens again when we return.
      * Nothing else does: a sent signal, SIGTRAP after a breakpoint (the
      * instruction is behind it), SIGSYS from seccomp (the call is done). */
-    umm__signal_die(sig, si && si->si_code > 0 && (sig == SIGFPE || sig == SIGILL), 0);
+    umm__signal_die(sig, refaults, 0);
     errno = saved_errno;
 }
 
@@ -374,6 +444,17 @@ int umm__signals_init(void (*trap)(int, siginfo_t *, void *))
         if (is_crash_signal(sig) && __sigaction(sig, NULL, &prog[sig]) == 0 &&
             (is_default(&prog[sig]) || is_oneshot(&prog[sig])))
             install(sig);
+    /* Handlers set before libumm stood in front of sigaction (a dlopen):
+     * every signal but the C library's own (glibc's 32 and 33, whose
+     * handlers never call the program) and Valgrind's. */
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction cur;
+        if ((sig >= __SIGRTMIN && sig < SIGRTMIN) || (sig == SIGRTMAX && umm__vg_running()))
+            continue;
+        if (__sigaction(sig, NULL, &cur) == 0 && is_handler(sig, &cur) &&
+            cur.sa_sigaction != crash && cur.sa_sigaction != oneshot)
+            prog_handlers_seen();
+    }
     umm__altstack_ensure();
     atomic_store(&active, 1);
     return 0;
@@ -383,6 +464,8 @@ int umm__signals_init(void (*trap)(int, siginfo_t *, void *))
 
 int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
+    if (act && sig > 0 && sig < NSIG && is_handler(sig, act))
+        prog_handlers_seen();
     if (!is_managed(sig))
         return __sigaction(sig, act, old);
     sigset_t all, saved;

@@ -503,6 +503,11 @@ void umm__signal_die(int sig, int refaults, uintptr_t fault);
 /* From a libumm handler: call the program's handler p as the kernel would. */
 void umm__signal_deliver(int sig, siginfo_t *si, void *uctx, const struct sigaction *p);
 void umm__altstack_ensure(void);
+/* fileio.c's section under the address-space lock without blocking signals:
+ * 1 if no handler of the program can run (then umm__io_leave() after), 0
+ * if the caller must block signals itself. */
+int umm__io_enter(void);
+void umm__io_leave(void);
 
 /* What the fault stages did, for the tracer: set by fault.c, read by the
  * trap on the same thread (initial-exec TLS: no allocation in the trap). */
