@@ -1503,9 +1503,12 @@ static void *mremap_locked(uintptr_t a, size_t olen, size_t nlen, int flags, uin
                     return MAP_FAILED;
                 at = e;
             }
-            if (locked)
-                unlock_range(ks, ke);
             umm__kvma_moved(na + (ps - a), na + (pe - a));
+            if (locked) { /* the old VMA, which the new one may have merged with */
+                uintptr_t ls, le;
+                mapping_bounds(umm__vma_find(ps), &ls, &le);
+                unlock_range(ls, le);
+            }
             if (dontunmap)
                 umm__kvma_dontunmap(ps, pe, ks, ke);
             else
@@ -1606,13 +1609,16 @@ static void *mremap_locked(uintptr_t a, size_t olen, size_t nlen, int flags, uin
         *err = ENOMEM;
         return MAP_FAILED;
     }
-    if (dontunmap && (t.vflags & UMM__V_LOCKED))
-        unlock_range(kstart, kend);
     if (nlen > olen && add_like(&t, to + olen, to + nlen, fp0 + (olen >> UMM_PAGE_SHIFT), lastblock) != 0) {
         *err = ENOMEM;
         return MAP_FAILED;
     }
     umm__kvma_moved(to, to + nlen);
+    if (dontunmap && (t.vflags & UMM__V_LOCKED)) { /* the old VMA, which the new one may have merged with */
+        uintptr_t ls, le;
+        mapping_bounds(umm__vma_find(a), &ls, &le);
+        unlock_range(ls, le);
+    }
     if (dontunmap)
         umm__kvma_dontunmap(a, a + olen, kstart, kend);
     else if (olen)
