@@ -36,20 +36,21 @@
  *    its anon_vma away when all of it moved -- without merging it.
  *
  * The anon_vma of a kernel VMA (kanon) is set by a fault, with the
- * address-space lock held for reading; a spin lock makes those
- * assignments one at a time.  Everything else here runs with the lock
+ * address-space lock held for reading; a mutex makes those assignments
+ * (and their reads there) one at a time.  Everything else here runs with the lock
  * held for writing.
  */
 #include "umm-int.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #define FORKED (1ull << 63) /* an anon_vma of a fork child (vma_is_fork_child) */
 
 static _Atomic uint64_t ids = 1;
-static atomic_flag anon_lock = ATOMIC_FLAG_INIT;
+static pthread_mutex_t anon_lock = PTHREAD_MUTEX_INITIALIZER; /* helgrind and drd know it */
 
 static uint64_t fresh(void)
 {
@@ -366,10 +367,7 @@ void umm__kvma_dontunmap(uintptr_t start, uintptr_t end, uintptr_t ks, uintptr_t
  */
 static void prepare(struct umm__vma *v)
 {
-    if (anon_of(v))
-        return;
-    while (atomic_flag_test_and_set_explicit(&anon_lock, memory_order_acquire))
-        ;
+    pthread_mutex_lock(&anon_lock);
     if (!anon_of(v)) {
         size_t i, f, l;
         umm__vma_next(v->start, &i);
@@ -382,7 +380,7 @@ static void prepare(struct umm__vma *v)
             a = anon_of(p);
         anon_all(f, l, a ? a : fresh());
     }
-    atomic_flag_clear_explicit(&anon_lock, memory_order_release);
+    pthread_mutex_unlock(&anon_lock);
 }
 
 void umm__kvma_faulted(struct umm__vma *v, int write)
