@@ -234,7 +234,7 @@ static int prefault(const void *p, size_t n, int write)
         if (!v || v->start >= end)
             break;
         uintptr_t s = v->start > a ? v->start : a, e = v->end < end ? v->end : end;
-        if (umm__populate(v, s, (e + UMM_PAGE_SIZE - 1) & UMM_PAGE_MASK, write) != 0)
+        if (umm__kvma_populate(v, s, (e + UMM_PAGE_SIZE - 1) & UMM_PAGE_MASK, write) != 0)
             return 0; /* not allowed (PROT_NONE, past EOF): the kernel's EFAULT */
         ours = 1;
         a = v->end;

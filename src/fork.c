@@ -163,6 +163,8 @@ static void rehome(int side)
             umm__vma_release_pages(v, 0, umm__vma_pages(v));
         i++;
     }
+    if (side == 1)
+        umm__kvma_forked(); /* anon_vma_fork() */
     for (size_t i = 0; i < umm__vma_count(); i++) {
         struct umm__vma *v = umm__vma_at(i);
         if (v->obj)

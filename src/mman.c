@@ -194,6 +194,7 @@ static int unmap_range(uintptr_t start, uintptr_t end, int host_unmap, int check
         umm__vma_destroy(v);
         v = next; /* the set shifted down: next is now at index i */
     }
+    umm__kvma_cut(end);
     return 0;
 }
 
@@ -657,7 +658,9 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
      * now): its descriptor's mode decides, not MAP_ANONYMOUS. */
     if (!shared || (flags & MAP_ANONYMOUS) || fmode == O_RDWR)
         v->vflags |= UMM__V_MAYWRITE;
+    umm__kvma_new(v, (flags & MAP_ANONYMOUS) ? -1 : fd, flags, pgoff);
     umm__assert(umm__vma_insert(v) == 0);
+    umm__kvma_mapped(v);
     v->block = a;
     umm__vg_block_new(a, len);
     umm__vg_forget((void *)a, len); /* helgrind: new memory, as after the kernel's mmap (vg.h) */
@@ -669,7 +672,7 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
      * mapping gets nothing, and pages beyond the end of the file stay out
      * (umm__populate stops there, as the kernel's populate does). */
     if ((flags & MAP_LOCKED) || (flags & (MAP_POPULATE | MAP_NONBLOCK)) == MAP_POPULATE)
-        umm__populate(v, v->start, v->end, !shared && (prot & PROT_WRITE));
+        umm__kvma_populate(v, v->start, v->end, !shared && (prot & PROT_WRITE));
     umm__leave(&saved);
     return (void *)a;
 }
@@ -730,6 +733,7 @@ int umm_mprotect(void *addr, size_t length, int prot)
         /* VMA by VMA, as the kernel: a hole or a refusal stops the walk,
          * and what was changed before it stays changed. */
         uintptr_t at = start;
+        umm__kvma_snapshot(start, end);
         v = umm__vma_next(start, &i);
         while (v && v->start < end) {
             if (v->start != at) {
@@ -751,6 +755,13 @@ int umm_mprotect(void *addr, size_t length, int prot)
             at = v->end;
             v = umm__vma_at(++i);
         }
+        /* The kernel merges (and splits) as it goes; its populate above
+         * comes after, and gives the merged VMA its anon_vma. */
+        umm__kvma_changed(start, at, 1);
+        for (v = umm__vma_next(start, &i); v && v->start < at; v = umm__vma_at(++i))
+            if ((v->vflags & (UMM__V_LOCKED | UMM__V_SHARED)) == UMM__V_LOCKED && !(v->kold_prot & PROT_WRITE) &&
+                (v->prot & PROT_WRITE))
+                umm__kvma_faulted(v, 1);
         if (!err && at < end)
             err = ENOMEM;
     }
@@ -927,7 +938,7 @@ static int advise_one(struct umm__vma *v, uint64_t from, uint64_t to, int advice
         return remove_range(v, from, to);
     case MADV_WILLNEED:
         if (v->obj && !v->obj->anon && (v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC)))
-            umm__populate(v, v->start + (from << UMM_PAGE_SHIFT), v->start + (to << UMM_PAGE_SHIFT), 0);
+            umm__kvma_populate(v, v->start + (from << UMM_PAGE_SHIFT), v->start + (to << UMM_PAGE_SHIFT), 0);
         return 0;
     case 22: /* MADV_POPULATE_READ */
     case 23: /* MADV_POPULATE_WRITE */
@@ -937,7 +948,7 @@ static int advise_one(struct umm__vma *v, uint64_t from, uint64_t to, int advice
          * read PROT_READ itself (PROT_WRITE or PROT_EXEC alone is EINVAL). */
         if (!(v->prot & (write ? PROT_WRITE : PROT_READ)))
             return EINVAL;
-        int e = umm__populate(v, v->start + (from << UMM_PAGE_SHIFT), v->start + (to << UMM_PAGE_SHIFT), write);
+        int e = umm__kvma_populate(v, v->start + (from << UMM_PAGE_SHIFT), v->start + (to << UMM_PAGE_SHIFT), write);
         return e == EACCES ? EINVAL : e ? EFAULT : 0;
     }
     case MADV_WIPEONFORK: /* private anonymous memory only; a private /dev/zero has a file */
@@ -1025,6 +1036,8 @@ int umm_madvise(void *addr, size_t length, int advice)
     int populate = advice == 22 || advice == 23; /* MADV_POPULATE_(READ|WRITE) */
     if (splits && (umm__vma_split(start) != 0 || umm__vma_split(end) != 0))
         err = ENOMEM;
+    if (splits)
+        umm__kvma_snapshot(start, end);
     uintptr_t at = start;
     while (!err && at < end) {
         struct umm__vma *v = umm__vma_next(at, NULL);
@@ -1041,6 +1054,8 @@ int umm_madvise(void *addr, size_t length, int advice)
         err = advise_one(v, (s - v->start) >> UMM_PAGE_SHIFT, (e - v->start) >> UMM_PAGE_SHIFT, advice);
         at = e;
     }
+    if (splits)
+        umm__kvma_changed(start, end, 0);
     umm__leave(&saved);
     if (!err && unmapped)
         err = ENOMEM;
@@ -1080,7 +1095,7 @@ int umm_prefault(void *addr, size_t length, int prot)
             break;
         }
         uintptr_t e = v->end < end ? v->end : end;
-        err = umm__populate(v, at, e, (prot & PROT_WRITE) != 0);
+        err = umm__kvma_populate(v, at, e, (prot & PROT_WRITE) != 0);
         at = e;
     }
     umm__leave(&saved);
@@ -1108,6 +1123,8 @@ void *umm__own_mmap(size_t len)
     struct umm__vma *v = NULL;
     if (r != MAP_FAILED)
         v = make_vma((uintptr_t)r, len, PROT_READ | PROT_WRITE, 0, 1, -1, 0, &err);
+    if (v)
+        umm__kvma_new(v, -1, MAP_NORESERVE, 0);
     if (!v || umm__vma_host_map(v, v->start, v->end) != 0 || umm__vma_insert(v) != 0) {
         if (v)
             umm__vma_discard(v);
@@ -1223,11 +1240,10 @@ void umm__vg_exit(uintptr_t fault)
 #define MREMAP_DONTUNMAP 4
 #endif
 
-/* Would the kernel have merged w (which may be NULL) into v, as one VMA? */
+/* Is w (which may be NULL) part of v's kernel VMA (kvma.c)? */
 static int same_mapping(const struct umm__vma *v, const struct umm__vma *w)
 {
-    return w && w->start == v->end && w->prot == v->prot && w->vflags == v->vflags && w->obj == v->obj &&
-           w->advice == v->advice && (!v->obj || w->fpage == v->fpage + umm__vma_pages(v));
+    return umm__kvma_joined(v, w);
 }
 
 /* The kernel's VMA holding v ends here, and its last libumm VMA is *last. */
@@ -1290,9 +1306,10 @@ static int multi_move_ok(struct umm__object *obj)
     return obj->multi_move == 1;
 }
 
-/* A VMA for [start, end) like t, at the object's page fpage, with a fresh
- * private range if t is private: its pages are the file's, or zeros.  Not
- * inserted, not host-mapped.  NULL: no memory. */
+/* A VMA for [start, end) like t, part of t's kernel VMA, at vm_pgoff
+ * fpage (the object's page, if it has one), with a fresh private range if
+ * t is private: its pages are the file's, or zeros.  Not inserted, not
+ * host-mapped.  NULL: no memory. */
 static struct umm__vma *vma_like(const struct umm__vma *t, uintptr_t start, uintptr_t end, uint64_t fpage)
 {
     struct umm__vma *v = umm__vma_new(start, end);
@@ -1315,6 +1332,7 @@ static struct umm__vma *vma_like(const struct umm__vma *t, uintptr_t start, uint
         umm__vma_discard(v);
         return NULL;
     }
+    umm__kvma_like(v, t, fpage);
     return v;
 }
 
@@ -1342,7 +1360,7 @@ static int add_like(const struct umm__vma *t, uintptr_t start, uintptr_t end, ui
     }
     /* As the kernel: a locked mapping's new pages are made resident. */
     if (v->vflags & UMM__V_LOCKED)
-        umm__populate(v, start, end, !(v->vflags & UMM__V_SHARED) && (v->prot & PROT_WRITE));
+        umm__kvma_populate(v, start, end, !(v->vflags & UMM__V_SHARED) && (v->prot & PROT_WRITE));
     return 0;
 }
 
@@ -1358,8 +1376,10 @@ static int add_like(const struct umm__vma *t, uintptr_t start, uintptr_t end, ui
  */
 static int move_range(uintptr_t a, size_t len, uintptr_t to, int dontunmap, uintptr_t *last)
 {
-    if (len)
-        blocks_unmap(a, a + len);
+    *last = 0;
+    if (!len) /* old_size 0: nothing moves (the VMA holding a is not "in" the range) */
+        return 0;
+    blocks_unmap(a, a + len);
     struct umm__vma *v;
     int err = 0;
     uintptr_t at = a; /* behind it: moved (and, dontunmap, mapped afresh) */
@@ -1384,7 +1404,7 @@ static int move_range(uintptr_t a, size_t len, uintptr_t to, int dontunmap, uint
         } else {
             struct umm__vma t = *v;
             t.vflags &= ~UMM__V_LOCKED;
-            if (add_like(&t, s, e, v->fpage, 0) != 0)
+            if (add_like(&t, s, e, umm__kvma_pgoff(v, v->start), 0) != 0)
                 err = ENOMEM;
         }
     }
@@ -1457,29 +1477,47 @@ static void *mremap_locked(uintptr_t a, size_t olen, size_t nlen, int flags, uin
             *err = ENOMEM;
             return MAP_FAILED;
         }
-        uintptr_t at = a, kend = 0;
-        int seen = 0;
+        uintptr_t at = a;
+        int seen = 0, allowed = 1;
         while ((v = umm__vma_next(at, NULL)) && v->start < a + olen) {
-            uintptr_t s = v->start, e = v->end, lastblock, ks = 0, ke = 0;
-            if (v->start >= kend) { /* the first piece of a kernel VMA */
-                mapping_bounds(v, &ks, &ke);
-                kend = ke;
-                if (!multi_move_ok(v->obj) && (seen || ke < a + olen)) {
-                    *err = EFAULT;
-                    return MAP_FAILED;
-                }
+            /* mremap_to() for the part [ps, pe) of one kernel VMA: its
+             * destination unmapped, then moved there (copy_vma: a kernel
+             * VMA of its own, merged with what is around it), then the
+             * old range unmapped (a cut) or, MREMAP_DONTUNMAP, left. */
+            uintptr_t ks, ke;
+            mapping_bounds(v, &ks, &ke);
+            /* As Linux 6.18's remap_move(): a VMA that may not move with
+             * others (a private /dev/zero has a file of its own, with its
+             * get_unmapped_area_zero) moves if it comes first; the next
+             * one is EFAULT, with what came before moved. */
+            int ok = !(v->vflags & UMM__V_DEVZERO) && multi_move_ok(v->obj);
+            if (!allowed || (seen && !ok)) {
+                *err = EFAULT;
+                return MAP_FAILED;
             }
-            if ((*err = take_destination(na + (s - a), e - s)) != 0)
+            allowed = ok;
+            uintptr_t ps = v->start, pe = ke < a + olen ? ke : a + olen;
+            if ((*err = take_destination(na + (ps - a), pe - ps)) != 0)
                 return MAP_FAILED;
+            mapping_bounds(umm__vma_find(ps), &ks, &ke); /* the destination may have cut it */
             int locked = dontunmap && (v->vflags & UMM__V_LOCKED);
-            if (locked && !ks)
-                mapping_bounds(v, &ks, &ke);
-            if ((*err = move_range(s, e - s, na + (s - a), dontunmap, &lastblock)) != 0)
-                return MAP_FAILED;
-            if (locked)
-                unlock_range(ks, ke);
+            while ((v = umm__vma_next(at, NULL)) && v->start < pe) {
+                uintptr_t s = v->start, e = v->end, lastblock;
+                if ((*err = move_range(s, e - s, na + (s - a), dontunmap, &lastblock)) != 0)
+                    return MAP_FAILED;
+                at = e;
+            }
+            umm__kvma_moved(na + (ps - a), na + (pe - a));
+            if (locked) { /* the old VMA, which the new one may have merged with */
+                uintptr_t ls, le;
+                mapping_bounds(umm__vma_find(ps), &ls, &le);
+                unlock_range(ls, le);
+            }
+            if (dontunmap)
+                umm__kvma_dontunmap(ps, pe, ks, ke);
+            else
+                umm__kvma_cut(pe);
             seen = 1;
-            at = e;
         }
         return (void *)na;
     }
@@ -1523,7 +1561,7 @@ static void *mremap_locked(uintptr_t a, size_t olen, size_t nlen, int flags, uin
     struct umm__vma t = *v;
     uintptr_t kstart, kend;
     mapping_bounds(v, &kstart, &kend);
-    uint64_t fp0 = v->fpage + ((a - v->start) >> UMM_PAGE_SHIFT);
+    uint64_t fp0 = umm__kvma_pgoff(v, a);
     struct umm__vma *last;
     uintptr_t mend = mapping_end(v, &last);
 
@@ -1535,6 +1573,7 @@ static void *mremap_locked(uintptr_t a, size_t olen, size_t nlen, int flags, uin
             *err = ENOMEM;
             return MAP_FAILED;
         }
+        umm__kvma_grown(umm__vma_find(a + olen));
         return (void *)a;
     }
     if (!newaddr && !(flags & MREMAP_MAYMOVE)) {
@@ -1574,12 +1613,20 @@ static void *mremap_locked(uintptr_t a, size_t olen, size_t nlen, int flags, uin
         *err = ENOMEM;
         return MAP_FAILED;
     }
-    if (dontunmap && (t.vflags & UMM__V_LOCKED))
-        unlock_range(kstart, kend);
     if (nlen > olen && add_like(&t, to + olen, to + nlen, fp0 + (olen >> UMM_PAGE_SHIFT), lastblock) != 0) {
         *err = ENOMEM;
         return MAP_FAILED;
     }
+    umm__kvma_moved(to, to + nlen);
+    if (dontunmap && (t.vflags & UMM__V_LOCKED)) { /* the old VMA, which the new one may have merged with */
+        uintptr_t ls, le;
+        mapping_bounds(umm__vma_find(a), &ls, &le);
+        unlock_range(ls, le);
+    }
+    if (dontunmap)
+        umm__kvma_dontunmap(a, a + olen, kstart, kend);
+    else if (olen)
+        umm__kvma_cut(a + olen);
     umm__mc_recount();
     return (void *)to;
 }

@@ -172,6 +172,12 @@ int umm_handle_fault(int sig, siginfo_t *si, void *uctx)
     if (uctx && access != UMM__ACC_WRITE && access != UMM__ACC_EXEC && umm__fault_pc(uctx) == addr)
         access = UMM__ACC_EXEC;
     enum umm__fault_result r = umm__fault(addr, access, &err);
+    /* A fault the mapping allowed: the kernel's VMA may get its anon_vma. */
+    if (r == UMM__FAULT_DONE || r == UMM__FAULT_SIGBUS) {
+        struct umm__vma *v = umm__vma_find(addr);
+        if (v)
+            umm__kvma_faulted(v, access == UMM__ACC_WRITE);
+    }
     /* SIGBUS: the page is armed, and the retry raises the kernel's own. */
     if (r != UMM__FAULT_DONE && r != UMM__FAULT_SIGBUS) {
         handled = 0;

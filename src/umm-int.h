@@ -323,6 +323,10 @@ struct umm__anon {
 #define UMM__V_HUGEPAGE 0x200
 #define UMM__V_NOHUGEPAGE 0x400
 #define UMM__V_MERGEABLE 0x800
+/* Flags of the kernel's VMAs that only tell VMAs apart (kvma.c): VM_ACCOUNT
+ * (charged to the commit limit) and VM_NORESERVE (MAP_NORESERVE). */
+#define UMM__V_ACCOUNT 0x1000
+#define UMM__V_NORESERVE 0x2000
 
 struct umm__vma {
     uintptr_t start, end;
@@ -339,6 +343,13 @@ struct umm__vma {
     int advice;                   /* MADV_NORMAL, _RANDOM, _SEQUENTIAL */
     _Atomic uint64_t ra_next;     /* read-ahead: page expected next */
     _Atomic uint32_t ra_win;      /* read-ahead: current window */
+    /* The kernel's VMA this one is part of (kvma.c): neighbours with the
+     * same kid are one VMA to the kernel. */
+    uint64_t kid;
+    _Atomic uint64_t kanon;       /* its anon_vma: 0 none (set at a fault, under the lock for reading) */
+    uint64_t kpg;                 /* private anonymous: its vm_pgoff, less anon_off */
+    int kfile;                    /* the descriptor mapped (the kernel's struct file), or -1 */
+    int kold_prot, kold_vflags, kold_advice; /* before a change of flags */
 };
 
 static inline uint64_t umm__vma_pages(const struct umm__vma *v)
@@ -477,6 +488,40 @@ enum umm__fault_result {
 enum umm__fault_result umm__fault(uintptr_t addr, int access, int *err);
 /* Make [start, end) of v resident (and writable if write); mm lock held. */
 int umm__populate(struct umm__vma *v, uintptr_t start, uintptr_t end, int write);
+
+/* ----------------------------------------------------------------- kvma.c */
+/* Where the kernel's VMAs begin and end: which of libumm's VMAs it would
+ * have merged (mremap may not cross the end of one).  The address-space
+ * lock is held for writing unless said otherwise. */
+int umm__kvma_joined(const struct umm__vma *v, const struct umm__vma *w); /* one kernel VMA? */
+/* v is made by mmap (fd: the descriptor, -1 for anonymous memory; flags,
+ * offset: mmap's), not inserted yet. */
+void umm__kvma_new(struct umm__vma *v, int fd, int flags, uint64_t pgoff);
+/* v, just inserted, is a new mapping: merge it as the kernel's mmap would. */
+void umm__kvma_mapped(struct umm__vma *v);
+/* The kernel split its VMA at addr (what is before addr went away). */
+void umm__kvma_cut(uintptr_t addr);
+/* Around a change of protection or flags of [start, end) (VMAs split
+ * there): before, and after it, as mprotect_fixup and madvise_update_vma. */
+void umm__kvma_snapshot(uintptr_t start, uintptr_t end);
+void umm__kvma_changed(uintptr_t start, uintptr_t end, int mprotect);
+/* The vm_pgoff of v at addr. */
+uint64_t umm__kvma_pgoff(const struct umm__vma *v, uintptr_t addr);
+/* v (not inserted) continues t's kernel VMA, at vm_pgoff pg. */
+void umm__kvma_like(struct umm__vma *v, const struct umm__vma *t, uint64_t pg);
+/* v, inserted, grew its kernel VMA in place (vma_merge_extend). */
+void umm__kvma_grown(struct umm__vma *v);
+/* [start, end) is now a kernel VMA of its own, moved there (copy_vma). */
+void umm__kvma_moved(uintptr_t start, uintptr_t end);
+/* MREMAP_DONTUNMAP moved [start, end) of the kernel VMA [ks, ke). */
+void umm__kvma_dontunmap(uintptr_t start, uintptr_t end, uintptr_t ks, uintptr_t ke);
+/* A fault (write: for writing) was handled in v; the lock is held for
+ * reading or writing.  The kernel's anon_vma_prepare(). */
+void umm__kvma_faulted(struct umm__vma *v, int write);
+/* umm__populate(), and what its faults tell the kernel's VMAs. */
+int umm__kvma_populate(struct umm__vma *v, uintptr_t start, uintptr_t end, int write);
+/* In a child of fork, as the kernel's anon_vma_fork(). */
+void umm__kvma_forked(void);
 
 /* ----------------------------------------------------------------- trap.c */
 int umm__trap_init(void);

@@ -9,6 +9,9 @@
  * existing mappings, MAP_FIXED_NOREPLACE, hint addresses, MAP_POPULATE,
  * MAP_LOCKED, MAP_32BIT;
  * partial munmap; mprotect; msync with MS_SYNC, MS_ASYNC, MS_INVALIDATE;
+ * mremap (shrinking, growing in place, MREMAP_MAYMOVE, MREMAP_FIXED with
+ * its move of several mappings at once, MREMAP_DONTUNMAP, old_size 0 on
+ * shared mappings, bad arguments: op_mremap says what it leaves out);
  * madvise DONTNEED, WILLNEED, SEQUENTIAL, RANDOM, NORMAL, REMOVE,
  * POPULATE_READ/WRITE and the hints; bad arguments of every kind among
  * them -- and of byte reads, writes, page sweeps and fills, and applies
@@ -109,6 +112,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -127,6 +131,9 @@
 #endif
 #ifndef MAP_SYNC
 #define MAP_SYNC 0x80000
+#endif
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
 #endif
 #ifndef PROT_GROWSUP
 #define PROT_GROWSUP 0x02000000
@@ -164,9 +171,20 @@ struct world_ops {
     int (*msync)(void *, size_t, int);
     int (*mprotect)(void *, size_t, int);
     int (*madvise)(void *, size_t, int);
+    void *(*mremap)(void *, size_t, size_t, int, ...);
 };
-static const struct world_ops kernel_ops = { "kernel", mmap, munmap, msync, mprotect, madvise };
-static const struct world_ops umm_ops = { "libumm", umm_mmap, umm_munmap, umm_msync, umm_mprotect, umm_madvise };
+/* The kernel's own mremap: libumm stands in front of the C library's. */
+static void *sys_mremap(void *old, size_t old_size, size_t new_size, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    void *na = va_arg(ap, void *);
+    va_end(ap);
+    return (void *)syscall(SYS_mremap, old, old_size, new_size, flags, na);
+}
+static const struct world_ops kernel_ops = { "kernel", mmap, munmap, msync, mprotect, madvise, sys_mremap };
+static const struct world_ops umm_ops = { "libumm", umm_mmap, umm_munmap, umm_msync, umm_mprotect, umm_madvise,
+                                          umm_mremap };
 
 enum { FD_RW, FD_RO, FD_WO, FD_MODES };
 static const char *const mode_name[FD_MODES] = { "rw", "ro", "wo" };
@@ -186,8 +204,10 @@ struct page {
     uint8_t maywrite; /* mprotect may add PROT_WRITE */
     uint8_t nofork;   /* MADV_DONTFORK: a child does not have it */
     int8_t file;      /* test file, or -1: anonymous memory */
-    uint64_t fpage;   /* page of the file */
+    uint64_t fpage;   /* page of the file (of the object, for shared anonymous memory) */
     uint32_t id;      /* the mmap that made it */
+    uint32_t objpages; /* shared anonymous memory: the pages of its object (past them: SIGBUS) */
+    uint8_t zero;     /* a private mapping of /dev/zero (a file of its own to mremap) */
 };
 
 struct region {
@@ -578,6 +598,12 @@ static int predict(int r, size_t page, int write, int *code)
         *code = BUS_ADRERR;
         return SIGBUS;
     }
+    /* Shared anonymous memory is a file of the mapping's size (shmem): a
+     * mapping grown by mremap raises SIGBUS past it. */
+    if (pg->file < 0 && pg->shared && pg->fpage >= pg->objpages) {
+        *code = BUS_ADRERR;
+        return SIGBUS;
+    }
     return 0;
 }
 
@@ -791,7 +817,9 @@ static void model_map(int r, size_t s, size_t n, int b, int shared, int prot, ui
         pg->shared = (uint8_t)shared;
         pg->file = (int8_t)(b >= 0 ? b / FD_MODES : -1);
         pg->maywrite = (uint8_t)(!shared || b < 0 || b % FD_MODES == FD_RW);
-        pg->fpage = b >= 0 ? fpage + i : 0;
+        pg->fpage = b >= 0 || shared ? (b >= 0 ? fpage : 0) + i : 0;
+        pg->objpages = b < 0 && shared ? (uint32_t)n : 0;
+        pg->zero = b == BK_ZERO && !shared;
         pg->id = id;
     }
 }
@@ -1336,6 +1364,369 @@ static void op_madvise(void)
     commit();
 }
 
+/* ------------------------------------------------------------- mremap */
+
+/* Pages [s, s+n) of region r left the model without being written back:
+ * mremap moved them, and their dirty state went with them. */
+static void model_forget(int r, size_t s, size_t n)
+{
+    for (size_t p = s; p < s + n && p < R[r].npages; p++) {
+        memset(&R[r].pg[p], 0, sizeof R[r].pg[p]);
+        R[r].pg[p].file = -1;
+    }
+}
+
+/* A page that grows a mapping after page t: the same mapping, k pages on. */
+static struct page page_after(const struct page *t, size_t k)
+{
+    struct page pg = *t;
+    if (pg.file >= 0 || pg.shared)
+        pg.fpage += k;
+    return pg;
+}
+
+/* A random mapped page of the kind asked (shared, or private anonymous
+ * memory), in a few tries; 0 if none was found. */
+static int pick_kind(int *r, size_t *p, int shared)
+{
+    for (int tries = 0; tries < 12; tries++) {
+        if (!pick_mapped(r, p, PICK_REAL))
+            return 0;
+        const struct page *pg = &R[*r].pg[*p];
+        if (shared ? pg->shared : (!pg->shared && pg->file < 0))
+            return 1;
+    }
+    return 0;
+}
+
+enum { MR_SHRINK, MR_GROW, MR_MAYMOVE, MR_FIXED, MR_DONTUNMAP, MR_DUP, MR_BAD };
+static const char *const mr_name[] = { "shrink", "grow", "maymove", "fixed", "dontunmap", "dup", "bad" };
+
+/*
+ * mremap, in the ways Linux has it: shrinking (the tail unmapped, which
+ * may cross mappings), growing in place, MREMAP_MAYMOVE (in place when it
+ * can, else to an address the kernel picks: a floating region), and
+ * MREMAP_FIXED into the arena -- with the same size, every mapping of the
+ * old range moves, holes and all (Linux 6.17's multi-VMA move) --,
+ * MREMAP_DONTUNMAP (mostly of private anonymous memory), old_size 0 on
+ * shared mappings (a second mapping of the same pages), and bad arguments.
+ * The old range is a run of mapped pages, in the arena sometimes across
+ * mappings and holes: the kernel's EFAULT for a range that is not one of
+ * its VMAs is then the answer to compare, and libumm must know where the
+ * kernel's VMAs begin and end (which neighbours it merged).  A floating
+ * region never grows in place: what follows it differs between the worlds.
+ */
+static void op_mremap(void)
+{
+    unsigned x = (unsigned)rn(100);
+    int kind = x < 14 ? MR_SHRINK : x < 30 ? MR_GROW : x < 46 ? MR_MAYMOVE : x < 68 ? MR_FIXED
+             : x < 80 ? MR_DONTUNMAP : x < 88 ? MR_DUP : MR_BAD;
+    int r, flags = 0, bad = -1, r2 = -1;
+    size_t p, a, b, s, on, nn, d = 0;
+    char *old[2], *na[2] = { NULL, NULL };
+
+    if (kind == MR_DONTUNMAP && chance(80)) {
+        if (!pick_kind(&r, &p, 0) && !pick_mapped(&r, &p, PICK_ANY))
+            return;
+    } else if (kind == MR_DUP && chance(90)) {
+        if (!pick_kind(&r, &p, 1) && !pick_mapped(&r, &p, PICK_ANY))
+            return;
+    } else if (!pick_mapped(&r, &p, chance(80) ? PICK_REAL : PICK_ANY)) {
+        return;
+    }
+    run_of(r, p, r == 0 ? chance(60) : chance(30), &a, &b);
+    s = chance(50) ? p : a + rn(b - a);
+    on = 1 + rn(b - s);
+    if (r == 0 && chance(12)) { /* across into the neighbours, holes or mappings */
+        on += rn(6);
+        if (s + on > ARENA_PAGES)
+            on = ARENA_PAGES - s;
+    }
+    if ((kind == MR_GROW || kind == MR_MAYMOVE) && (r != 0 || s + on >= ARENA_PAGES))
+        kind = r != 0 && kind == MR_MAYMOVE && chance(50) ? MR_SHRINK : MR_FIXED;
+    if ((kind == MR_MAYMOVE || kind == MR_DUP || kind == MR_DONTUNMAP) && free_region() < 0)
+        kind = MR_FIXED;
+    if (kind == MR_SHRINK && on < 2)
+        kind = MR_FIXED;
+
+    nn = on;
+    switch (kind) {
+    case MR_SHRINK:
+        nn = 1 + rn(on - 1);
+        flags = chance(30) ? MREMAP_MAYMOVE : 0;
+        break;
+    case MR_GROW:
+    case MR_MAYMOVE:
+        nn = on + 1 + rn(12);
+        if (s + nn > ARENA_PAGES) /* in place past the arena would be outside the model */
+            nn = ARENA_PAGES - s;
+        flags = kind == MR_MAYMOVE ? MREMAP_MAYMOVE : 0;
+        break;
+    case MR_FIXED:
+        nn = chance(50) ? on : 1 + rn(on + 8);
+        flags = MREMAP_MAYMOVE | MREMAP_FIXED;
+        break;
+    case MR_DONTUNMAP:
+        flags = MREMAP_MAYMOVE | MREMAP_DONTUNMAP | (chance(50) ? MREMAP_FIXED : 0);
+        if (!(flags & MREMAP_FIXED) && free_region() < 0)
+            flags |= MREMAP_FIXED;
+        break;
+    case MR_DUP:
+        s = p;
+        on = 0;
+        nn = 1 + rn(10);
+        flags = chance(85) ? MREMAP_MAYMOVE | (chance(35) ? MREMAP_FIXED : 0) : 0;
+        break;
+    case MR_BAD:
+        bad = (int)rn(9);
+        flags = MREMAP_MAYMOVE;
+        nn = 1 + rn(on + 4);
+        break;
+    }
+    if (nn > ARENA_PAGES)
+        nn = ARENA_PAGES;
+    /* A move of several mappings at once stops with EFAULT at a mapping of
+     * a file whose file system places mappings itself (vma_multi_allowed),
+     * after moving those before it: the model cannot tell where.  So such
+     * a move has none but at its start, and one that starts at a file page
+     * resizes too (one mapping only: EFAULT before anything moves). */
+    if ((flags & MREMAP_FIXED) && nn == on && R[r].pg[s].mapped && (R[r].pg[s].file >= 0 || R[r].pg[s].zero) &&
+        !(flags & MREMAP_DONTUNMAP))
+        nn = on + 1;
+    else if ((flags & MREMAP_FIXED) && nn == on && R[r].pg[s].mapped && (R[r].pg[s].file >= 0 || R[r].pg[s].zero))
+        on = nn = 1; /* MREMAP_DONTUNMAP: no resize, so one page of it */
+    if ((flags & MREMAP_FIXED) && nn == on)
+        for (size_t i = 1; i < on; i++)
+            if (R[r].pg[s + i].mapped && (R[r].pg[s + i].file >= 0 || R[r].pg[s + i].zero)) {
+                on = nn = i;
+                break;
+            }
+    /* Shared anonymous memory grown past its object: SIGBUS or not, as
+     * shmem has it; not modelled. */
+    if (R[r].pg[s].mapped && R[r].pg[s].shared && R[r].pg[s].file < 0) {
+        const struct page *pg = &R[r].pg[s];
+        size_t max = kind == MR_DUP ? (pg->objpages > pg->fpage ? pg->objpages - pg->fpage : 1) : on;
+        if (nn > max && kind != MR_BAD)
+            nn = max ? max : 1;
+    }
+    if (flags & MREMAP_FIXED) { /* into the arena; mostly not onto the old range (EINVAL) */
+        for (int tries = 0; tries < 8; tries++) {
+            d = rn(ARENA_PAGES - nn + 1);
+            if (r != 0 || d + nn <= s || s + on <= d || chance(3))
+                break;
+        }
+    }
+    /* Lengths: not whole pages sometimes, but never where the kernel
+     * compares them as given (MREMAP_DONTUNMAP, and a move without resize). */
+    size_t olen = on * PAGE, nlen = nn * PAGE;
+    if (on != nn && chance(20))
+        olen -= on ? rn(PAGE) : 0;
+    if (on != nn && chance(20))
+        nlen -= rn(PAGE);
+    for (int w = 0; w < 2; w++) {
+        old[w] = addr_of(w, r, s);
+        if (flags & MREMAP_FIXED)
+            na[w] = addr_of(w, 0, d);
+    }
+    if (kind == MR_DONTUNMAP && !(flags & MREMAP_FIXED) && chance(25)) { /* a hint: in a hole of the arena */
+        size_t h, room;
+        if (pick_hole(&h, &room) && room >= nn)
+            for (int w = 0; w < 2; w++)
+                na[w] = addr_of(w, 0, h);
+    }
+    switch (bad) {
+    case 0: /* old address not page aligned */
+        for (int w = 0; w < 2; w++)
+            old[w] += 1 + rn(PAGE - 1);
+        break;
+    case 1: /* a flag nobody knows */
+        flags |= chance(50) ? 8 : 0x10;
+        break;
+    case 2: /* no new size */
+        nlen = 0;
+        break;
+    case 3: /* MREMAP_FIXED without MREMAP_MAYMOVE */
+        flags = MREMAP_FIXED;
+        d = rn(ARENA_PAGES - nn + 1);
+        for (int w = 0; w < 2; w++)
+            na[w] = addr_of(w, 0, d);
+        break;
+    case 4: /* MREMAP_DONTUNMAP with a resize */
+        flags = MREMAP_MAYMOVE | MREMAP_DONTUNMAP;
+        nlen = olen + PAGE * (1 + rn(3));
+        break;
+    case 5: /* MREMAP_FIXED at an address not page aligned */
+        flags |= MREMAP_FIXED;
+        d = rn(ARENA_PAGES - nn + 1);
+        for (int w = 0; w < 2; w++)
+            na[w] = addr_of(w, 0, d) + 1 + rn(PAGE - 1);
+        break;
+    case 6: /* nothing mapped at the old address */
+    {
+        size_t h, room;
+        if (pick_hole(&h, &room)) {
+            r = 0;
+            s = h;
+            for (int w = 0; w < 2; w++)
+                old[w] = addr_of(w, 0, h);
+        } else {
+            flags |= 0x10;
+        }
+        break;
+    }
+    case 7: /* a new size past the address space */
+        nlen = chance(50) ? ((size_t)1 << 47) + PAGE * rn(4) : SIZE_MAX - rn(PAGE);
+        break;
+    case 8: /* MREMAP_FIXED at the top of the address space and beyond */
+        flags |= MREMAP_FIXED;
+        na[0] = na[1] = (char *)(chance(50) ? TOP_PAGE : ABOVE_TOP);
+        break;
+    }
+
+    begin("mremap %s %s+%zup", mr_name[kind], r ? "float" : "arena", s);
+    if (bad == 0)
+        say("+odd");
+    if (r)
+        say("(region %d)", r);
+    say(" old=%#zx new=%#zx %s%s%s%s", olen, nlen, flags & MREMAP_MAYMOVE ? "MAYMOVE " : "",
+        flags & MREMAP_FIXED ? "FIXED " : "", flags & MREMAP_DONTUNMAP ? "DONTUNMAP " : "",
+        flags & ~7 ? "0x?" : flags ? "" : "0");
+    if (bad == 8)
+        say(" to %p", (void *)na[0]);
+    else if (na[0] && (flags & MREMAP_FIXED))
+        say(" to arena+%zup%s", d, bad == 5 ? "+odd" : "");
+    else if (na[0])
+        say(" hint arena+%ldp", arena_page(0, na[0]));
+
+    void *res[2];
+    int e[2];
+    for (int w = 0; w < 2; w++) {
+        errno = 0;
+        res[w] = W[w].ops->mremap(old[w], olen, nlen, flags, na[w]);
+        e[w] = errno;
+    }
+    char b0[32], b1[32];
+    cov.calls++;
+    cov.errors += res[0] == MAP_FAILED;
+    /* Where each world put it: -2 in place, an arena page, or -1 elsewhere. */
+    long at[2];
+    for (int w = 0; w < 2; w++)
+        at[w] = res[w] == MAP_FAILED ? -3 : (char *)res[w] == old[w] ? -2 : arena_page(w, res[w]);
+    if (res[0] == MAP_FAILED || res[1] == MAP_FAILED) {
+        say(" -> %s", res[0] == MAP_FAILED ? rstr(-1, e[0], b0) : "ok");
+        if (res[0] != MAP_FAILED || res[1] != MAP_FAILED || e[0] != e[1]) {
+            say(" / %s", res[1] == MAP_FAILED ? rstr(-1, e[1], b1) : "ok");
+            mismatch("mremap: %s %s, %s %s", W[0].ops->name, res[0] == MAP_FAILED ? rstr(-1, e[0], b0) : "succeeded",
+                     W[1].ops->name, res[1] == MAP_FAILED ? rstr(-1, e[1], b1) : "succeeded");
+            for (int w = 0; w < 2; w++) /* what the model cannot follow, outside the arena */
+                if (at[w] == -1)
+                    W[w].ops->munmap(res[w], nlen);
+        } else if (e[0] == EFAULT && (flags & MREMAP_FIXED) && bad < 0 && r == 0 && s >= d && s < d + nn) {
+            /* old_size 0 with the old address in the destination: the
+             * destination is unmapped first, then the old mapping is gone. */
+            model_unmap(0, d, nn);
+            check_files(0);
+        }
+        commit();
+        return;
+    }
+    if (at[0] == -2)
+        say(" -> in place");
+    else if (at[0] >= 0)
+        say(" -> arena+%ldp", at[0]);
+    else
+        say(" -> elsewhere");
+    if (at[0] != at[1]) {
+        if (at[1] == -2)
+            say(" / in place");
+        else if (at[1] >= 0)
+            say(" / arena+%ldp", at[1]);
+        else
+            say(" / elsewhere");
+        mismatch("mremap placed the mapping differently: %s %ld, %s %ld (-2: in place, -1: outside the arena)",
+                 W[0].ops->name, at[0], W[1].ops->name, at[1]);
+        commit();
+        return;
+    }
+    if (bad >= 0) {
+        mismatch("mremap with bad arguments succeeded in both worlds");
+        commit();
+        return;
+    }
+    if ((flags & MREMAP_FIXED) && (res[0] != na[0] || res[1] != na[1])) {
+        mismatch("mremap MREMAP_FIXED: moved elsewhere than asked");
+        commit();
+        return;
+    }
+
+    /* The model follows. */
+    static struct page src[ARENA_PAGES];
+    size_t keep = on < nn ? on : nn;
+    memcpy(src, &R[r].pg[s], (on ? on : 1) * sizeof src[0]);
+    if (at[0] == -2) { /* in place: the tail unmapped, or the mapping grown */
+        if (nn < on)
+            model_unmap_pages(r, s + nn, on - nn);
+        for (size_t i = on; i < nn; i++)
+            R[r].pg[s + i] = page_after(&src[on - 1], i - on + 1);
+        region_free_if_empty(r);
+        check_files(0);
+        commit();
+        return;
+    }
+    if (at[0] >= 0) { /* in the arena, where the hint said */
+        r2 = 0;
+        d = (size_t)at[0];
+        for (size_t i = d; i < d + nn; i++)
+            if (i >= ARENA_PAGES || (R[0].pg[i].mapped && !(flags & MREMAP_FIXED))) {
+                mismatch("model: mremap placed a mapping over arena page %zu, which the model has mapped", i);
+                commit();
+                return;
+            }
+    } else {
+        r2 = free_region();
+        if (r2 < 0) {
+            mismatch("model: no floating region left for mremap");
+            commit();
+            return;
+        }
+        memset(&R[r2], 0, sizeof R[r2]);
+        R[r2].used = 1;
+        R[r2].npages = nn;
+        R[r2].base[0] = res[0];
+        R[r2].base[1] = res[1];
+        d = 0;
+        say(" region %d", r2);
+    }
+    int multi = (flags & MREMAP_FIXED) && olen == nlen; /* every mapping of the range, holes left alone */
+    int dontunmap = (flags & MREMAP_DONTUNMAP) != 0;
+    if (on == 0) { /* a second mapping of the same pages */
+        for (size_t i = 0; i < nn; i++) {
+            model_unmap_pages(r2, d + i, 1);
+            R[r2].pg[d + i] = page_after(&src[0], i);
+        }
+    } else if (multi) {
+        for (size_t i = 0; i < on; i++) {
+            if (!src[i].mapped)
+                continue;
+            model_unmap_pages(r2, d + i, 1);
+            R[r2].pg[d + i] = src[i];
+            if (!dontunmap)
+                model_forget(r, s + i, 1);
+        }
+    } else {
+        if (nn < on) /* shrunk first */
+            model_unmap_pages(r, s + nn, on - nn);
+        model_unmap_pages(r2, d, nn);
+        for (size_t i = 0; i < nn; i++)
+            R[r2].pg[d + i] = i < on ? src[i] : page_after(&src[on - 1], i - on + 1);
+        if (!dontunmap)
+            model_forget(r, s, keep);
+    }
+    region_free_if_empty(r);
+    check_files(0);
+    commit();
+}
+
 /* ----------------------------------------------------------- accesses */
 
 /* Touch one byte the model says faults, in both worlds, with catch_signal,
@@ -1531,6 +1922,8 @@ static void one_op(void)
         op_madvise();
     else if (x < 54)
         op_sweep();
+    else if (x < 60)
+        op_mremap();
     else
         op_access();
 }
