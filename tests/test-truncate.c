@@ -63,6 +63,14 @@ static void after_fork(int child_stays)
     }
     is_int(syscall(SYS_ftruncate, fd, 8 * PAGE), 0, "%s: the file grows back to 8 pages (from outside)", how);
     is_int(p[6 * PAGE + 9], 0, "%s: page 6 now reads the file's zeros, not its old bytes", how);
+    /* A cut inside a resident page: the frame is read again in place
+     * (another process may map it), and its tail past the new end must read
+     * zeros, as the kernel's truncation leaves it -- not the old bytes. */
+    is_int(p[2 * PAGE + 200], pattern(2 * PAGE + 200, 72), "%s: page 2 resident", how);
+    is_int(syscall(SYS_ftruncate, fd, 2 * PAGE + 100), 0, "%s: the file shrinks into page 2 (from outside)", how);
+    is_int(umm_msync(p, 3 * PAGE, MS_INVALIDATE), 0, "%s: msync(MS_INVALIDATE)", how);
+    is_int(p[2 * PAGE + 99], pattern(2 * PAGE + 99, 72), "%s: page 2 keeps its bytes before the new end", how);
+    is_int(p[2 * PAGE + 200], 0, "%s: and reads zeros past it, not the old bytes", how);
     is_int(umm_munmap(p, 8 * PAGE), 0, "%s: umm_munmap", how);
     close(go[0]), close(go[1]), close(done[0]), close(done[1]);
     close(fd);
