@@ -119,7 +119,8 @@ void umm__frame_unlock(umm__pfn pfn)
 
 /* ------------------------------------------------------------ the memfd */
 
-static uint64_t parse_size(const char *s, uint64_t dflt)
+/* A size from the environment ("512M", "2G", "16T"); dflt if unset or 0. */
+uint64_t umm__parse_size(const char *s, uint64_t dflt)
 {
     char *end;
     if (!s || !*s)
@@ -175,7 +176,7 @@ static int ram_truncate(int fd, uint64_t *size)
  */
 int umm__ram_init(void)
 {
-    uint64_t size = parse_size(getenv("UMM_FRAME_SPACE"), (uint64_t)1 << 44);
+    uint64_t size = umm__parse_size(getenv("UMM_FRAME_SPACE"), (uint64_t)1 << 44);
     /* Halving stops here, or at the size asked for if smaller: a small
      * frame space is the program's choice (one chunk at the least). */
     uint64_t min = (uint64_t)256 << 20;

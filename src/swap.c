@@ -62,20 +62,6 @@ static int open_in_dir(const char *dir)
     return fd;
 }
 
-static uint64_t parse_pages(const char *s)
-{
-    char *end;
-    unsigned long long v = strtoull(s, &end, 0);
-    switch (*end) {
-    case 't': case 'T': v <<= 10; /* fall through */
-    case 'g': case 'G': v <<= 10; /* fall through */
-    case 'm': case 'M': v <<= 10; /* fall through */
-    case 'k': case 'K': v <<= 10; break;
-    default: break;
-    }
-    return v >> UMM_PAGE_SHIFT;
-}
-
 int umm__swap_init(void)
 {
     swapped = mmap(NULL, sizeof *swapped, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -94,9 +80,7 @@ int umm__swap_init(void)
         swap_fd = open_in_dir(where);
     else
         swap_fd = open(where, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    const char *cap = getenv("UMM_SWAP_SIZE");
-    if (cap && *cap)
-        swap_cap = parse_pages(cap);
+    swap_cap = umm__parse_size(getenv("UMM_SWAP_SIZE"), UINT64_MAX) >> UMM_PAGE_SHIFT;
     struct rlimit rl;
     if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
         swap_limit_off = rl.rlim_cur;
@@ -109,24 +93,16 @@ uint64_t umm__swap_used(void)
     return swapped ? atomic_load_explicit(swapped, memory_order_relaxed) : 0;
 }
 
-/* Write frames [pfn, pfn+n) to their place in the swap file.  0, or an
- * errno (no swap file, full, past the file-size limit, I/O error). */
-int umm__swap_out(umm__pfn pfn, uint64_t n)
+/* pread or pwrite the whole of [off, off+len) of the swap file, frame
+ * memory made visible to memcheck meanwhile.  0 or an errno. */
+static int swap_io(int write, char *mem, uint64_t len, uint64_t off)
 {
-    uint64_t off = (uint64_t)pfn << UMM_PAGE_SHIFT, len = n << UMM_PAGE_SHIFT, done = 0;
-    if (swap_fd < 0)
-        return ENODEV;
-    if (off + len > swap_limit_off)
-        return EFBIG;
-    if (atomic_fetch_add(swapped, n) + n > swap_cap) {
-        atomic_fetch_sub(swapped, n);
-        return ENOSPC;
-    }
-    char *src = umm__frame_addr(pfn);
-    umm__vg_defined(src, len);
+    uint64_t done = 0;
     int err = 0;
+    umm__vg_defined(mem, len);
     while (done < len) {
-        ssize_t r = umm__sys_pwrite(swap_fd, src + done, len - done, (off_t)(off + done));
+        ssize_t r = write ? umm__sys_pwrite(swap_fd, mem + done, len - done, (off_t)(off + done))
+                          : umm__sys_pread(swap_fd, mem + done, len - done, (off_t)(off + done));
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
@@ -135,7 +111,24 @@ int umm__swap_out(umm__pfn pfn, uint64_t n)
         }
         done += (uint64_t)r;
     }
-    umm__vg_noaccess(src, len);
+    umm__vg_noaccess(mem, len);
+    return err;
+}
+
+/* Write frames [pfn, pfn+n) to their place in the swap file.  0, or an
+ * errno (no swap file, full, past the file-size limit, I/O error). */
+int umm__swap_out(umm__pfn pfn, uint64_t n)
+{
+    uint64_t off = (uint64_t)pfn << UMM_PAGE_SHIFT, len = n << UMM_PAGE_SHIFT;
+    if (swap_fd < 0)
+        return ENODEV;
+    if (off + len > swap_limit_off)
+        return EFBIG;
+    if (atomic_fetch_add(swapped, n) + n > swap_cap) {
+        atomic_fetch_sub(swapped, n);
+        return ENOSPC;
+    }
+    int err = swap_io(1, umm__frame_addr(pfn), len, off);
     if (err) {
         atomic_fetch_sub(swapped, n);
         /* What did reach the file is let go again. */
@@ -150,26 +143,11 @@ int umm__swap_out(umm__pfn pfn, uint64_t n)
  * error. */
 int umm__swap_in(umm__pfn pfn)
 {
-    uint64_t off = (uint64_t)pfn << UMM_PAGE_SHIFT, done = 0;
-    char *dst = umm__frame_addr(pfn);
-    umm__vg_defined(dst, UMM_PAGE_SIZE);
-    int err = 0;
-    while (done < UMM_PAGE_SIZE) {
-        ssize_t r = umm__sys_pread(swap_fd, dst + done, UMM_PAGE_SIZE - done, (off_t)(off + done));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            err = r < 0 ? errno : EIO;
-            break;
-        }
-        done += (uint64_t)r;
-    }
-    umm__vg_noaccess(dst, UMM_PAGE_SIZE);
+    int err = swap_io(0, umm__frame_addr(pfn), UMM_PAGE_SIZE, (uint64_t)pfn << UMM_PAGE_SHIFT);
     if (!err)
         umm__swap_forget(pfn, 1);
     return err;
 }
-
 /* Frames [pfn, pfn+n), swapped out, are swapped in or died: their place in
  * the swap file goes back to the file system. */
 void umm__swap_forget(umm__pfn pfn, uint64_t n)

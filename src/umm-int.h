@@ -105,6 +105,7 @@ extern struct umm__ram umm__ram;
 extern int umm__vg_hg; /* under helgrind or drd: vg.h, frame.c */
 
 int umm__ram_init(void);
+uint64_t umm__parse_size(const char *s, uint64_t dflt);
 /* Reserve a contiguous run of npages frame numbers (holes until touched),
  * pinned once for the caller.  Returns 0 and the first frame in *out, or -1
  * (ENOMEM). */

@@ -66,20 +66,6 @@ static _Atomic uint64_t obj_hand_page; /* and file page */
 
 /* -------------------------------------------------------------- budget */
 
-static uint64_t parse_size(const char *s)
-{
-    char *end;
-    unsigned long long v = strtoull(s, &end, 0);
-    switch (*end) {
-    case 't': case 'T': v <<= 10; /* fall through */
-    case 'g': case 'G': v <<= 10; /* fall through */
-    case 'm': case 'M': v <<= 10; /* fall through */
-    case 'k': case 'K': v <<= 10; break;
-    default: break;
-    }
-    return v;
-}
-
 /* Read a small file whole (no stdio: its buffer is malloc'ed, kmem.c). */
 static ssize_t slurp(const char *path, char *buf, size_t n)
 {
@@ -125,10 +111,7 @@ static uint64_t cgroup_limit(void)
 
 void umm__vmscan_init(void)
 {
-    uint64_t bytes = 0;
-    const char *s = getenv("UMM_RAM");
-    if (s && *s)
-        bytes = parse_size(s);
+    uint64_t bytes = umm__parse_size(getenv("UMM_RAM"), 0);
     if (!bytes) {
         uint64_t cg = cgroup_limit();
         uint64_t phys = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
@@ -164,17 +147,18 @@ static enum kind kind_of(const struct umm__vma *v, uint32_t f)
 }
 
 /*
- * Give the memory of frames [pfn, pfn+n) back, page p of v on: they are
- * locked, up to date (or live private frames), and nothing maps or pins
- * them.  Returns how many went.
+ * Give the memory of frames [pfn, pfn+n) back: file pages [fpage, ..) of
+ * obj for K_FILE (written back first if dirty), else to the swap file.
+ * They are locked, up to date (or live private frames), and nothing maps
+ * or pins them.  Returns how many went.
  */
-static uint64_t evict_frames(struct umm__vma *v, uint64_t p, umm__pfn pfn, uint64_t n, enum kind k)
+static uint64_t evict_frames(struct umm__object *obj, uint64_t fpage, umm__pfn pfn, uint64_t n, enum kind k)
 {
     if (k == K_FILE) {
         uint64_t dirty = 0;
         for (uint64_t i = 0; i < n; i++)
             dirty += (atomic_load(&umm__frame(pfn + (umm__pfn)i)->flags) & UMM__F_DIRTY) != 0;
-        if (umm__object_evict(v->obj, v->fpage + p, n) != 0)
+        if (umm__object_evict(obj, fpage, n) != 0)
             return 0; /* an I/O error: they stay, dirty */
         atomic_fetch_add(&written, dirty);
         return n;
@@ -228,7 +212,7 @@ static uint64_t evict_run(struct umm__vma *v, uint64_t p, uint64_t q, const uint
         while (j < q && kind_of(v, flags[j - p]) == k && pfns[j - p] == pfns[i - p] + (umm__pfn)(j - i) &&
                frame_takeable(pfns[j - p], k))
             j++;
-        gone += evict_frames(v, i, pfns[i - p], j - i, k);
+        gone += evict_frames(v->obj, v->obj ? v->fpage + i : 0, pfns[i - p], j - i, k);
         for (uint64_t r = i; r < j; r++)
             umm__frame_unlock(pfns[r - p]);
         i = j;
@@ -360,18 +344,7 @@ static uint64_t cache_scan(struct umm__object *obj, const struct umm__extent *x,
         while (j < n && (atomic_load(&umm__frame(base + (umm__pfn)j)->flags) & UMM__F_UPTODATE) &&
                frame_takeable(base + (umm__pfn)j, k))
             j++;
-        if (k == K_FILE) {
-            uint64_t dirty = 0;
-            for (uint64_t r = i; r < j; r++)
-                dirty += (atomic_load(&umm__frame(base + (umm__pfn)r)->flags) & UMM__F_DIRTY) != 0;
-            if (umm__object_evict(obj, x->fpage + from + i, j - i) == 0) {
-                *freed += j - i;
-                atomic_fetch_add(&written, dirty);
-            }
-        } else {
-            struct umm__vma fake = { 0 };
-            *freed += evict_frames(&fake, 0, base + (umm__pfn)i, j - i, K_SWAP);
-        }
+        *freed += evict_frames(obj, x->fpage + from + i, base + (umm__pfn)i, j - i, k);
         for (uint64_t r = i; r < j; r++)
             umm__frame_unlock(base + (umm__pfn)r);
         i = j;
