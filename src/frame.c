@@ -180,6 +180,12 @@ int umm__ram_init(void)
     /* Halving stops here, or at the size asked for if smaller: a small
      * frame space is the program's choice (one chunk at the least). */
     uint64_t min = (uint64_t)256 << 20;
+    /* Under RLIMIT_AS, by default 1/32 of the room it leaves (kmem.c):
+     * the direct map counts against the program's limit, the kernel's
+     * page cache does not (README, "Limits"). */
+    uint64_t room = umm__as_room();
+    if (!getenv("UMM_FRAME_SPACE") && room != UINT64_MAX && room / 32 < size)
+        size = room / 32;
     if (size < (uint64_t)CHUNK_PAGES * UMM_PAGE_SIZE)
         size = (uint64_t)CHUNK_PAGES * UMM_PAGE_SIZE;
     if (size < min)

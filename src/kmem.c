@@ -56,8 +56,10 @@
 #include "vg.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #define REGION_SIZE ((uint64_t)256 << 30)
 /* Under Valgrind the client's address space is small, and the RAM's
@@ -168,6 +170,30 @@ static void fork_child(void)
 
 /* ---------------------------------------------------------- the region */
 
+/*
+ * The address space the program's RLIMIT_AS leaves now: the limit less the
+ * process's size (VmSize), UINT64_MAX without a limit.  The kernel keeps
+ * its page tables and page cache outside the process; libumm's count
+ * against the program's limit, so at start-up it takes only a small share
+ * of this room for them (here and frame.c), and the program's mappings the
+ * rest (README, "Limits").
+ */
+uint64_t umm__as_room(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return UINT64_MAX;
+    FILE *f = fopen("/proc/self/status", "re");
+    char line[128];
+    unsigned long kb = 0;
+    while (f && fgets(line, sizeof line, f) && sscanf(line, "VmSize: %lu kB", &kb) != 1)
+        ;
+    if (f)
+        fclose(f);
+    uint64_t used = (uint64_t)kb << 10;
+    return rl.rlim_cur > used ? rl.rlim_cur - used : 0;
+}
+
 static void init_once(void)
 {
     /* Under helgrind and drd mapped PROT_NONE first: helgrind then keeps
@@ -175,8 +201,18 @@ static void init_once(void)
      * same with the direct map). */
     int hg = umm__vg_not_memcheck();
     uint64_t size = umm__vg_running() ? REGION_SIZE_VALGRIND : REGION_SIZE;
+    uint64_t min = REGION_MIN;
+    /* Under RLIMIT_AS, 1/64 of the room: page tables for all the mappings
+     * the rest of the room can hold take 1/512 of it (8 bytes a page). */
+    uint64_t room = umm__as_room();
+    if (room != UINT64_MAX && room / 64 < size) {
+        size = (room / 64) & ~(uint64_t)(UMM_PAGE_SIZE - 1);
+        min = (uint64_t)1 << 20;
+        if (size < min)
+            size = min;
+    }
     for (;; size /= 2) {
-        if (size < REGION_MIN) {
+        if (size < min) {
             init_errno = ENOMEM;
             return;
         }

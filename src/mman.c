@@ -477,14 +477,37 @@ static int check_locked(size_t len)
  * (nothing is touched: it costs no memory).  A private file mapping is
  * charged as private anonymous memory of its size.
  */
-static int overcommit_ok(size_t len, int prot, int flags, int shared, int anon)
+static int overcommit_ok(size_t len, int prot, int flags, int shared, int anon, uintptr_t *resv)
 {
     if (!anon && (shared || !(prot & PROT_WRITE)))
         return 1; /* the file's pages, not the commit limit */
     int kflags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | (flags & MAP_NORESERVE);
-    void *p = mmap(NULL, len, prot & (PROT_READ | PROT_WRITE), kflags, -1, 0);
-    if (p == MAP_FAILED)
-        return errno != ENOMEM;
+    /* Under RLIMIT_AS the question and the reservation made for the
+     * address (*resv, len) would count twice against the limit, where the
+     * kernel counts the mapping once: the question is then asked in the
+     * reservation's place, and its answer becomes the reservation. */
+    struct rlimit rl;
+    int instead = resv && getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
+    if (instead)
+        munmap((void *)*resv, len);
+    void *p = mmap(instead ? (void *)*resv : NULL, len, prot & (PROT_READ | PROT_WRITE), kflags, -1, 0);
+    if (p == MAP_FAILED) {
+        int e = errno;
+        if (instead)
+            *resv = 0; /* gone: nothing to give back */
+        return e != ENOMEM;
+    }
+    if (instead) {
+        /* The same range, made a reservation again (which also gives back
+         * the commit charge): ours, so MAP_FIXED takes nobody's memory. */
+        if (mmap(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED) {
+            munmap(p, len);
+            *resv = 0;
+            return 0;
+        }
+        *resv = (uintptr_t)p;
+        return 1;
+    }
     munmap(p, len);
     return 1;
 }
@@ -632,17 +655,22 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
          * does not grow: a touch below it is SIGSEGV (documented). */
     }
     int shared = (flags & MAP_TYPE) != MAP_PRIVATE;
-    if (!err && !overcommit_ok(len, prot, flags, shared, anon))
+    uintptr_t resv = a;
+    if (!err && !overcommit_ok(len, prot, flags, shared, anon, (flags & MAP_FIXED) ? NULL : &resv))
         err = ENOMEM;
+    if (!(flags & MAP_FIXED))
+        a = resv; /* the reservation may have moved, or be gone (0) */
 
     struct umm__vma *v = err ? NULL : make_vma(a, len, prot, shared, anon, fd, pgoff, &err);
     if (!v || ((flags & MAP_FIXED) && unmap_range(a, a + len, 0, 0) != 0) || umm__vma_host_map(v, a, a + len) != 0) {
         if (v)
             umm__vma_discard(v);
-        if (!(flags & MAP_FIXED))
-            munmap((void *)a, len);
-        else
+        if (!(flags & MAP_FIXED)) {
+            if (a)
+                munmap((void *)a, len);
+        } else {
             release_gaps(a, a + len);
+        }
         umm__leave(&saved);
         return fail(err ? err : ENOMEM), MAP_FAILED;
     }

@@ -115,6 +115,9 @@ uint64_t umm__object_run(struct umm__object *obj, uint64_t fpage, uint64_t max)
  */
 #define IDX_BUCKETS 65536u
 #define IDX_ENTRIES ((uint64_t)1 << 20)
+/* Extents the index holds: a live extent holds at least one frame, so no
+ * more than the frame space has frames (under RLIMIT_AS it is small). */
+static uint64_t idx_entries;
 
 struct idx_entry {
     uint64_t next;           /* index + 1 of the next in the bucket; 0: none */
@@ -139,7 +142,8 @@ static void pagecache_count_file(const struct umm__object *obj, int delta);
 
 int umm__pagecache_init(void)
 {
-    size_t len = sizeof(struct idx) + IDX_ENTRIES * sizeof(struct idx_entry);
+    idx_entries = umm__ram.npages < IDX_ENTRIES ? umm__ram.npages : IDX_ENTRIES;
+    size_t len = sizeof(struct idx) + idx_entries * sizeof(struct idx_entry);
     void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)
         return -1;
@@ -191,7 +195,7 @@ static void idx_add(const struct umm__object *obj, const struct umm__extent *x)
     if (idx->free) {
         i = idx->free;
         idx->free = idx->ent[i - 1].next;
-    } else if (idx->used < IDX_ENTRIES) {
+    } else if (idx->used < idx_entries) {
         i = ++idx->used;
     } else {
         return; /* full: this extent is this process's alone */

@@ -60,6 +60,7 @@ void umm__panic(const char *file, int line, const char *what) __attribute__((nor
  * address-space lock or block signals themselves; never in the trap.
  */
 int umm__kmem_init(void);
+uint64_t umm__as_room(void); /* what RLIMIT_AS leaves, UINT64_MAX without one */
 void *umm__kalloc(size_t n);
 void umm__kfree(void *p, size_t n);
 void *umm__krealloc(void *p, size_t old, size_t n);
