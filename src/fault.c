@@ -615,6 +615,81 @@ static void fault_around(struct umm__vma *v, uint64_t page, uint64_t n, uint64_t
 }
 
 /*
+ * Read-around, as Linux's do_sync_mmap_readahead() for a fault outside a
+ * sequential stream: read the aligned cluster of AROUND_CLUSTER pages (128
+ * KiB) that holds the faulting page, in one pread per run of pages not yet
+ * up to date, so that a program working in a neighbourhood of the file
+ * (SQLite's and LMDB's B-trees) takes one trap and one read for it instead
+ * of one per page.  Only at a miss (the page is not up to date in the page
+ * cache).  Linux reads around at every such miss until its
+ * mmap_miss count says the reads go unused; libumm waits for evidence
+ * instead: another page of the cluster already up to date (an earlier touch
+ * there, or a write).  A program touching scattered pages thus reads just
+ * those (the laziness promise, tests/test-sparse-3pages), one that comes
+ * back to a neighbourhood reads it whole, and MADV_RANDOM never reads
+ * around.  Nothing past the file's end or outside the VMA; frames somebody
+ * else holds are left to their own faults.  The frames are read and left
+ * unmapped (fault_around maps those next to the fault; reclaim's page-cache
+ * hand takes the others first).  Returns the pages read.
+ */
+#define AROUND_CLUSTER 32
+
+static uint64_t read_around(struct umm__vma *v, uint64_t page, uint64_t fpages, uint64_t fsize)
+{
+    struct umm__object *obj = v->obj;
+    uint64_t fpage = v->fpage + page;
+    if (v->advice == MADV_RANDOM ||
+        (atomic_load(&umm__frame(umm__object_pfn(obj, fpage))->flags) & UMM__F_UPTODATE))
+        return 0; /* not a miss: fault-around's work */
+    uint64_t cs = fpage & ~(uint64_t)(AROUND_CLUSTER - 1), ce = cs + AROUND_CLUSTER;
+    if (cs < v->fpage)
+        cs = v->fpage;
+    if (ce > v->fpage + umm__vma_pages(v))
+        ce = v->fpage + umm__vma_pages(v);
+    if (ce > fpages)
+        ce = fpages;
+    int dense = 0;
+    for (uint64_t p = cs; p < ce && !dense;) {
+        umm__pfn pfn = umm__object_pfn(obj, p);
+        uint64_t r = umm__object_run(obj, p, ce - p);
+        for (uint64_t i = 0; i < r && !dense; i++)
+            dense = p + i != fpage && (atomic_load(&umm__frame(pfn + (umm__pfn)i)->flags) & UMM__F_UPTODATE);
+        p += r;
+    }
+    if (!dense)
+        return 0;
+    uint64_t nread = 0;
+    for (uint64_t p = cs; p < ce;) {
+        umm__pfn pfn = umm__object_pfn(obj, p);
+        uint64_t r = umm__object_run(obj, p, ce - p);
+        for (uint64_t i = 0; i < r;) {
+            uint64_t j = i;
+            while (j < r && umm__frame_trylock(pfn + (umm__pfn)j)) {
+                if (atomic_load(&umm__frame(pfn + (umm__pfn)j)->flags) & UMM__F_UPTODATE) {
+                    umm__frame_unlock(pfn + (umm__pfn)j);
+                    break;
+                }
+                j++;
+            }
+            if (j > i) {
+                if (umm__object_read(obj, p + i, j - i, fsize) == 0) {
+                    for (uint64_t k = i; k < j; k++)
+                        atomic_fetch_or(&umm__frame(pfn + (umm__pfn)k)->flags, UMM__F_UPTODATE);
+                    umm__ram_count((int64_t)(j - i));
+                    atomic_fetch_add(&umm__mm.pages_read, j - i);
+                    nread += j - i;
+                } /* else the faulting page's own read reports the error */
+                for (uint64_t k = i; k < j; k++)
+                    umm__frame_unlock(pfn + (umm__pfn)k);
+            }
+            i = j + 1; /* past the page up to date or held by another */
+        }
+        p += r;
+    }
+    return nread;
+}
+
+/*
  * A page of a file mapping (or of shared anonymous memory) that is not
  * present: bring it (and a read-ahead window) into the page cache, then
  * install it; a write goes on to copy-on-write or dirty marking.
@@ -665,10 +740,14 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
         want = fpages - fpage;
     if (want > umm__vma_pages(v) - page)
         want = umm__vma_pages(v) - page;
+    /* Outside a sequential stream, the neighbourhood (at most a window's
+     * worth of frames, which reclaim made room for). */
+    uint64_t around = want == 1 ? read_around(v, page, fpages, fsize) : 0;
     int read;
     uint64_t filled = fill(obj, fpage, want, fsize, err, &read);
     if (filled == 0)
         return UMM__FAULT_SIGBUS;
+    read |= around != 0;
     uint64_t n = grab_ptes(v, page, filled);
     umm__noted(read ? UMM_TRACE_FILL : UMM_TRACE_CACHED, access == UMM__ACC_WRITE, fpage, n);
 

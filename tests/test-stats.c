@@ -10,12 +10,14 @@ int main(void)
     errno = 0;
     is_int(umm_stats(NULL), -1, "umm_stats(NULL) fails");
     is_int(errno, EFAULT, "with EFAULT");
-    int fd = tmpfile_make(16 * PAGE, 6, O_RDONLY, NULL);
-    unsigned char *p = umm_mmap(NULL, 16 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+    /* Two touches 160 KiB apart: neither read-ahead (not sequential) nor
+     * read-around (not the same 128 KiB cluster) reads more. */
+    int fd = tmpfile_make(64 * PAGE, 6, O_RDONLY, NULL);
+    unsigned char *p = umm_mmap(NULL, 64 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
     struct umm_stats a, b;
     is_int(umm_stats(&a), 0, "umm_stats");
     volatile unsigned char c = p[0];
-    c = p[8 * PAGE];
+    c = p[40 * PAGE];
     (void)c;
     is_int(umm_stats(&b), 0, "umm_stats again");
     is_int(b.faults - a.faults, 2, "two traps counted");
@@ -23,7 +25,7 @@ int main(void)
     is_int(b.resident - a.resident, 2, "two more pages resident");
     is_int(b.mappings, 1, "one mapping");
     is_int(b.files, 1, "one file");
-    is_int(umm_munmap(p, 16 * PAGE), 0, "umm_munmap");
+    is_int(umm_munmap(p, 64 * PAGE), 0, "umm_munmap");
     close(fd);
     check_released();
     return tap_done();
