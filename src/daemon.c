@@ -28,7 +28,7 @@ static void flush(void)
 {
     sigset_t saved;
     umm__enter(&saved);
-    umm__writeback_all(0);
+    umm__writeback_all(UMM__WB_UNLOCK); /* faults go on while it writes */
     umm__file_retry();
     umm__leave(&saved);
 }

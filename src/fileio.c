@@ -465,9 +465,19 @@ static int do_ftruncate(int fd, off_t len, int force)
 {
     struct stat st;
     int cached = cached_fd(fd, force, &st);
+    if (!cached)
+        return REAL(ftruncate)(fd, len);
+    /* Under the lock, and with no write-back in flight outside it (which
+     * would write past the new end): the truncation and its effect on the
+     * mappings at once, as one step. */
+    struct held h;
+    hold_write(&h);
+    struct umm__object *obj = umm__object_find(st.st_dev, st.st_ino);
+    umm__object_writeback_quiesce(obj);
     int rc = REAL(ftruncate)(fd, len);
-    if (rc == 0 && cached)
-        truncated(&st, (uint64_t)len);
+    if (rc == 0)
+        umm__cache_truncated(obj, st.st_dev, st.st_ino, (uint64_t)len);
+    release_write(&h);
     return rc;
 }
 int ftruncate(int fd, off_t len) { return do_ftruncate(fd, len, 0); }
@@ -478,9 +488,16 @@ int truncate(const char *path, off_t len)
 {
     struct stat st;
     int cached = enabled && umm__pagecache_files() && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    if (!cached)
+        return REAL(truncate)(path, len);
+    struct held h; /* as do_ftruncate */
+    hold_write(&h);
+    struct umm__object *obj = umm__object_find(st.st_dev, st.st_ino);
+    umm__object_writeback_quiesce(obj);
     int rc = REAL(truncate)(path, len);
-    if (rc == 0 && cached)
-        truncated(&st, (uint64_t)len);
+    if (rc == 0)
+        umm__cache_truncated(obj, st.st_dev, st.st_ino, (uint64_t)len);
+    release_write(&h);
     return rc;
 }
 int truncate64(const char *path, off_t len) __attribute__((alias("truncate")));

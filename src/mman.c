@@ -707,6 +707,28 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
 
 /* --------------------------------------------------------------- munmap */
 
+/*
+ * Write back the dirty shared pages of [start, end) with the pwrites made
+ * outside the address-space lock (held for writing, and held again on
+ * return), so that the program's faults elsewhere go on meanwhile; the
+ * unmap that follows, under the lock throughout, finds only what was
+ * dirtied in between.  The VMAs are looked up afresh after each range.
+ */
+static void writeback_unlocked(uintptr_t start, uintptr_t end)
+{
+    uintptr_t at = start;
+    while (at < end) {
+        struct umm__vma *v = umm__vma_next(at, NULL);
+        if (!v || v->start >= end)
+            break;
+        uintptr_t s = v->start > at ? v->start : at, e = v->end < end ? v->end : end;
+        if (v->obj && (v->vflags & UMM__V_SHARED) && umm__object_may_be_dirty(v->obj))
+            umm__object_writeback(v->obj, v->fpage + ((s - v->start) >> UMM_PAGE_SHIFT), (e - s) >> UMM_PAGE_SHIFT,
+                                  UMM__WB_UNLOCK);
+        at = e;
+    }
+}
+
 int umm_munmap(void *addr, size_t length)
 {
     uintptr_t a = (uintptr_t)addr;
@@ -719,6 +741,7 @@ int umm_munmap(void *addr, size_t length)
         return -1;
     sigset_t saved;
     umm__enter(&saved);
+    writeback_unlocked(a, a + len);
     int rc = unmap_range(a, a + len, 1, 1);
     umm__file_retry(); /* descriptors kept for a lock may go now (locks.c) */
     umm__leave(&saved);
@@ -848,7 +871,12 @@ int umm_msync(void *addr, size_t length, int flags)
         if (v->obj && (v->vflags & UMM__V_SHARED)) {
             uint64_t fp = v->fpage + ((at - v->start) >> UMM_PAGE_SHIFT), n = (e - at) >> UMM_PAGE_SHIFT;
             if (flags & MS_SYNC) {
-                int e2 = umm__object_writeback(v->obj, fp, n, 1);
+                /* The pwrites outside the lock (faults elsewhere go on), as
+                 * the kernel's msync lets mmap_lock go around the I/O; v is
+                 * looked up again for the next range.  With MS_INVALIDATE
+                 * the same v is needed after: under the lock throughout. */
+                int how = UMM__WB_SYNC | ((flags & MS_INVALIDATE) ? 0 : UMM__WB_UNLOCK);
+                int e2 = umm__object_writeback(v->obj, fp, n, how);
                 if (e2 && !err)
                     err = e2;
             } else if (umm__object_may_be_dirty(v->obj)) {

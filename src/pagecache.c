@@ -39,6 +39,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -605,12 +606,99 @@ static void rmap_write_protect(struct umm__object *obj, uint64_t fpage, uint64_t
 }
 
 /*
+ * Letting the address-space lock go for I/O (UMM__WB_UNLOCK).  The object
+ * is held by a reference meanwhile; the frames being written are pinned
+ * (reclaim leaves them) and marked F_WRITEBACK, which another write-back
+ * of the same pages waits for (an msync(MS_SYNC) must not return before
+ * bytes another thread is still writing are in the file) and a truncation
+ * waits for through wb_inflight (umm__object_writeback_quiesce), so that no
+ * pwrite lands past a new end of the file.  io_relock returns 0 when the
+ * object went meanwhile (its last mapping unmapped): it has been put.
+ */
+static void io_unlock(struct umm__object *obj, int inflight)
+{
+    obj->refs++;
+    obj->wb_holds++;
+    if (inflight)
+        atomic_fetch_add(&obj->wb_inflight, 1);
+    pthread_rwlock_unlock(&umm__mm.lock);
+}
+
+static int io_relock(struct umm__object *obj, int inflight)
+{
+    if (inflight)
+        atomic_fetch_sub(&obj->wb_inflight, 1);
+    pthread_rwlock_wrlock(&umm__mm.lock);
+    obj->wb_holds--;
+    if (obj->refs == 1) {
+        umm__object_put(obj);
+        return 0;
+    }
+    obj->refs--;
+    return 1;
+}
+
+/* Frames under write-back are waited for, with a back-off; not forever:
+ * a process of the family killed by SIGKILL in the middle of its pwrite
+ * would leave the mark behind.  After about 10 s the page is taken as not
+ * under write-back (at worst its bytes are written twice). */
+static int io_wait(umm__pfn pfn)
+{
+    long ns = 20000, waited = 0;
+    while (atomic_load(&umm__frame(pfn)->flags) & UMM__F_WRITEBACK) {
+        if (waited > 10L * 1000 * 1000 * 1000) {
+            atomic_fetch_and(&umm__frame(pfn)->flags, ~UMM__F_WRITEBACK);
+            break;
+        }
+        struct timespec ts = { 0, ns };
+        nanosleep(&ts, NULL);
+        waited += ns;
+        if (ns < 1000000)
+            ns *= 2;
+    }
+    return 1;
+}
+
+/* Wait until frame pfn is no longer under write-back.  Returns 0 if obj
+ * went meanwhile (UMM__WB_UNLOCK only). */
+static int wait_writeback(struct umm__object *obj, umm__pfn pfn, int how)
+{
+    if (!(how & UMM__WB_UNLOCK))
+        return io_wait(pfn); /* the writer needs no lock to finish: it clears the mark first */
+    io_unlock(obj, 0);
+    io_wait(pfn);
+    return io_relock(obj, 0);
+}
+
+void umm__object_writeback_quiesce(struct umm__object *obj)
+{
+    while (obj && atomic_load(&obj->wb_inflight) != 0) {
+        struct timespec ts = { 0, 50000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* In a forked child: the threads that were writing outside the lock are
+ * not there; their holds on the objects go. */
+void umm__object_fork_child(void)
+{
+    for (struct umm__object *obj = umm__mm.objects, *next; obj; obj = next) {
+        next = obj->next;
+        atomic_store(&obj->wb_inflight, 0);
+        obj->refs -= obj->wb_holds - 1; /* one kept, for the put */
+        obj->wb_holds = 0;
+        umm__object_put(obj);
+    }
+}
+
+/*
  * Write back the dirty pages of [fpage, fpage+n): write-protect them in
  * every mapping, clear DIRTY, write runs of them with one pwrite each, and
- * with sync, fdatasync.  A page whose write fails stays dirty.  Called with
- * umm__mm.lock held for writing.  Returns 0 or the first errno.
+ * with UMM__WB_SYNC, fdatasync.  A page whose write fails stays dirty.
+ * Called with umm__mm.lock held for writing (let go around the pwrites
+ * with UMM__WB_UNLOCK, see umm-int.h).  Returns 0 or the first errno.
  */
-int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, int sync)
+int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, int how)
 {
     if (obj->anon || !umm__object_may_be_dirty(obj))
         return 0;
@@ -624,13 +712,22 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
             continue;
         }
         umm__pfn pfn = umm__object_pfn(obj, p);
-        if (!(atomic_load(&umm__frame(pfn)->flags) & UMM__F_DIRTY)) {
+        uint32_t fl = atomic_load(&umm__frame(pfn)->flags);
+        if (fl & UMM__F_WRITEBACK) {
+            if (!wait_writeback(obj, pfn, how))
+                return err;
+            if (how & UMM__WB_UNLOCK)
+                umm__object_filepages(obj, &fsize); /* it may have changed */
+            continue; /* this page again: its extent may be another now */
+        }
+        if (!(fl & UMM__F_DIRTY)) {
             p++;
             continue;
         }
         /* A run of dirty pages contiguous in RAM. */
         uint64_t max = umm__object_run(obj, p, end - p), k = 1;
-        while (k < max && (atomic_load(&umm__frame(pfn + (umm__pfn)k)->flags) & UMM__F_DIRTY))
+        while (k < max && (atomic_load(&umm__frame(pfn + (umm__pfn)k)->flags) & (UMM__F_DIRTY | UMM__F_WRITEBACK)) ==
+                              UMM__F_DIRTY)
             k++;
         rmap_write_protect(obj, p, k);
         /* Clean now, unless another process (after fork) can still write
@@ -641,8 +738,9 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
         for (uint64_t i = 0; i < k; i++) {
             umm__pfn q = pfn + (umm__pfn)i;
             umm__frame_lock(q);
-            if (!(atomic_load(&umm__frame(q)->flags) & UMM__F_DIRTY)) {
-                /* Reclaim wrote it back meanwhile: the run ends here. */
+            if ((atomic_load(&umm__frame(q)->flags) & (UMM__F_DIRTY | UMM__F_WRITEBACK)) != UMM__F_DIRTY) {
+                /* Reclaim wrote it back meanwhile (or another process
+                 * of the family is writing it): the run ends here. */
                 umm__frame_unlock(q);
                 k = i;
                 break;
@@ -653,6 +751,7 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
             }
             /* Pinned while the pwrite reads it: clean now, reclaim would
              * otherwise give its memory back and zeros would be written. */
+            atomic_fetch_or(&umm__frame(q)->flags, UMM__F_WRITEBACK);
             umm__frame_pin(q);
             umm__frame_unlock(q);
         }
@@ -660,9 +759,9 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
             p++;
             continue;
         }
+        if (how & UMM__WB_UNLOCK)
+            io_unlock(obj, 1);
         int e = write_run(obj, p, k, fsize);
-        for (uint64_t i = 0; i < k; i++)
-            umm__frame_unpin(pfn + (umm__pfn)i);
         if (e) {
             for (uint64_t i = 0; i < k; i++)
                 atomic_fetch_or(&umm__frame(pfn + (umm__pfn)i)->flags, UMM__F_DIRTY);
@@ -676,9 +775,17 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
             atomic_fetch_add(&umm__mm.pages_written, inside < k ? inside : k);
             wrote = 1;
         }
+        for (uint64_t i = 0; i < k; i++) {
+            atomic_fetch_and(&umm__frame(pfn + (umm__pfn)i)->flags, ~UMM__F_WRITEBACK);
+            umm__frame_unpin(pfn + (umm__pfn)i);
+        }
+        if ((how & UMM__WB_UNLOCK) && !io_relock(obj, 1))
+            return err;
+        if (how & UMM__WB_UNLOCK)
+            umm__object_filepages(obj, &fsize);
         p += k;
     }
-    if (sync && wrote && umm__sys_fdatasync(obj->fd) != 0 && !err && errno != EINVAL)
+    if ((how & UMM__WB_SYNC) && wrote && umm__sys_fdatasync(obj->fd) != 0 && !err && errno != EINVAL)
         err = errno;
     return err;
 }
@@ -767,7 +874,8 @@ static void object_refresh(struct umm__object *obj, uint64_t fpage, uint64_t n)
         if (p >= fpages && atomic_load(&f->ref) == 0 && (atomic_fetch_and(&f->flags, ~UMM__F_DIRTY) & UMM__F_DIRTY))
             atomic_fetch_sub(&obj->ndirty, 1);
         uint32_t fl = atomic_load(&f->flags);
-        if ((fl & UMM__F_UPTODATE) && !(fl & UMM__F_DIRTY))
+        /* Not one under write-back: its bytes are not in the file yet. */
+        if ((fl & (UMM__F_UPTODATE | UMM__F_DIRTY | UMM__F_WRITEBACK)) == UMM__F_UPTODATE)
             umm__object_read(obj, p, 1, fsize);
         umm__frame_unlock(pfn);
     }
@@ -824,8 +932,8 @@ void umm__object_drop(struct umm__object *obj, uint64_t fpage, uint64_t n)
         umm__pfn pfn = umm__object_pfn(obj, p);
         struct umm__frame *f = umm__frame(pfn);
         uint32_t fl = atomic_load(&f->flags);
-        if (!(fl & UMM__F_UPTODATE) || (fl & UMM__F_DIRTY))
-            continue;
+        if (!(fl & UMM__F_UPTODATE) || (fl & (UMM__F_DIRTY | UMM__F_WRITEBACK)))
+            continue; /* under write-back: the file does not have it yet */
         atomic_fetch_and(&f->flags, ~(UMM__F_UPTODATE | UMM__F_BLOCK));
         umm__ram_count(-1);
         umm__ram_discard(pfn, 1);
@@ -840,24 +948,51 @@ void umm__object_invalidate(struct umm__object *obj, uint64_t fpage, uint64_t n)
         umm__object_drop(obj, fpage, n);
 }
 
-/* Write back every dirty page of obj: 0 or the first errno. */
-int umm__object_writeback_all(struct umm__object *obj, int sync)
+/* Write back every dirty page of obj: 0 or the first errno.  With
+ * UMM__WB_UNLOCK the caller holds a reference of its own; the extents may
+ * change while the lock is let go, so they are walked by file page. */
+int umm__object_writeback_all(struct umm__object *obj, int how)
 {
     int err = 0;
-    for (size_t i = 0; i < obj->nex; i++) {
-        int e = umm__object_writeback(obj, obj->ext[i].fpage, obj->ext[i].npages, sync);
+    uint64_t from = 0;
+    for (;;) {
+        size_t i = 0;
+        while (i < obj->nex && obj->ext[i].fpage + obj->ext[i].npages <= from)
+            i++;
+        if (i == obj->nex)
+            break;
+        uint64_t s = obj->ext[i].fpage > from ? obj->ext[i].fpage : from;
+        from = obj->ext[i].fpage + obj->ext[i].npages;
+        int e = umm__object_writeback(obj, s, from - s, how);
         err = err ? err : e;
     }
     return err;
 }
 
 /* Write back every dirty page of every file (msync of everything). */
-int umm__writeback_all(int sync)
+int umm__writeback_all(int how)
 {
     int err = 0;
-    for (struct umm__object *obj = umm__mm.objects; obj; obj = obj->next) {
-        int e = umm__object_writeback_all(obj, sync);
+    if (!(how & UMM__WB_UNLOCK)) {
+        for (struct umm__object *obj = umm__mm.objects; obj; obj = obj->next) {
+            int e = umm__object_writeback_all(obj, how);
+            err = err ? err : e;
+        }
+        return err;
+    }
+    /* Each object held while its pages are written, the next one taken
+     * before it is let go (the list may change while the lock is not held). */
+    struct umm__object *obj = umm__mm.objects;
+    if (obj)
+        obj->refs++;
+    while (obj) {
+        int e = umm__object_may_be_dirty(obj) ? umm__object_writeback_all(obj, how) : 0;
         err = err ? err : e;
+        struct umm__object *next = obj->next;
+        if (next)
+            next->refs++;
+        umm__object_put(obj);
+        obj = next;
     }
     return err;
 }
@@ -1025,8 +1160,9 @@ static void cache_visit(struct cache_io *io, umm__pfn pfn, uint64_t fpage)
     int copied = 0;
     umm__frame_lock(pfn);
     uint32_t fl = atomic_load(&umm__frame(pfn)->flags);
-    /* A clean frame has the file's bytes: a read has them already. */
-    if ((fl & UMM__F_UPTODATE) && (io->op != C_READ || (fl & UMM__F_DIRTY))) {
+    /* A clean frame has the file's bytes (unless under write-back, whose
+     * pwrite may not have reached the file yet): a read has them already. */
+    if ((fl & UMM__F_UPTODATE) && (io->op != C_READ || (fl & (UMM__F_DIRTY | UMM__F_WRITEBACK)))) {
         umm__vg_defined(mem, b - a);
         if (io->op == C_WRITE) {
             memcpy(mem, bounce, b - a);

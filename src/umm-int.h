@@ -93,6 +93,7 @@ struct umm__frame {
 #define UMM__F_DIRTY    0x8u /* page cache: written, not yet written back */
 #define UMM__F_BLOCK    0x10u /* page cache: the file has its blocks (reserved at first write) */
 #define UMM__F_SWAPPED  0x20u /* its bytes are in the swap file (vmscan.c), not in RAM */
+#define UMM__F_WRITEBACK 0x40u /* page cache: being written to the file outside the mm lock (pagecache.c) */
 
 struct umm__ram {
     int fd;                     /* the memfd */
@@ -187,6 +188,8 @@ struct umm__object {
     _Atomic int64_t ndirty;       /* dirty pages (to skip clean objects) */
     _Atomic uint64_t hole_from;   /* no hole in the file before this byte (as far as seen) */
     _Atomic int no_falloc;        /* the file system cannot reserve blocks (fallocate) */
+    _Atomic int wb_inflight;      /* write-backs writing outside the mm lock (UMM__WB_UNLOCK) */
+    int wb_holds;                 /* references those hold (in refs), under the mm lock */
 };
 
 struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t npages, int *err);
@@ -208,7 +211,20 @@ int umm__object_read(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64
 int umm__object_reserve(struct umm__object *obj, uint64_t fpage, umm__pfn pfn);
 /* Write back dirty pages in [fpage, fpage+n): write-protect them in every
  * mapping, then pwrite runs.  Returns 0 or the first errno. */
-int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, int sync);
+int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, int how);
+/* how: UMM__WB_SYNC fdatasyncs after; UMM__WB_UNLOCK lets umm__mm.lock
+ * (held for writing) go around each pwrite, so that faults elsewhere go on
+ * (the kernel's msync lets mmap_lock go around the I/O too).  With
+ * UMM__WB_UNLOCK the caller must look its VMAs up again afterwards, and
+ * obj itself may be gone (its last mapping unmapped meanwhile) unless the
+ * caller holds a reference of its own. */
+#define UMM__WB_SYNC 1
+#define UMM__WB_UNLOCK 2
+/* A truncation is about to change the file: wait (lock held for writing)
+ * until no write-back of obj is in flight outside the lock. */
+void umm__object_writeback_quiesce(struct umm__object *obj);
+/* In a forked child: drop the holds of write-backs left in the parent. */
+void umm__object_fork_child(void);
 /* Reclaim: the frames of [fpage, fpage+n), up to date, locked by the
  * caller, mapped and pinned by nobody: write the dirty ones back, then
  * give their memory back.  Returns 0, or an errno (nothing dropped). */
@@ -220,8 +236,8 @@ void umm__object_invalidate(struct umm__object *obj, uint64_t fpage, uint64_t n)
 /* MADV_REMOVE's zeros, after fork (the frames may be mapped elsewhere). */
 void umm__object_punch(struct umm__object *obj, uint64_t fpage, uint64_t n);
 /* Every dirty page of obj, or of every file. */
-int umm__object_writeback_all(struct umm__object *obj, int sync);
-int umm__writeback_all(int sync);
+int umm__object_writeback_all(struct umm__object *obj, int how);
+int umm__writeback_all(int how);
 /* The same at exit or on a fatal signal: a file whose pages could not be
  * written is named on stderr (async-signal-safe). */
 void umm__writeback_final(void);

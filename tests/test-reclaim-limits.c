@@ -1,0 +1,179 @@
+/* Promises (README, "Memory budget and reclaim"; issue 14) that
+ * tests/test-reclaim does not cover, each in a child that starts libumm
+ * with its own settings:
+ *   - UMM_SWAP_SIZE caps the swap file: private pages beyond the cap stay
+ *     in memory (the budget is passed), none is lost;
+ *   - the program's RLIMIT_FSIZE applies to the swap file: pages whose
+ *     place lies past it stay in memory, no SIGXFSZ, none is lost;
+ *   - the watermarks: past 7/8 of the budget the daemon reclaims on its
+ *     own, down to 3/4, with nobody faulting (a known bug today: skipped
+ *     unless UMM_TEST_WATERMARKS=1, see main);
+ *   - two threads faulting at once pass the budget by at most a read-ahead
+ *     window (32 pages) each.
+ * The children report through their exit status; the figures go to the
+ * TAP diagnostics. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "util.h"
+
+#define MIB (1024 * 1024)
+
+static int write_read(unsigned char *p, size_t len, unsigned seed)
+{
+    for (size_t i = 0; i < len; i += PAGE)
+        p[i] = pattern(i, seed), p[i + PAGE - 1] = pattern(i + 1, seed);
+    int bad = 0;
+    for (size_t i = 0; i < len; i += PAGE)
+        bad += p[i] != pattern(i, seed) || p[i + PAGE - 1] != pattern(i + 1, seed);
+    return bad;
+}
+
+/* 16 MiB of private anonymous memory under a 2 MiB budget, with the swap
+ * file capped at 1 MiB (how 0) or the file-size limit at 1 MiB (how 1). */
+static int swap_capped(int how)
+{
+    if (how == 1) {
+        struct rlimit rl = { MIB, RLIM_INFINITY };
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+            return 90;
+    }
+    size_t len = 16 * MIB;
+    unsigned char *p = umm_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return 91;
+    if (write_read(p, len, 5 + how) != 0)
+        return 92;
+    struct umm_stats st;
+    umm_stats(&st);
+    printf("# swap %s: budget %llu pages, frames %llu (high %llu), swap used %llu pages, swapped out %llu\n",
+           how ? "past RLIMIT_FSIZE" : "capped by UMM_SWAP_SIZE", (unsigned long long)st.budget,
+           (unsigned long long)st.frames, (unsigned long long)st.frames_high, (unsigned long long)st.swap_used,
+           (unsigned long long)st.swapped_out);
+    if (st.swap_used > MIB / PAGE)
+        return 93; /* past the cap */
+    if (st.swapped_out == 0)
+        return 94; /* the swap file was not used at all: the case tests nothing */
+    if (st.frames_high <= st.budget + 64)
+        return 95; /* the pages that could not go must have stayed */
+    return umm_munmap(p, len) == 0 ? 0 : 96;
+}
+
+/* Touch 15/16 of an 8 MiB budget (past 7/8, under the budget: no fault
+ * reclaims), then wait for the daemon to bring frames to 3/4. */
+static int watermarks(int unused)
+{
+    (void)unused;
+    uint64_t budget = 2048;
+    size_t len = budget * 15 / 16 * PAGE;
+    unsigned char *p = umm_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return 91;
+    if (write_read(p, len, 9) != 0)
+        return 92;
+    struct umm_stats st;
+    umm_stats(&st);
+    if (st.budget != budget)
+        return 93;
+    uint64_t reclaimed0 = st.reclaimed;
+    /* Waiting for an event, not timing one: up to 60 s. */
+    for (int i = 0; i < 600 && st.frames > budget * 3 / 4; i++) {
+        struct timespec ts = { 0, 100 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+        umm_stats(&st);
+    }
+    printf("# watermarks: budget %llu, %zu pages touched, frames now %llu, reclaimed %llu\n",
+           (unsigned long long)budget, len / PAGE, (unsigned long long)st.frames,
+           (unsigned long long)(st.reclaimed - reclaimed0));
+    if (st.frames > budget * 3 / 4)
+        return 94;
+    if (st.frames < budget / 2)
+        return 95; /* far below the low watermark: not what was promised */
+    return write_read(p, len, 9) == 0 && umm_munmap(p, len) == 0 ? 0 : 96;
+}
+
+static void *writer(void *arg)
+{
+    unsigned char *p = arg;
+    return (void *)(intptr_t)write_read(p, 8 * MIB, 11);
+}
+
+/* Two threads, each writing 8 MiB (4x a 2 MiB budget) at once. */
+static int two_threads(int unused)
+{
+    (void)unused;
+    unsigned char *a = umm_mmap(NULL, 8 * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned char *b = umm_mmap(NULL, 8 * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (a == MAP_FAILED || b == MAP_FAILED)
+        return 91;
+    pthread_t t1, t2;
+    void *r1, *r2;
+    pthread_create(&t1, NULL, writer, a);
+    pthread_create(&t2, NULL, writer, b);
+    pthread_join(t1, &r1);
+    pthread_join(t2, &r2);
+    if (r1 || r2)
+        return 92;
+    struct umm_stats st;
+    umm_stats(&st);
+    printf("# two threads: budget %llu, frames high %llu (at most %llu)\n", (unsigned long long)st.budget,
+           (unsigned long long)st.frames_high, (unsigned long long)(st.budget + 2 * 32));
+    if (st.swapped_out == 0)
+        return 93;
+    if (st.frames_high > st.budget + 2 * 32)
+        return 94;
+    return umm_munmap(a, 8 * MIB) == 0 && umm_munmap(b, 8 * MIB) == 0 ? 0 : 95;
+}
+
+static int in_child(int (*fn)(int), int arg, const char *ram, const char *swap_size)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        tap_quiet();
+        setenv("UMM_RAM", ram, 1);
+        if (swap_size)
+            setenv("UMM_SWAP_SIZE", swap_size, 1);
+        const char *dir = getenv("UMM_TEST_TMPDIR");
+        setenv("UMM_SWAP", dir && *dir ? dir : "/tmp", 1);
+        int rc = fn(arg);
+        fflush(stdout);
+        vg_abrupt_end();
+        _exit(rc);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return status;
+}
+
+int main(void)
+{
+    int st = in_child(swap_capped, 0, "2M", "1M");
+    ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+       "UMM_SWAP_SIZE=1M: the swap file holds at most 1 MiB, the rest stays in memory, every byte kept (status %#x)", st);
+    st = in_child(swap_capped, 1, "2M", NULL);
+    ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+       "RLIMIT_FSIZE 1 MiB: no swap past it, no SIGXFSZ, every byte kept (status %#x%s)", st,
+       WIFSIGNALED(st) && WTERMSIG(st) == SIGXFSZ ? ": SIGXFSZ" : "");
+    /* Found by this test (2026-12-05): frames stay at 1791 of an 8 MiB
+     * budget after 60 s (the low watermark is 1536); issue 14 has it.
+     * UMM_TEST_WATERMARKS=1 runs the case. */
+    if (getenv("UMM_TEST_WATERMARKS")) {
+        st = in_child(watermarks, 0, "8M", NULL);
+        ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+           "past 7/8 of the budget the daemon reclaims down to 3/4 on its own (status %#x)", st);
+    } else {
+        tap_skip("known bug, issue 14: the daemon's reclaim stops above the low watermark (UMM_TEST_WATERMARKS=1 "
+                 "runs it)",
+                 "past 7/8 of the budget the daemon reclaims down to 3/4 on its own");
+    }
+    st = in_child(two_threads, 0, "2M", NULL);
+    ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+       "two threads faulting at once pass the budget by at most 32 pages each (status %#x)", st);
+    return tap_done();
+}
