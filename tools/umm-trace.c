@@ -323,8 +323,28 @@ static const char *size_label(uint64_t pages_, char *buf, size_t n)
     return buf;
 }
 
+/* An event's counts are as it ended: a trap's after its handling (a
+ * reclaim it ran inside is recorded first), so the curve takes them at
+ * when + nsec, in that order. */
+static uint64_t end_of(const struct ev *e)
+{
+    return e->when + e->nsec;
+}
+
+static int by_end(const void *a, const void *b)
+{
+    const struct ev *x = *(struct ev *const *)a, *y = *(struct ev *const *)b;
+    return end_of(x) < end_of(y) ? -1 : end_of(x) > end_of(y) ? 1 : x < y ? -1 : x > y;
+}
+
 static void resident_svg(const char *path, const char *name)
 {
+    struct ev **order = malloc((nev + 1) * sizeof *order);
+    if (!order)
+        die("memory");
+    for (size_t i = 0; i < nev; i++)
+        order[i] = &evs[i];
+    qsort(order, nev, sizeof *order, by_end);
     uint64_t top = 1;
     for (size_t i = 0; i < nev; i++) {
         if (evs[i].resident > top)
@@ -352,7 +372,7 @@ static void resident_svg(const char *path, const char *name)
                 colour[k]);
         double prev = YV(0);
         for (size_t i = 0; i < nev; i++) {
-            double x = xof(evs[i].when), y = YV(k ? evs[i].frames : evs[i].resident);
+            double x = xof(end_of(order[i])), y = YV(k ? order[i]->frames : order[i]->resident);
             fprintf(o, "%.1f,%.1f %.1f,%.1f ", x, prev, x, y); /* a step */
             prev = y;
         }
@@ -379,6 +399,7 @@ static void resident_svg(const char *path, const char *name)
         fprintf(o, "<text x=\"%d\" y=\"%d\">the budget, %s, is off the scale</text>\n", x, y,
                 size_label(budget, buf, sizeof buf));
 #undef YV
+    free(order);
     svg_close(o, path);
 }
 
@@ -446,14 +467,15 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < nev; i++) {
         if (evs[i].when < t0)
             t0 = evs[i].when;
-        if (evs[i].when > t1)
-            t1 = evs[i].when;
+        if (end_of(&evs[i]) > t1)
+            t1 = end_of(&evs[i]);
     }
     const char *name = strrchr(trace, '/') ? strrchr(trace, '/') + 1 : trace;
     snprintf(pages_path, sizeof pages_path, "%s-pages.svg", prefix);
     snprintf(res_path, sizeof res_path, "%s-resident.svg", prefix);
     pages_svg(pages_path, name);
     resident_svg(res_path, name);
-    printf("%s: %zu events from %s\n  %s\n  %s\n", progname, nev, trace, pages_path, res_path);
+    printf("%s: %zu events from %s\n  pages over time:           %s\n  resident memory over time: %s\n", progname,
+           nev, trace, pages_path, res_path);
     return status;
 }
