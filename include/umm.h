@@ -200,11 +200,11 @@ struct umm_trace_event {
     uint64_t frames;       /* libumm's frames in use after it (umm_stats) */
 };
 int    umm_trace(int on);   /* returns the previous setting */
-size_t umm_trace_read(struct umm_trace_event *events, size_t max);
-/* Programs built against interface 1 call umm_trace_read with the shorter
- * event (no when_ns, resident, frames), and still get that. */
+/* The symbol is umm_trace_read2: programs built against interface 1 call
+ * umm_trace_read with the shorter event (no when_ns, resident, frames) and
+ * still get that, and only the kinds they knew. */
 #define umm_trace_read umm_trace_read2
-size_t umm_trace_read2(struct umm_trace_event *events, size_t max);
+size_t umm_trace_read(struct umm_trace_event *events, size_t max);
 
 /* umm_shutdown: write back every dirty shared page now (it also happens at
  * exit).  Returns 0, or -1 with errno of the first failed write. */

@@ -160,16 +160,24 @@ void umm__trace_vg_exit(void)
 }
 
 /* Events [tail, head) into out (at most max; the oldest were overwritten
- * past the ring's size); each copied as its first size bytes. */
+ * past the ring's size); each copied as its first size bytes.  Shorter
+ * than the whole event: for interface 1, which knew only traps and called
+ * a swap-in a fill. */
 static size_t trace_copy(_Atomic uint64_t *cursor, void *out, size_t size, size_t max)
 {
+    int v1 = size < sizeof(struct umm_trace_event);
     size_t n = 0;
     uint64_t head = atomic_load(&ring_head), tail = atomic_load(cursor);
     if (head - tail > ring_size)
         tail = head - ring_size; /* the oldest were overwritten */
     while (tail < head && n < max) {
-        if (atomic_load_explicit(&ring[tail % ring_size].seq, memory_order_acquire) == tail + 1)
-            memcpy((char *)out + n++ * size, &ring[tail % ring_size].ev, size);
+        if (atomic_load_explicit(&ring[tail % ring_size].seq, memory_order_acquire) == tail + 1 &&
+            !(v1 && ring[tail % ring_size].ev.kind == UMM_TRACE_RECLAIM)) {
+            struct umm_trace_event *e = (struct umm_trace_event *)((char *)out + n++ * size);
+            memcpy(e, &ring[tail % ring_size].ev, size);
+            if (v1 && e->kind == UMM_TRACE_SWAPIN)
+                e->kind = UMM_TRACE_FILL;
+        }
         tail++;
     }
     atomic_store(cursor, tail);
@@ -183,6 +191,7 @@ size_t umm_trace_read2(struct umm_trace_event *events, size_t max)
 
 /* The interface 1 event, for programs built before when_ns was added. */
 #undef umm_trace_read
+size_t umm_trace_read(struct umm_trace_event *events, size_t max);
 size_t umm_trace_read(struct umm_trace_event *events, size_t max)
 {
     return trace_copy(&ring_tail, events, offsetof(struct umm_trace_event, when_ns), max);
