@@ -202,15 +202,24 @@ size_t umm_trace_read(struct umm_trace_event *events, size_t max)
 void umm__trace_file_init(void)
 {
     const char *p = getenv("UMM_TRACE_FILE");
-    if (!p || !*p || strlen(p) >= sizeof trace_path)
+    size_t at = 0;
+    if (!p || !*p)
         return;
+    if (p[0] != '/' && getcwd(trace_path, sizeof trace_path - 1)) { /* where the program started */
+        at = strlen(trace_path);
+        trace_path[at++] = '/';
+    }
+    if (at + strlen(p) >= sizeof trace_path) {
+        trace_path[0] = 0;
+        return;
+    }
     size_t bytes = TRACE_FILE_RING * sizeof(struct trace_slot);
     void *big = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (big != MAP_FAILED && atomic_load(&ring_head) == 0) {
         ring = big;
         ring_size = TRACE_FILE_RING;
     }
-    strcpy(trace_path, p);
+    strcpy(trace_path + at, p);
     trace_pid = getpid();
     atomic_store(&tracing, 1);
 }
