@@ -4,13 +4,17 @@
  * It makes a sample file in a temporary directory, maps it with umm_mmap,
  * touches pages, and after each step prints, in plain words, every trap
  * libumm handled: the address, read or write, what libumm did, how long
- * it took.  Its last step forks with umm_fork() and shows copy-on-write
- * between parent and child.  Run it with `make demo`.
+ * it took.  Step 7 forks with umm_fork() and shows copy-on-write between
+ * parent and child; step 8 starts the tour again in a new process with a
+ * small memory budget (UMM_RAM) and shows reclaim and the swap file.  Run
+ * it with `make demo`, which runs it with UMM_TRACE_FILE set and draws the
+ * traces with umm-trace(1).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +44,11 @@ static const char *what(const struct umm_trace_event *e)
     case UMM_TRACE_COW: return "private page: copied the frame (copy-on-write) and mapped the copy";
     case UMM_TRACE_DIRTY: return "shared page: marked dirty, made writable (it will be written back)";
     case UMM_TRACE_SIGBUS: return "beyond the end of the file: SIGBUS for the program";
+    case UMM_TRACE_SWAPIN: return "reclaimed private page: read back from the swap file, installed";
+    case UMM_TRACE_RECLAIM:
+        snprintf(buf, sizeof buf, "reclaim took %u page%s from here out of memory (not a trap)", e->pages,
+                 e->pages > 1 ? "s" : "");
+        return buf;
     default: return "already handled by another thread";
     }
 }
@@ -53,9 +62,37 @@ static void show_traps(void)
         printf("      (no trap: the page was already resident)\n");
     for (size_t i = 0; i < n; i++) {
         long off = (long)((char *)ev[i].addr - (char *)base);
-        printf("      trap at %p (mapping+%#lx), %s: %s, %.1f us\n", ev[i].addr, off,
-               ev[i].write ? "write" : "read", what(&ev[i]), ev[i].nsec / 1000.0);
+        if (ev[i].kind == UMM_TRACE_RECLAIM && !ev[i].addr)
+            printf("      reclaim took %u page-cache page%s no mapping showed (file offset %#llx)\n", ev[i].pages,
+                   ev[i].pages > 1 ? "s" : "", (unsigned long long)ev[i].file_offset);
+        else if (ev[i].kind == UMM_TRACE_RECLAIM)
+            printf("      at %p (mapping+%#lx): %s\n", ev[i].addr, off, what(&ev[i]));
+        else
+            printf("      trap at %p (mapping+%#lx), %s: %s, %.1f us\n", ev[i].addr, off,
+                   ev[i].write ? "write" : "read", what(&ev[i]), ev[i].nsec / 1000.0);
     }
+}
+
+/* Count the events recorded since the last call by kind, in one line. */
+static void count_traps(void)
+{
+    static const char *names[] = { "read from the file", "found in the page cache", "zero-filled", "copy-on-write",
+                                   "dirtied", "SIGBUS", "already handled", "swapped in", "reclaim runs" };
+    struct umm_trace_event ev[64];
+    unsigned long n[9] = { 0 }, pages[9] = { 0 };
+    size_t got;
+    while ((got = umm_trace_read(ev, 64)) > 0)
+        for (size_t i = 0; i < got; i++)
+            if (ev[i].kind >= 0 && ev[i].kind < 9)
+                n[ev[i].kind]++, pages[ev[i].kind] += ev[i].pages;
+    printf("     ");
+    const char *sep = " events:";
+    for (int k = 0; k < 9; k++)
+        if (n[k]) {
+            printf("%s %lu %s (%lu pages)", sep, n[k], names[k], pages[k]);
+            sep = ",";
+        }
+    printf("\n");
 }
 
 static void show_stats(const char *when)
@@ -160,6 +197,105 @@ static void fork_tour(int fd)
     umm_munmap(r, N * PAGE);
 }
 
+/*
+ * 8. Reclaim, in a process of its own started with UMM_RAM=256K (the
+ * budget is read at start-up): a file 4x the budget read in order, then
+ * private anonymous memory 2x the budget written and read back.
+ */
+static int reclaim_tour(const char *dir)
+{
+    struct umm_stats s;
+    char path[256];
+    snprintf(path, sizeof path, "%s/big", dir);
+    umm_trace(1);
+    unsigned long budget = 256 * 1024 / PAGE, big = 4 * budget; /* UMM_RAM=256K */
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    char page[PAGE];
+    memset(page, '.', PAGE);
+    for (unsigned long i = 0; i < big; i++)
+        if (pwrite(fd, page, PAGE, (off_t)(i * PAGE)) != PAGE)
+            return perror("pwrite"), 1;
+    char *p = umm_mmap(NULL, big * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        return perror("umm_mmap"), 1;
+    base = p;
+    umm_stats(&s);
+    printf("   [new process %d, UMM_RAM=256K] the budget: %llu frames (%llu KiB)\n", (int)getpid(),
+           (unsigned long long)s.budget, (unsigned long long)s.budget * PAGE / 1024);
+    printf("   read a %lu-page file (4x the budget) in order: read-ahead brings 32 pages a trap; at the\n"
+           "   budget the fault first reclaims, and the clock takes the pages read longest ago:\n",
+           big);
+    volatile char c = 0;
+    for (unsigned long i = 0; i < big; i++)
+        c += p[i * PAGE];
+    (void)c;
+    show_traps();
+    umm_stats(&s);
+    printf("   frames in use at most: %llu of %lu; reclaimed: %llu (clean file pages: dropped, not written)\n",
+           (unsigned long long)s.frames_high, budget, (unsigned long long)s.reclaimed);
+    umm_munmap(p, big * PAGE);
+    close(fd);
+    unlink(path);
+
+    unsigned long anon = 2 * budget;
+    char *a = umm_mmap(NULL, anon * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (a == MAP_FAILED)
+        return perror("umm_mmap"), 1;
+    printf("   write %lu pages of private anonymous memory (2x the budget): no file to drop them to,\n"
+           "   so reclaim writes them to libumm's swap file\n",
+           anon);
+    for (unsigned long i = 0; i < anon; i++)
+        snprintf(a + i * PAGE, PAGE, "anonymous page %lu", i);
+    count_traps();
+    printf("   read them all back: the ones in the swap file fault and come back\n");
+    unsigned long right = 0;
+    char want[32];
+    for (unsigned long i = 0; i < anon; i++) {
+        snprintf(want, sizeof want, "anonymous page %lu", i);
+        right += strcmp(a + i * PAGE, want) == 0;
+    }
+    count_traps();
+    umm_stats(&s);
+    printf("   %lu of %lu pages as written; swapped out %llu, swapped in %llu, frames at most %llu of %lu\n", right,
+           anon, (unsigned long long)s.swapped_out, (unsigned long long)s.swapped_in,
+           (unsigned long long)s.frames_high, budget);
+    umm_munmap(a, anon * PAGE);
+    return right == anon ? 0 : 1;
+}
+
+/* Run step 8 in a new process: this program again, with UMM_RAM=256K and
+ * its own trace file (UMM_TRACE_FILE, with -reclaim before .trace). */
+static void reclaim_step(const char *dir)
+{
+    extern char **environ;
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 3, sizeof *env), trace[4096];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "UMM_RAM=", 8) != 0 && strncmp(environ[i], "UMM_TRACE_FILE=", 15) != 0)
+            env[k++] = environ[i];
+    env[k++] = "UMM_RAM=256K";
+    const char *t = getenv("UMM_TRACE_FILE");
+    if (t && *t) {
+        size_t l = strlen(t);
+        if (l > 6 && strcmp(t + l - 6, ".trace") == 0)
+            l -= 6;
+        snprintf(trace, sizeof trace, "UMM_TRACE_FILE=%.*s-reclaim.trace", (int)l, t);
+        env[k++] = trace;
+    }
+    char *args[] = { "umm-tour", "--reclaim", (char *)dir, NULL };
+    pid_t pid;
+    int st;
+    fflush(stdout);
+    if ((errno = posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, env)) != 0)
+        perror("posix_spawn");
+    else if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        printf("   the reclaim step failed\n");
+    free(env);
+}
+
 static sigjmp_buf jb;
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
@@ -168,8 +304,10 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
     siglongjmp(jb, 1);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--reclaim") == 0)
+        return reclaim_tour(argv[2]);
     char dir[] = "/tmp/umm-tour.XXXXXX", path[64];
     if (!mkdtemp(dir))
         return perror("mkdtemp"), 1;
@@ -252,6 +390,10 @@ int main(void)
     printf("\n7. fork with copy-on-write. umm_fork() gives the child the parent's private pages without\n"
            "   copying them: both processes share the frames, write-protected; the first write copies.\n");
     fork_tour(fd);
+
+    printf("\n8. Reclaim. libumm keeps its frames under a memory budget (UMM_RAM, read at start-up):\n"
+           "   past it, pages go back to their file or to libumm's swap file, and come back when touched.\n");
+    reclaim_step(dir);
 
     umm_munmap(b, (PAGES + 4) * PAGE);
     umm_munmap(a, 1 << 30);

@@ -166,8 +166,11 @@ int   umm_handle_fault(int sig, siginfo_t *si, void *uctx);
 /*
  * Tracing, to watch the kernel in the process work.  While tracing is on,
  * every trap libumm handles is recorded in a ring of the last 4096 events,
- * which umm_trace_read() drains (oldest first).  Recording costs two clock
- * reads per trap; it is off until umm_trace(1).
+ * which umm_trace_read() drains (oldest first); so is every run of pages
+ * reclaim takes away (UMM_TRACE_RECLAIM, not a trap).  Recording costs two
+ * clock reads per trap; it is off until umm_trace(1), or from start-up
+ * with UMM_TRACE_FILE=path in the environment (the events then go to that
+ * file at exit, for umm-trace(1) to draw).
  */
 enum umm_trace_kind {
     UMM_TRACE_FILL,     /* read from the file into the page cache, installed */
@@ -176,7 +179,13 @@ enum umm_trace_kind {
     UMM_TRACE_COW,      /* write to a private page: copied (copy-on-write) */
     UMM_TRACE_DIRTY,    /* first write to a clean shared page: marked dirty */
     UMM_TRACE_SIGBUS,   /* beyond the end of the file: SIGBUS for the program */
-    UMM_TRACE_SPURIOUS  /* another thread had already handled it */
+    UMM_TRACE_SPURIOUS, /* another thread had already handled it */
+    /* Since libtool interface 2 (libumm.so.1.1): */
+    UMM_TRACE_SWAPIN,   /* a reclaimed private or shared anonymous page read
+                           back from the swap file, installed */
+    UMM_TRACE_RECLAIM   /* not a trap: reclaim took pages [addr, addr +
+                           pages) away (addr NULL: page-cache pages no
+                           mapping showed; file_offset says which) */
 };
 struct umm_trace_event {
     void *addr;            /* the faulting address */
@@ -185,8 +194,16 @@ struct umm_trace_event {
     uint64_t file_offset;  /* for FILL and CACHED: file offset of the page */
     uint32_t pages;        /* pages installed (read-ahead makes it > 1) */
     uint64_t nsec;         /* time spent handling the trap */
+    /* Since libtool interface 2 (libumm.so.1.1): */
+    uint64_t when_ns;      /* CLOCK_MONOTONIC when the trap came */
+    uint64_t resident;     /* pages resident in this process after it */
+    uint64_t frames;       /* libumm's frames in use after it (umm_stats) */
 };
 int    umm_trace(int on);   /* returns the previous setting */
+/* The symbol is umm_trace_read2: programs built against interface 1 call
+ * umm_trace_read with the shorter event (no when_ns, resident, frames) and
+ * still get that, and only the kinds they knew. */
+#define umm_trace_read umm_trace_read2
 size_t umm_trace_read(struct umm_trace_event *events, size_t max);
 
 /* umm_shutdown: write back every dirty shared page now (it also happens at

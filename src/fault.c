@@ -718,7 +718,7 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
             }
             atomic_fetch_and(&umm__frame(pfn)->flags, ~UMM__F_SWAPPED);
             umm__reclaim_note_swapin();
-            kind = UMM_TRACE_FILL;
+            kind = UMM_TRACE_SWAPIN;
         }
         if (!(atomic_fetch_or(&umm__frame(pfn)->flags, UMM__F_UPTODATE) & UMM__F_UPTODATE))
             umm__ram_count(1);
@@ -798,7 +798,7 @@ static enum umm__fault_result fault_swapin(struct umm__vma *v, uint64_t page, in
         atomic_fetch_and(&umm__frame(pfn)->flags, ~UMM__F_SWAPPED);
         umm__ram_count(1);
         umm__reclaim_note_swapin();
-        kind = UMM_TRACE_FILL;
+        kind = UMM_TRACE_SWAPIN;
     }
     uint32_t nf = UMM__P_PRESENT | (atomic_load(&umm__frame(pfn)->ref) == 1 ? UMM__P_WRITE : 0);
     int prot = umm__host_prot(v, nf | UMM__P_ANON);

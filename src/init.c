@@ -45,6 +45,7 @@ static void at_exit(void)
  * to memcheck's leak check (mman.c). */
 __attribute__((destructor)) static void at_last(void)
 {
+    umm__trace_file_write(); /* UMM_TRACE_FILE */
     umm__fork_exit();
     umm__vg_exit(0);
 }
@@ -60,6 +61,7 @@ static void init_once(void)
         return;
     }
     umm__vmscan_init();
+    umm__trace_file_init(); /* UMM_TRACE_FILE: record from here on */
     umm__mm.pid = getpid();
     umm__vg_racy(&umm__mm.nvmas, sizeof umm__mm.nvmas); /* fileio.c reads it as a hint, unlocked */
     umm__vg_pool_create();

@@ -549,6 +549,12 @@ void umm__trap_selfcheck(void);
 /* The process is ending: the trace ring's addresses are not pointers any
  * more, for memcheck's leak check (vg.h). */
 void umm__trace_vg_exit(void);
+/* UMM_TRACE_FILE: record from start-up (init.c), write the file at exit. */
+void umm__trace_file_init(void);
+void umm__trace_file_write(void);
+/* Reclaim took pages [addr, addr + pages) away (addr 0: page-cache pages
+ * no mapping showed, at file page fpage): a trace event if tracing. */
+void umm__trace_reclaim(uintptr_t addr, uint64_t fpage, uint64_t pages);
 /* Map page `page` of v to an empty memfd, so that the program's next access
  * raises a real SIGBUS; 0 or -1.  The page's entry is held. */
 int umm__arm_sigbus(struct umm__vma *v, uint64_t page);

@@ -291,6 +291,7 @@ static uint64_t hand_run(struct umm__vma *v, uint64_t p, uint64_t end, enum mode
         } else {
             atomic_fetch_sub(&umm__mm.resident, q - p);
             *freed += evict_run(v, p, q, flags, pfns);
+            umm__trace_reclaim((uintptr_t)addr, v->obj ? v->fpage + p : 0, q - p);
         }
     }
     for (uint64_t i = p; i < q; i++)
@@ -344,7 +345,9 @@ static uint64_t cache_scan(struct umm__object *obj, const struct umm__extent *x,
         while (j < n && (atomic_load(&umm__frame(base + (umm__pfn)j)->flags) & UMM__F_UPTODATE) &&
                frame_takeable(base + (umm__pfn)j, k))
             j++;
-        *freed += evict_frames(obj, x->fpage + from + i, base + (umm__pfn)i, j - i, k);
+        uint64_t got = evict_frames(obj, x->fpage + from + i, base + (umm__pfn)i, j - i, k);
+        *freed += got;
+        umm__trace_reclaim(0, x->fpage + from + i, got);
         for (uint64_t r = i; r < j; r++)
             umm__frame_unlock(base + (umm__pfn)r);
         i = j;
