@@ -37,8 +37,8 @@
  *   bench-reclaim [BUDGET_MIB [REPS [warm|cold]]]     (default 64 3 warm)
  *
  * The default is smaller than the issue's 256 MiB budget (1 GiB file):
- * libumm's random pass costs about a millisecond a page today
- * (doc/PERFORMANCE.md), some five minutes a run at 1 GiB.
+ * libumm's random pass costs half a millisecond to a millisecond a page
+ * today (doc/PERFORMANCE.md), 2.5 minutes a run at 1 GiB.
  */
 #define _GNU_SOURCE
 #include <errno.h>
