@@ -333,8 +333,10 @@ static void chunks_free(uint64_t c, uint64_t n)
     umm__bitunlock(&sh->lock, 1);
 }
 
-/* A page-cache chunk nobody holds: forget its frames' state, give their
- * memory back.  Returns how many held a file's bytes. */
+/* A page-cache chunk nobody holds: forget its frames' state (the caller
+ * gives their memory back, a run of chunks at once: each punch of the
+ * memfd costs every CPU running the process a TLB flush).  Returns how
+ * many held a file's bytes. */
 static int64_t chunk_scrub(uint64_t c)
 {
     int64_t n = 0;
@@ -347,7 +349,6 @@ static int64_t chunk_scrub(uint64_t c)
         atomic_store(&umm__ram.desc[c * CHUNK_PAGES + k].ref, 0);
         umm__assert(atomic_load(&umm__ram.desc[c * CHUNK_PAGES + k].mapped) == 0);
     }
-    umm__ram_discard((umm__pfn)(c * CHUNK_PAGES), CHUNK_PAGES);
     return n;
 }
 
@@ -383,9 +384,13 @@ uint32_t umm__ram_unpin(umm__pfn first, uint64_t npages, int cache)
             run++;
             continue;
         }
+        if (cache)
+            umm__ram_discard((umm__pfn)((i - run) * CHUNK_PAGES), run * CHUNK_PAGES);
         chunks_free(i - run, run);
         run = 0;
     }
+    if (cache)
+        umm__ram_discard((umm__pfn)((c + n - run) * CHUNK_PAGES), run * CHUNK_PAGES);
     chunks_free(c + n - run, run);
     umm__ram_count(-uptodate);
     return left;
