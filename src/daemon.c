@@ -74,7 +74,12 @@ static int spawn(void)
     sigset_t all, saved;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &saved);
-    int rc = uv_thread_create(&thread, run, NULL);
+    /* Under RLIMIT_AS a smaller stack than the default 8 MiB, which would
+     * count against the program's limit (kmem.c: libumm keeps to a small
+     * share of the room); the daemon's deepest frames are a few KiB. */
+    uv_thread_options_t opt = { .flags = UV_THREAD_HAS_STACK_SIZE, .stack_size = (size_t)1 << 20 };
+    int rc = umm__as_room() != UINT64_MAX ? uv_thread_create_ex(&thread, &opt, run, NULL)
+                                           : uv_thread_create(&thread, run, NULL);
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
     return rc;
 }

@@ -311,11 +311,14 @@ static void copy_frame(umm__pfn dst, umm__pfn src)
     uint32_t old = atomic_exchange(&umm__frame(dst)->ref, 1);
     umm__assert(old == 0);
     umm__ram_frames_live(dst, 1);
-    umm__vg_defined(umm__frame_addr(dst), UMM_PAGE_SIZE);
-    umm__vg_defined(umm__frame_addr(src), UMM_PAGE_SIZE);
-    memcpy(umm__frame_addr(dst), umm__frame_addr(src), UMM_PAGE_SIZE);
-    umm__vg_noaccess(umm__frame_addr(dst), UMM_PAGE_SIZE);
-    umm__vg_noaccess(umm__frame_addr(src), UMM_PAGE_SIZE);
+    char *d = umm__kmap(dst, 1), *s = umm__kmap(src, 1);
+    umm__vg_defined(d, UMM_PAGE_SIZE);
+    umm__vg_defined(s, UMM_PAGE_SIZE);
+    memcpy(d, s, UMM_PAGE_SIZE);
+    umm__vg_noaccess(d, UMM_PAGE_SIZE);
+    umm__vg_noaccess(s, UMM_PAGE_SIZE);
+    umm__kunmap(s, 1);
+    umm__kunmap(d, 1);
 }
 
 static void copy_in(struct umm__vma *v, uint64_t p)

@@ -34,6 +34,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CHUNK_PAGES 16u /* allocation granule: 64 KiB */
@@ -166,6 +167,83 @@ static int ram_truncate(int fd, uint64_t *size)
     return rc;
 }
 
+/* ------------------------------------------------------ kmap windows */
+
+/*
+ * Without a direct map, frames are reached through KMAP_SLOTS windows of
+ * UMM__KMAP_PAGES pages each, reserved once (so that an access never needs
+ * address space the program's limit may refuse): a kmap takes a free
+ * window and maps the frames there (MAP_FIXED over whatever it showed
+ * before), a kunmap gives it back and leaves the mapping (a punched frame
+ * is not kept alive by it).  Windows are this process's: after fork the
+ * child, alone, starts with all of them free.
+ */
+#define KMAP_SLOTS 32u
+
+static char *kmap_base;
+static _Atomic uint32_t kmap_busy; /* one bit per window */
+
+static int kmap_init(void)
+{
+    if (kmap_base)
+        return 0;
+    void *m = mmap(NULL, (size_t)KMAP_SLOTS * UMM__KMAP_PAGES * UMM_PAGE_SIZE, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return -1;
+    kmap_base = m;
+    umm__vg_racy(&kmap_busy, sizeof kmap_busy);
+    return 0;
+}
+
+void umm__kmap_fork_child(void)
+{
+    atomic_store(&kmap_busy, 0);
+}
+
+char *umm__kmap_window(umm__pfn pfn, uint64_t n)
+{
+    umm__assert(n >= 1 && n <= UMM__KMAP_PAGES);
+    off_t off = (off_t)((uint64_t)pfn << UMM_PAGE_SHIFT);
+    size_t len = (size_t)n << UMM_PAGE_SHIFT;
+    for (;;) {
+        uint32_t v = atomic_load(&kmap_busy);
+        if (v == UINT32_MAX) {
+            /* Every window is taken (threads, or a signal handler that
+             * interrupted a holder): a mapping of its own if the limit
+             * allows, else wait a little for a window. */
+            void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, umm__ram.fd, off);
+            if (m != MAP_FAILED)
+                return m;
+            struct timespec ts = { 0, 1000000 };
+            syscall(SYS_futex, &kmap_busy, FUTEX_WAIT_PRIVATE, UINT32_MAX, &ts, NULL, 0);
+            continue;
+        }
+        unsigned slot = (unsigned)__builtin_ctz(~v);
+        if (!atomic_compare_exchange_weak(&kmap_busy, &v, v | (1u << slot)))
+            continue;
+        char *w = kmap_base + (size_t)slot * UMM__KMAP_PAGES * UMM_PAGE_SIZE;
+        /* Cannot fail for want of address space: the window is there. */
+        void *m = mmap(w, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, umm__ram.fd, off);
+        umm__assert(m == w);
+        return w;
+    }
+}
+
+void umm__kunmap_window(char *p, uint64_t n)
+{
+    size_t whole = (size_t)KMAP_SLOTS * UMM__KMAP_PAGES * UMM_PAGE_SIZE;
+    if (p < kmap_base || p >= kmap_base + whole) { /* a mapping of its own */
+        munmap(p, (size_t)n << UMM_PAGE_SHIFT);
+        return;
+    }
+    unsigned slot = (unsigned)((size_t)(p - kmap_base) / (UMM__KMAP_PAGES * UMM_PAGE_SIZE));
+    uint32_t old = atomic_fetch_and(&kmap_busy, ~(1u << slot));
+    umm__assert(old & (1u << slot));
+    if (old == UINT32_MAX)
+        syscall(SYS_futex, &kmap_busy, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
 /*
  * Create the memfd and map it.  Its size is virtual, the frame numbers
  * there are (UMM_FRAME_SPACE in the environment, default 16 TiB, as far
@@ -184,8 +262,14 @@ int umm__ram_init(void)
      * the direct map counts against the program's limit, the kernel's
      * page cache does not (README, "Limits"). */
     uint64_t room = umm__as_room();
-    if (!getenv("UMM_FRAME_SPACE") && room != UINT64_MAX && room / 32 < size)
-        size = room / 32;
+    /* Under RLIMIT_AS there is no direct map (kmap windows instead, below):
+     * frame numbers then cost only their descriptors (12 bytes a page,
+     * which count against the limit).  Four times the room: the program's
+     * private mappings, which take frame numbers of their size, fit in the
+     * room, and a fork takes numbers for both sides' copies. */
+    int windows = room != UINT64_MAX || umm__parse_size(getenv("UMM_KMAP"), 0) != 0;
+    if (!getenv("UMM_FRAME_SPACE") && room != UINT64_MAX && room < size / 4)
+        size = room * 4;
     if (size < (uint64_t)CHUNK_PAGES * UMM_PAGE_SIZE)
         size = (uint64_t)CHUNK_PAGES * UMM_PAGE_SIZE;
     if (size < min)
@@ -212,12 +296,27 @@ int umm__ram_init(void)
          * found at the program's addresses).  Not under memcheck, which
          * takes minutes and gigabytes to mprotect that much, and is told
          * below. */
-        void *direct = mmap(NULL, size, umm__vg_hg ? PROT_NONE : PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-        if (direct == MAP_FAILED)
-            continue;
-        if (umm__vg_hg && mprotect(direct, size, PROT_READ | PROT_WRITE) != 0) {
-            munmap(direct, size);
-            continue;
+        void *direct = NULL;
+        if (windows) {
+            /* Without a limit (UMM_KMAP=1), the frame space the host would
+             * give a direct map, no more: under Valgrind that keeps the
+             * descriptors as small as with one. */
+            if (room == UINT64_MAX) {
+                void *probe = mmap(NULL, size, PROT_NONE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+                if (probe == MAP_FAILED)
+                    continue;
+                munmap(probe, size);
+            }
+            if (kmap_init() != 0)
+                continue;
+        } else {
+            direct = mmap(NULL, size, umm__vg_hg ? PROT_NONE : PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+            if (direct == MAP_FAILED)
+                continue;
+            if (umm__vg_hg && mprotect(direct, size, PROT_READ | PROT_WRITE) != 0) {
+                munmap(direct, size);
+                continue;
+            }
         }
         uint64_t npages = size >> UMM_PAGE_SHIFT;
         uint64_t nchunks = npages / CHUNK_PAGES;
@@ -226,7 +325,8 @@ int umm__ram_init(void)
         void *sh = map_shared_anon(shlen);
         void *cref = map_shared_anon(nchunks * sizeof(uint32_t));
         if (desc == MAP_FAILED || sh == MAP_FAILED || cref == MAP_FAILED) {
-            munmap(direct, size);
+            if (direct)
+                munmap(direct, size);
             if (desc != MAP_FAILED)
                 munmap(desc, npages * sizeof(struct umm__frame));
             if (sh != MAP_FAILED)
@@ -242,7 +342,8 @@ int umm__ram_init(void)
         umm__ram.desc = desc;
         umm__ram.sh = sh;
         umm__ram.sh->nchunks = nchunks;
-        umm__vg_noaccess(direct, size);
+        if (direct)
+            umm__vg_noaccess(direct, size);
         /* Lock words, and words changed atomically (vg.h). */
         umm__vg_racy(desc, npages * sizeof(struct umm__frame));
         umm__vg_racy(cref, nchunks * sizeof(uint32_t));
@@ -439,9 +540,14 @@ void umm__ram_discard(umm__pfn first, uint64_t npages)
     if (umm__sys_fallocate(umm__ram.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                   (off_t)((uint64_t)first << UMM_PAGE_SHIFT), (off_t)(npages << UMM_PAGE_SHIFT)) != 0)
     {
-        umm__vg_defined(umm__frame_addr(first), npages << UMM_PAGE_SHIFT);
-        memset(umm__frame_addr(first), 0, npages << UMM_PAGE_SHIFT);
-        umm__vg_noaccess(umm__frame_addr(first), npages << UMM_PAGE_SHIFT);
+        for (uint64_t done = 0, k; done < npages; done += k) {
+            k = umm__kmap_span(npages - done);
+            char *p = umm__kmap(first + (umm__pfn)done, k);
+            umm__vg_defined(p, k << UMM_PAGE_SHIFT);
+            memset(p, 0, k << UMM_PAGE_SHIFT);
+            umm__vg_noaccess(p, k << UMM_PAGE_SHIFT);
+            umm__kunmap(p, k);
+        }
     }
 }
 

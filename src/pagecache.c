@@ -116,8 +116,9 @@ uint64_t umm__object_run(struct umm__object *obj, uint64_t fpage, uint64_t max)
  */
 #define IDX_BUCKETS 65536u
 #define IDX_ENTRIES ((uint64_t)1 << 20)
-/* Extents the index holds: a live extent holds at least one frame, so no
- * more than the frame space has frames (under RLIMIT_AS it is small). */
+/* Extents the index holds: a live extent holds at least one chunk of 16
+ * frames (frame.c), so no more than the frame space has chunks (under
+ * RLIMIT_AS, where the table counts against the limit, that is few). */
 static uint64_t idx_entries;
 
 struct idx_entry {
@@ -143,7 +144,7 @@ static void pagecache_count_file(const struct umm__object *obj, int delta);
 
 int umm__pagecache_init(void)
 {
-    idx_entries = umm__ram.npages < IDX_ENTRIES ? umm__ram.npages : IDX_ENTRIES;
+    idx_entries = umm__ram.npages / 16 < IDX_ENTRIES ? umm__ram.npages / 16 + 1 : IDX_ENTRIES;
     size_t len = sizeof(struct idx) + idx_entries * sizeof(struct idx_entry);
     void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)
@@ -473,28 +474,36 @@ uint64_t umm__object_filepages(struct umm__object *obj, uint64_t *size_out)
  */
 int umm__object_read(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64_t fsize)
 {
-    char *dst = umm__frame_addr(umm__object_pfn(obj, fpage));
-    uint64_t off = fpage << UMM_PAGE_SHIFT, len = n << UMM_PAGE_SHIFT, got = 0;
-    /* Have the host allocate the frames in one call, not one fault each. */
-    umm__vg_defined(dst, len);
-    madvise(dst, len, 23 /* MADV_POPULATE_WRITE */);
-    uint64_t want = fsize > off ? fsize - off : 0;
-    if (want > len)
-        want = len;
-    while (got < want) {
-        ssize_t r = umm__sys_pread(obj->fd, dst + got, want - got, (off_t)(off + got));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            umm__vg_noaccess(dst, len);
-            return errno;
+    /* One pread for the whole run (a piece at a time through kmap
+     * windows, frame.c). */
+    for (uint64_t done = 0, k; done < n; done += k) {
+        k = umm__kmap_span(n - done);
+        char *dst = umm__kmap(umm__object_pfn(obj, fpage + done), k);
+        uint64_t off = (fpage + done) << UMM_PAGE_SHIFT, len = k << UMM_PAGE_SHIFT, got = 0;
+        /* Have the host allocate the frames in one call, not one fault each. */
+        umm__vg_defined(dst, len);
+        madvise(dst, len, 23 /* MADV_POPULATE_WRITE */);
+        uint64_t want = fsize > off ? fsize - off : 0;
+        if (want > len)
+            want = len;
+        while (got < want) {
+            ssize_t r = umm__sys_pread(obj->fd, dst + got, want - got, (off_t)(off + got));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0) {
+                int err = errno;
+                umm__vg_noaccess(dst, len);
+                umm__kunmap(dst, k);
+                return err;
+            }
+            if (r == 0)
+                break; /* the file shrank: the rest reads as zeros */
+            got += (uint64_t)r;
         }
-        if (r == 0)
-            break; /* the file shrank: the rest reads as zeros */
-        got += (uint64_t)r;
+        memset(dst + got, 0, len - got);
+        umm__vg_noaccess(dst, len);
+        umm__kunmap(dst, k);
     }
-    memset(dst + got, 0, len - got);
-    umm__vg_noaccess(dst, len);
     return 0;
 }
 
@@ -551,15 +560,29 @@ static int write_mapped(struct umm__object *obj, const char *src, uint64_t off, 
     return 0;
 }
 
+static int write_piece(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64_t fsize);
+
+/* Write [fpage, fpage+n) back: one pwrite for the run (a piece at a time
+ * through kmap windows, frame.c). */
 static int write_run(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64_t fsize)
 {
-    const char *src = umm__frame_addr(umm__object_pfn(obj, fpage));
+    int err = 0;
+    for (uint64_t done = 0, k; !err && done < n; done += k) {
+        k = umm__kmap_span(n - done);
+        err = write_piece(obj, fpage + done, k, fsize);
+    }
+    return err;
+}
+
+static int write_piece(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64_t fsize)
+{
     uint64_t off = fpage << UMM_PAGE_SHIFT, len = n << UMM_PAGE_SHIFT, done = 0;
     if (off >= fsize)
         return 0; /* write-back never extends the file */
     if (len > fsize - off)
         len = fsize - off;
     int err = 0;
+    char *src = umm__kmap(umm__object_pfn(obj, fpage), n);
     umm__vg_defined(src, len);
     /* What lies at or past the program's file-size limit goes through a
      * mapping (write_mapped); the rest with pwrite. */
@@ -580,6 +603,7 @@ static int write_run(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64
         done += (uint64_t)r;
     }
     umm__vg_noaccess(src, len);
+    umm__kunmap(src, n);
     return err;
 }
 
@@ -903,9 +927,11 @@ void umm__object_punch(struct umm__object *obj, uint64_t fpage, uint64_t n)
         umm__frame_lock(pfn);
         atomic_fetch_and(&f->flags, ~UMM__F_BLOCK); /* the hole has none */
         if (atomic_load(&f->flags) & UMM__F_UPTODATE) {
-            umm__vg_defined(umm__frame_addr(pfn), UMM_PAGE_SIZE);
-            memset(umm__frame_addr(pfn), 0, UMM_PAGE_SIZE);
-            umm__vg_noaccess(umm__frame_addr(pfn), UMM_PAGE_SIZE);
+            char *m = umm__kmap(pfn, 1);
+            umm__vg_defined(m, UMM_PAGE_SIZE);
+            memset(m, 0, UMM_PAGE_SIZE);
+            umm__vg_noaccess(m, UMM_PAGE_SIZE);
+            umm__kunmap(m, 1);
         }
         if (atomic_load(&f->ref) == 0 && (atomic_fetch_and(&f->flags, ~UMM__F_DIRTY) & UMM__F_DIRTY))
             atomic_fetch_sub(&obj->ndirty, 1);
@@ -1154,11 +1180,14 @@ static void cache_visit(struct cache_io *io, umm__pfn pfn, uint64_t fpage)
     uint64_t pstart = fpage << UMM_PAGE_SHIFT;
     uint64_t a = io->off > pstart ? io->off : pstart;
     uint64_t b = io->off + io->len < pstart + UMM_PAGE_SIZE ? io->off + io->len : pstart + UMM_PAGE_SIZE;
-    char *mem = umm__frame_addr(pfn) + (a - pstart), bounce[UMM_PAGE_SIZE];
+    char bounce[UMM_PAGE_SIZE];
     if (io->op == C_WRITE)
         iov_copy(io->iov, io->iovcnt, a - io->off, bounce, b - a, 0);
     int copied = 0;
+    /* Frame lock first, then the window (the order everywhere); neither
+     * is held while the program's buffer, which may fault, is copied. */
     umm__frame_lock(pfn);
+    char *win = umm__kmap(pfn, 1), *mem = win + (a - pstart);
     uint32_t fl = atomic_load(&umm__frame(pfn)->flags);
     /* A clean frame has the file's bytes (unless under write-back, whose
      * pwrite may not have reached the file yet): a read has them already. */
@@ -1185,6 +1214,7 @@ static void cache_visit(struct cache_io *io, umm__pfn pfn, uint64_t fpage)
         }
         umm__vg_noaccess(mem, b - a);
     }
+    umm__kunmap(win, 1);
     umm__frame_unlock(pfn);
     if (copied)
         iov_copy(io->iov, io->iovcnt, a - io->off, bounce, b - a, 1);

@@ -95,7 +95,23 @@ uint64_t umm__swap_used(void)
 
 /* pread or pwrite the whole of [off, off+len) of the swap file, frame
  * memory made visible to memcheck meanwhile.  0 or an errno. */
-static int swap_io(int write, char *mem, uint64_t len, uint64_t off)
+static int swap_io1(int write, char *mem, uint64_t len, uint64_t off);
+
+/* The frames [pfn, pfn+n) to or from their place, through kmap windows
+ * (frame.c) a piece at a time. */
+static int swap_io(int write, umm__pfn pfn, uint64_t n)
+{
+    int err = 0;
+    for (uint64_t done = 0, k; !err && done < n; done += k) {
+        k = umm__kmap_span(n - done);
+        char *mem = umm__kmap(pfn + (umm__pfn)done, k);
+        err = swap_io1(write, mem, k << UMM_PAGE_SHIFT, (uint64_t)(pfn + done) << UMM_PAGE_SHIFT);
+        umm__kunmap(mem, k);
+    }
+    return err;
+}
+
+static int swap_io1(int write, char *mem, uint64_t len, uint64_t off)
 {
     uint64_t done = 0;
     int err = 0;
@@ -128,7 +144,7 @@ int umm__swap_out(umm__pfn pfn, uint64_t n)
         atomic_fetch_sub(swapped, n);
         return ENOSPC;
     }
-    int err = swap_io(1, umm__frame_addr(pfn), len, off);
+    int err = swap_io(1, pfn, n);
     if (err) {
         atomic_fetch_sub(swapped, n);
         /* What did reach the file is let go again. */
@@ -143,7 +159,7 @@ int umm__swap_out(umm__pfn pfn, uint64_t n)
  * error. */
 int umm__swap_in(umm__pfn pfn)
 {
-    int err = swap_io(0, umm__frame_addr(pfn), UMM_PAGE_SIZE, (uint64_t)pfn << UMM_PAGE_SHIFT);
+    int err = swap_io(0, pfn, 1);
     if (!err)
         umm__swap_forget(pfn, 1);
     return err;

@@ -97,7 +97,7 @@ struct umm__frame {
 
 struct umm__ram {
     int fd;                     /* the memfd */
-    char *direct;               /* the direct map: the whole memfd, RW */
+    char *direct;               /* the direct map: the whole memfd, RW (NULL: kmap windows) */
     uint64_t npages;            /* its size in frames */
     struct umm__frame *desc;    /* descriptors, one per frame (shared) */
     struct umm__ramshared *sh;  /* allocator and counters (shared) */
@@ -125,9 +125,34 @@ void umm__ram_discard(umm__pfn first, uint64_t npages);
 uint64_t umm__ram_frames_in_use(void);
 void umm__ram_count(int64_t delta);
 
-static inline char *umm__frame_addr(umm__pfn pfn)
+/*
+ * kmap: where libumm reads and writes the bytes of frames [pfn, pfn+n).
+ * Normally the direct map (no cost).  Under RLIMIT_AS (or UMM_KMAP=1)
+ * there is no direct map, whose size would count against the program's
+ * limit: frames are mapped into a small window for the time of the access
+ * (frame.c), as a 32-bit kernel's kmap does for high memory.  A window
+ * holds at most UMM__KMAP_PAGES: callers map long runs in pieces of
+ * umm__kmap_span(n) pages.  Every kmap is paired with a kunmap, and the
+ * window may not be kept across anything that can fault on libumm memory.
+ */
+#define UMM__KMAP_PAGES 16u
+char *umm__kmap_window(umm__pfn pfn, uint64_t n);
+void umm__kunmap_window(char *p, uint64_t n);
+void umm__kmap_fork_child(void); /* fork.c: the child's windows are all free */
+static inline uint64_t umm__kmap_span(uint64_t n)
 {
-    return umm__ram.direct + ((uint64_t)pfn << UMM_PAGE_SHIFT);
+    return umm__ram.direct || n <= UMM__KMAP_PAGES ? n : UMM__KMAP_PAGES;
+}
+static inline char *umm__kmap(umm__pfn pfn, uint64_t n)
+{
+    if (umm__ram.direct)
+        return umm__ram.direct + ((uint64_t)pfn << UMM_PAGE_SHIFT);
+    return umm__kmap_window(pfn, n);
+}
+static inline void umm__kunmap(char *p, uint64_t n)
+{
+    if (!umm__ram.direct)
+        umm__kunmap_window(p, n);
 }
 static inline struct umm__frame *umm__frame(umm__pfn pfn)
 {

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Promise (README "Full file systems and limits", doc/DESIGN.md "kmap"):
+# without a direct map (as under RLIMIT_AS; UMM_KMAP=1 asks for it without
+# a limit), every path that reads or writes frame bytes goes through kmap
+# windows of at most 16 pages and keeps every byte: fills and read-around
+# runs longer than a window, copy-on-write, write-back of long dirty runs,
+# swap out and in under a small budget, fork, truncation and the file I/O
+# layer.  Each program below checks its own bytes (against the kernel's
+# run, mostly); a point is its whole run passing with UMM_KMAP=1.  (TAP.)
+top=${top_builddir:-.}
+name=kmap
+. "${srcdir:-.}/tests/tap-sh.sh"
+
+progs="test-read-around test-shared-write test-private-read test-split-private test-fork test-truncate test-fileio test-stale-bytes test-writeback-unlocked test-threads-stress test-reclaim"
+set -- $progs
+echo "1..$#"
+for p in $progs; do
+  if [ ! -x "$top/tests/$p" ]; then
+    ok 1 "$p: not built"
+    continue
+  fi
+  UMM_KMAP=1 "$top/tests/$p" >"$dir/out" 2>"$dir/err"
+  status=$?
+  bad=$(grep -c '^not ok' "$dir/out")
+  [ $status -eq 0 ] && [ "$bad" -eq 0 ] && grep -q '^ok ' "$dir/out"
+  ok $? "UMM_KMAP=1 $p: status $status, $bad points failed of $(grep -c '^\(not \)\{0,1\}ok ' "$dir/out")"
+  [ $status -eq 0 ] || { tail -n 20 "$dir/out" | show /dev/stdin; show "$dir/err"; }
+done
+rm -rf "$dir"
+[ $fails -eq 0 ]
