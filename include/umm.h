@@ -51,6 +51,11 @@
  *     raises SIGSEGV instead of faulting the page in, and umm_munmap()
  *     refuses to split a mapping (ENOMEM) as munmap(2) does, going by the
  *     host's count, which includes libumm's host mappings.
+ *  7. RLIMIT_AS counts libumm's own address space, which the kernel keeps
+ *     outside the process.  Started under a limit, libumm takes about 5 %
+ *     of the room it leaves (no direct map: frames are reached through
+ *     small kmap windows); a mapping that needs that last 5 % fails with
+ *     ENOMEM.  Started before the limit, libumm's direct map counts.
  *
  * libumm stands in front of the C library's sigaction(), signal() (and
  * bsd_signal, ssignal, sysv_signal, sigset, sigignore, siginterrupt) and
