@@ -142,6 +142,26 @@ static void *map_shared_anon(size_t len)
     return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 }
 
+static int ram_truncate(int fd, uint64_t *size);
+
+/*
+ * The frame descriptors live in a memfd of their own, not anonymous shared
+ * memory: its holes say which descriptors were never written (lseek
+ * SEEK_DATA, which counts pages the host swapped out as data, where
+ * mincore would not), so freeing a run of frames of a huge sparse mapping
+ * scrubs only the descriptors in use, and gives their memory back.
+ */
+static int desc_fd = -1;
+
+static void *map_desc(size_t len)
+{
+    uint64_t size = len;
+    desc_fd = memfd_create("libumm-frames", MFD_CLOEXEC);
+    if (desc_fd < 0 || ram_truncate(desc_fd, &size) != 0 || size < len)
+        return MAP_FAILED;
+    return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, desc_fd, 0);
+}
+
 /*
  * Size the memfd without meeting the program's RLIMIT_FSIZE, which
  * applies to a memfd as to any file: past it ftruncate raises SIGXFSZ
@@ -321,7 +341,7 @@ int umm__ram_init(void)
         uint64_t npages = size >> UMM_PAGE_SHIFT;
         uint64_t nchunks = npages / CHUNK_PAGES;
         size_t shlen = sizeof(struct umm__ramshared) + (nchunks + 63) / 64 * 8;
-        void *desc = map_shared_anon(npages * sizeof(struct umm__frame));
+        void *desc = map_desc(npages * sizeof(struct umm__frame));
         void *sh = map_shared_anon(shlen);
         void *cref = map_shared_anon(nchunks * sizeof(uint32_t));
         if (desc == MAP_FAILED || sh == MAP_FAILED || cref == MAP_FAILED) {
@@ -329,6 +349,9 @@ int umm__ram_init(void)
                 munmap(direct, size);
             if (desc != MAP_FAILED)
                 munmap(desc, npages * sizeof(struct umm__frame));
+            if (desc_fd >= 0)
+                close(desc_fd);
+            desc_fd = -1;
             if (sh != MAP_FAILED)
                 munmap(sh, shlen);
             if (cref != MAP_FAILED)
@@ -470,6 +493,59 @@ void umm__ram_pin(umm__pfn first, uint64_t npages)
  * Returns what is left of the first chunk's count (for an extent, whose
  * chunks are held together: 0 when it is gone; the caller serialises).
  */
+/* Scrub the page-cache chunks [c, c+n), which nothing holds: their
+ * descriptors back to zero.  Returns how many frames held a file's bytes.
+ * A long run goes by the descriptor file's data (map_desc): the pages of
+ * descriptors never written are holes and are skipped unread, and the
+ * pages wholly inside the run are punched (zeros, as scrubbed) so their
+ * memory goes back to the host. */
+static int64_t run_scrub(uint64_t c, uint64_t n)
+{
+    const uint64_t per = CHUNK_PAGES * sizeof(struct umm__frame); /* bytes of descriptors a chunk */
+    int64_t up = 0;
+    if (n < 64 || desc_fd < 0) {
+        for (uint64_t i = c; i < c + n; i++)
+            up += chunk_scrub(i);
+        return up;
+    }
+    off_t from = (off_t)(c * per), to = (off_t)((c + n) * per);
+    for (off_t at = from; at < to;) {
+        off_t d = lseek(desc_fd, at, SEEK_DATA);
+        if (d < 0 && errno == ENXIO)
+            break; /* no data from here on */
+        off_t h = d < 0 ? to : lseek(desc_fd, d, SEEK_HOLE); /* d < 0: cannot tell, scrub all */
+        if (d < 0 || h < 0)
+            d = at, h = to;
+        if (d >= to)
+            break;
+        if (h > to)
+            h = to;
+        if (d < at)
+            d = at;
+        for (uint64_t i = (uint64_t)d / per; i < ((uint64_t)h + per - 1) / per; i++)
+            up += chunk_scrub(i);
+        at = h;
+    }
+    off_t p0 = (from + UMM_PAGE_SIZE - 1) & ~(off_t)(UMM_PAGE_SIZE - 1), p1 = to & ~(off_t)(UMM_PAGE_SIZE - 1);
+    if (p1 > p0)
+        umm__sys_fallocate(desc_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, p0, p1 - p0);
+    return up;
+}
+
+/* The run [c, c+n) of chunks nobody holds goes back to the allocator. */
+static int64_t run_release(uint64_t c, uint64_t n, int cache)
+{
+    int64_t up = 0;
+    if (n == 0)
+        return 0;
+    if (cache) {
+        up = run_scrub(c, n);
+        umm__ram_discard((umm__pfn)(c * CHUNK_PAGES), n * CHUNK_PAGES);
+    }
+    chunks_free(c, n);
+    return up;
+}
+
 uint32_t umm__ram_unpin(umm__pfn first, uint64_t npages, int cache)
 {
     uint64_t c = first / CHUNK_PAGES, n = chunks_of(npages), run = 0;
@@ -480,19 +556,13 @@ uint32_t umm__ram_unpin(umm__pfn first, uint64_t npages, int cache)
         uint32_t old = atomic_fetch_sub_explicit(&umm__ram.chunkref[i], 1, memory_order_acq_rel);
         umm__assert(old > 0);
         if (old == 1) {
-            if (cache)
-                uptodate += chunk_scrub(i);
             run++;
             continue;
         }
-        if (cache)
-            umm__ram_discard((umm__pfn)((i - run) * CHUNK_PAGES), run * CHUNK_PAGES);
-        chunks_free(i - run, run);
+        uptodate += run_release(i - run, run, cache);
         run = 0;
     }
-    if (cache)
-        umm__ram_discard((umm__pfn)((c + n - run) * CHUNK_PAGES), run * CHUNK_PAGES);
-    chunks_free(c + n - run, run);
+    uptodate += run_release(c + n - run, run, cache);
     umm__ram_count(-uptodate);
     return left;
 }
