@@ -442,7 +442,7 @@ uint64_t umm__budget(void);
  * would pass the budget.  The mm lock is held (read or write). */
 void umm__reclaim_before(uint64_t n);
 /* The daemon's share: age and reclaim ahead of need.  mm lock held. */
-void umm__reclaim_background(void);
+int umm__reclaim_background(void); /* 1: run it again a little later */
 /* MADV_COLD (deactivate) and MADV_PAGEOUT (reclaim now) on pages
  * [from, to) of v.  mm lock held. */
 void umm__reclaim_range(struct umm__vma *v, uint64_t from, uint64_t to, int pageout);

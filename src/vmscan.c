@@ -14,8 +14,10 @@
  * reclaims in the faulting thread (direct reclaim) until there is a batch
  * of room; so frames pass the budget by at most what the faults in flight
  * take at once (a read-ahead window each, 32 pages).  Ahead of that, the
- * daemon (daemon.c) is woken once frames pass 7/8 of the budget and
- * reclaims on its own thread down to 3/4 (kswapd's low and high marks).
+ * daemon (daemon.c) is woken once a fault's window would take frames past
+ * 7/8 of the budget and reclaims on its own thread down to 3/4 (kswapd's
+ * low and high marks), running again until it is there or finds nothing
+ * to take (umm__reclaim_background).
  *
  * The clock.  Reclaim walks this process's pages in address order, a hand
  * going round (the "clock" of the textbooks, one hand, second chance).  A
@@ -450,11 +452,39 @@ void umm__reclaim_before(uint64_t n)
     atomic_store_explicit(&futile_below, after + n > budget ? after + BATCH : 0, memory_order_relaxed);
 }
 
-void umm__reclaim_background(void)
+/*
+ * The daemon's run (kswapd).  It was woken because a fault's window would
+ * take frames past 7/8: it brings them to 3/4 whether or not they are past
+ * 7/8 by the time it runs (a wake-up just below 7/8 that did nothing left
+ * frames there for good: nothing else wakes it).  A run can end above 3/4
+ * when the program touched the pages the hand made OLD before the hand
+ * came round again; then it asks to be run again a little later (returns
+ * 1), as kswapd keeps going until its zone is balanced -- but not for
+ * ever: after AGAIN_IDLE runs in a row that freed nothing (every page
+ * pinned, locked, or in use at each turn) it waits for the next wake-up.
+ */
+#define AGAIN_IDLE 4
+static _Atomic unsigned idle_runs;
+
+int umm__reclaim_background(void)
 {
+    uint64_t low = budget - budget / 4;
     atomic_store(&daemon_kicked, 0);
-    if (umm__ram_frames_in_use() > budget - budget / 8)
-        shrink(budget - budget / 4);
+    if (umm__ram_frames_in_use() <= low) {
+        atomic_store(&idle_runs, 0);
+        return 0;
+    }
+    uint64_t before = atomic_load(&reclaimed);
+    shrink(low);
+    if (umm__ram_frames_in_use() <= low || atomic_load(&reclaimed) != before) {
+        atomic_store(&idle_runs, 0);
+        return umm__ram_frames_in_use() > low;
+    }
+    if (atomic_fetch_add(&idle_runs, 1) + 1 >= AGAIN_IDLE) {
+        atomic_store(&idle_runs, 0);
+        return 0;
+    }
+    return 1;
 }
 
 void umm__reclaim_range(struct umm__vma *v, uint64_t from, uint64_t to, int pageout)
