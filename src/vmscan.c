@@ -301,6 +301,41 @@ static uint64_t hand_run(struct umm__vma *v, uint64_t p, uint64_t end, enum mode
     return q;
 }
 
+/*
+ * The first page from p (below end) whose entry may be in use.  A page
+ * table costs memory only for the entries written (kmem.c): the host
+ * gives a page of entries no memory until one is written, so one that is
+ * not resident (mincore) holds no present entry, and reading it would make
+ * the host map it -- a hand going over a 4 TiB MAP_NORESERVE mapping read
+ * its 8 GiB of entries and took that much memory, for a turn of minutes.
+ * So the hands skip such pages of entries unread.  (An entry page the host
+ * swapped out is skipped too: its pages are reclaimed when it comes back.)
+ * Looks at most 512 pages of entries at a time; returns the page to go on
+ * from, which may hold no candidate.
+ */
+static uint64_t skip_unused(const struct umm__vma *v, uint64_t p, uint64_t end)
+{
+    const uintptr_t per = UMM_PAGE_SIZE;
+    unsigned char vec[512];
+    uintptr_t a = (uintptr_t)umm__vma_pte(v, p), d0 = a & ~(per - 1);
+    uintptr_t d1 = ((uintptr_t)umm__vma_pte(v, end - 1) + sizeof(struct umm__pte) + per - 1) & ~(per - 1);
+    if (d1 - d0 > sizeof vec * per)
+        d1 = d0 + sizeof vec * per;
+    if (mincore((void *)d0, d1 - d0, vec) != 0)
+        return p; /* cannot tell: read them */
+    for (size_t i = 0; i < (d1 - d0) / per; i++)
+        if (vec[i] & 1) {
+            uintptr_t at = d0 + i * per;
+            if (at <= a)
+                return p;
+            /* the first entry that starts in this page of entries */
+            uint64_t q = p + (at - a + sizeof(struct umm__pte) - 1) / sizeof(struct umm__pte);
+            return q;
+        }
+    uint64_t q = p + (d1 - a) / sizeof(struct umm__pte);
+    return q < end ? q : end;
+}
+
 /* ------------------------------------------------ the page cache's hand */
 
 /*
@@ -418,7 +453,9 @@ static void shrink(uint64_t target)
             p = 0;
             continue;
         }
-        uint64_t q = hand_run(v, p, umm__vma_pages(v), M_CLOCK, &freed);
+        uint64_t q = skip_unused(v, p, umm__vma_pages(v));
+        if (q == p)
+            q = hand_run(v, p, umm__vma_pages(v), M_CLOCK, &freed);
         seen += q - p;
         p = q;
     }
@@ -492,8 +529,10 @@ void umm__reclaim_range(struct umm__vma *v, uint64_t from, uint64_t to, int page
     uint64_t freed = 0;
     if (v->vflags & UMM__V_LOCKED)
         return;
-    for (uint64_t p = from; p < to;)
-        p = hand_run(v, p, to, pageout ? M_PAGEOUT : M_COLD, &freed);
+    for (uint64_t p = from; p < to;) {
+        uint64_t q = skip_unused(v, p, to);
+        p = q > p ? q : hand_run(v, p, to, pageout ? M_PAGEOUT : M_COLD, &freed);
+    }
     atomic_fetch_add(&reclaimed, freed);
 }
 
