@@ -429,14 +429,14 @@ static void shrink_cache(uint64_t target, uint64_t *freed)
 /* Go round with the hands until frames are at most target: unmapped
  * page-cache frames first, then the page tables', where the hand goes
  * round at most twice (once to make pages OLD, once to take them). */
-static void shrink(uint64_t target)
+static uint64_t shrink(uint64_t target)
 {
     size_t nv = umm__mm.nvmas, i = atomic_load_explicit(&hand_vma, memory_order_relaxed);
     uint64_t p = atomic_load_explicit(&hand_page, memory_order_relaxed), seen = 0, look = 0, freed = 0;
     shrink_cache(target, &freed);
     if (nv == 0 || umm__ram_frames_in_use() <= target) {
         atomic_fetch_add(&reclaimed, freed);
-        return;
+        return freed;
     }
     for (size_t k = 0; k < nv; k++)
         look += umm__vma_pages(umm__mm.vmas[k]) + 1;
@@ -462,6 +462,7 @@ static void shrink(uint64_t target)
     atomic_store_explicit(&hand_vma, i, memory_order_relaxed);
     atomic_store_explicit(&hand_page, p, memory_order_relaxed);
     atomic_fetch_add(&reclaimed, freed);
+    return freed;
 }
 
 static void note_high_water(uint64_t in_use)
@@ -482,11 +483,15 @@ void umm__reclaim_before(uint64_t n)
     if (in_use + n <= budget || in_use < atomic_load_explicit(&futile_below, memory_order_relaxed))
         return;
     uint64_t room = budget / 16 > BATCH ? budget / 16 : BATCH;
-    shrink(budget > n + room ? budget - n - room : 0);
+    uint64_t freed = shrink(budget > n + room ? budget - n - room : 0);
     uint64_t after = umm__ram_frames_in_use();
     /* Nothing came free: over the budget it is, until BATCH more frames
-     * (or a page another process lets go) make another pass worth it. */
-    atomic_store_explicit(&futile_below, after + n > budget ? after + BATCH : 0, memory_order_relaxed);
+     * (or a page another process lets go) make another pass worth it.  A
+     * pass that freed something is no reason to stop trying, even if
+     * other threads' faults (or a daemon's run holding the entries it
+     * wanted) left frames over the budget: two threads passed it by 256
+     * that way. */
+    atomic_store_explicit(&futile_below, freed == 0 && after + n > budget ? after + BATCH : 0, memory_order_relaxed);
 }
 
 /*
