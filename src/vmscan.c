@@ -4,7 +4,7 @@
  *
  * The budget.  UMM_RAM in the environment (a size: 512M, 2G), else what the
  * process may really use: three quarters of its memory cgroup's limit where
- * there is one, else half of the machine's memory.  Every frame that holds
+ * there is one (v2 or v1: cgroup_limit), else half of the machine's memory.  Every frame that holds
  * bytes counts (page-cache pages, private copies, zero-filled pages, in
  * every process of a fork family: the count lives in shared memory).
  * Mappings do not count: a mapping of any size costs frame numbers (a
@@ -81,32 +81,147 @@ static ssize_t slurp(const char *path, char *buf, size_t n)
     return len;
 }
 
-/* The lowest memory.max on the way from this process's cgroup (v2) to the
- * root, in bytes; 0 if none. */
-static uint64_t cgroup_limit(void)
+/*
+ * The process's memory cgroup limit, in bytes (0: none): the lowest limit
+ * on the way from its cgroup up to the root of its hierarchy, in both
+ * hierarchies a host may have (a hybrid host has both):
+ *   - v2: the "0::PATH" line of /proc/self/cgroup, memory.max under
+ *     /sys/fs/cgroup;
+ *   - v1: the line whose controllers include "memory" ("4:memory:PATH"),
+ *     memory.limit_in_bytes under where that hierarchy is mounted (the
+ *     "cgroup" line of /proc/self/mountinfo with the "memory" option; its
+ *     root field is the part of PATH the mount hides, in a container).
+ * v1 says "no limit" with a huge number, which the caller's minimum with
+ * the machine's memory discards.  UMM_SYSROOT (for tests) is put in front
+ * of every path read here, so a test can show libumm a made-up /proc and
+ * cgroup tree.
+ */
+static const char *sysroot(void)
 {
-    char buf[4096], path[4200];
-    if (slurp("/proc/self/cgroup", buf, sizeof buf) <= 0)
-        return 0;
-    char *line = strstr(buf, "0::");
-    if (!line)
-        return 0;
-    char *cg = line + 3, *nl = strchr(cg, '\n');
-    if (nl)
-        *nl = 0;
+    const char *r = getenv("UMM_SYSROOT");
+    return r ? r : "";
+}
+
+/* The lowest positive number in file `name` of dir and its parents, up to
+ * (and with) top; 0 if none.  dir is cut up on the way. */
+static uint64_t lowest_up(char *dir, size_t top, const char *name)
+{
+    char path[4400], val[64];
     uint64_t best = 0;
     for (;;) {
-        char val[64];
-        snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.max", strcmp(cg, "/") ? cg : "");
+        snprintf(path, sizeof path, "%s/%s", dir, name);
         if (slurp(path, val, sizeof val) > 0 && val[0] >= '0' && val[0] <= '9') {
             uint64_t v = strtoull(val, NULL, 10);
             if (v && (!best || v < best))
                 best = v;
         }
-        char *slash = strrchr(cg, '/');
-        if (!slash || slash == cg)
+        char *slash = strrchr(dir, '/');
+        if (!slash || (size_t)(slash - dir) < top)
             break;
         *slash = 0;
+    }
+    return best;
+}
+
+/* The cgroup path of this process in the hierarchy whose controller list
+ * (second field of /proc/self/cgroup) is ctl exactly ("" for v2) or, for
+ * v1, contains it.  Copied to out; 0 if found. */
+static int cgroup_path(const char *cgfile, const char *ctl, char *out, size_t n)
+{
+    for (const char *line = cgfile; line && *line;) {
+        const char *nl = strchr(line, '\n'), *end = nl ? nl : line + strlen(line);
+        const char *c1 = memchr(line, ':', (size_t)(end - line));
+        const char *c2 = c1 ? memchr(c1 + 1, ':', (size_t)(end - c1 - 1)) : NULL;
+        if (c2) {
+            size_t cl = (size_t)(c2 - c1 - 1), want = strlen(ctl);
+            int match = !*ctl ? cl == 0 : 0;
+            for (const char *t = c1 + 1; *ctl && t < c2;) { /* a comma-separated list */
+                const char *comma = memchr(t, ',', (size_t)(c2 - t));
+                const char *te = comma ? comma : c2;
+                match |= (size_t)(te - t) == want && memcmp(t, ctl, want) == 0;
+                t = te + 1;
+            }
+            size_t pl = (size_t)(end - c2 - 1);
+            if (match && pl < n) {
+                memcpy(out, c2 + 1, pl);
+                out[pl] = 0;
+                return 0;
+            }
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    return -1;
+}
+
+/* Where the v1 hierarchy with the memory controller is mounted, and the
+ * root of it that mount shows (fields 5 and 4 of its mountinfo line). */
+static int memory_mount(char *mnt, size_t mn, char *root, size_t rn)
+{
+    static char buf[16384]; /* under the address-space lock or at start: one at a time */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/proc/self/mountinfo", sysroot());
+    if (slurp(path, buf, sizeof buf) <= 0)
+        return -1;
+    for (char *line = buf; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        char *dash = strstr(line, " - cgroup ");
+        if (dash) {
+            /* "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS... - cgroup SOURCE SUPEROPTS" */
+            char *opts = strrchr(dash, ' ') + 1, *f[5] = { line };
+            int k = 1;
+            for (char *q = line; k < 5 && (q = strchr(q, ' ')); f[k++] = ++q)
+                ;
+            int has_memory = 0;
+            for (char *t = opts; t && *t;) {
+                char *comma = strchr(t, ',');
+                size_t len = comma ? (size_t)(comma - t) : strlen(t);
+                has_memory |= len == 6 && memcmp(t, "memory", 6) == 0;
+                t = comma ? comma + 1 : NULL;
+            }
+            if (has_memory && k == 5) {
+                size_t rl = (size_t)(strchr(f[3], ' ') - f[3]), ml = (size_t)(strchr(f[4], ' ') - f[4]);
+                if (rl >= rn || ml >= mn)
+                    return -1;
+                memcpy(root, f[3], rl);
+                root[rl] = 0;
+                memcpy(mnt, f[4], ml);
+                mnt[ml] = 0;
+                return 0;
+            }
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    return -1;
+}
+
+static uint64_t cgroup_limit(void)
+{
+    char buf[4096], cg[1024], dir[4400];
+    uint64_t best = 0;
+    snprintf(dir, sizeof dir, "%s/proc/self/cgroup", sysroot());
+    if (slurp(dir, buf, sizeof buf) <= 0)
+        return 0;
+    if (cgroup_path(buf, "", cg, sizeof cg) == 0) { /* v2 */
+        size_t top = (size_t)snprintf(dir, sizeof dir, "%s/sys/fs/cgroup", sysroot());
+        if (strcmp(cg, "/") != 0)
+            snprintf(dir + top, sizeof dir - top, "%s", cg);
+        best = lowest_up(dir, top, "memory.max");
+    }
+    char mnt[1024], root[1024];
+    if (cgroup_path(buf, "memory", cg, sizeof cg) == 0 && memory_mount(mnt, sizeof mnt, root, sizeof root) == 0) {
+        /* A container's mount shows its cgroup as the root: cut that part. */
+        const char *rel = cg;
+        size_t rl = strlen(root);
+        if (strcmp(root, "/") != 0 && strncmp(cg, root, rl) == 0 && (cg[rl] == '/' || !cg[rl]))
+            rel = cg + rl;
+        size_t top = (size_t)snprintf(dir, sizeof dir, "%s%s", sysroot(), mnt);
+        if (strcmp(rel, "/") != 0 && *rel)
+            snprintf(dir + top, sizeof dir - top, "%s", rel);
+        uint64_t v1 = lowest_up(dir, top, "memory.limit_in_bytes");
+        if (v1 && (!best || v1 < best))
+            best = v1;
     }
     return best;
 }
