@@ -426,29 +426,36 @@ static uint64_t hand_run(struct umm__vma *v, uint64_t p, uint64_t end, enum mode
  * So the hands skip such pages of entries unread.  (An entry page the host
  * swapped out is skipped too: its pages are reclaimed when it comes back.)
  * Looks at most 512 pages of entries at a time; returns the page to go on
- * from, which may hold no candidate.
+ * from, which may hold no candidate, and in *known the end of the run of
+ * pages whose entries are resident from there (no need to ask again).
  */
-static uint64_t skip_unused(const struct umm__vma *v, uint64_t p, uint64_t end)
+static uint64_t skip_unused(const struct umm__vma *v, uint64_t p, uint64_t end, uint64_t *known)
 {
-    const uintptr_t per = UMM_PAGE_SIZE;
+    const uintptr_t per = UMM_PAGE_SIZE, sz = sizeof(struct umm__pte);
     unsigned char vec[512];
     uintptr_t a = (uintptr_t)umm__vma_pte(v, p), d0 = a & ~(per - 1);
-    uintptr_t d1 = ((uintptr_t)umm__vma_pte(v, end - 1) + sizeof(struct umm__pte) + per - 1) & ~(per - 1);
+    uintptr_t d1 = ((uintptr_t)umm__vma_pte(v, end - 1) + sz + per - 1) & ~(per - 1);
     if (d1 - d0 > sizeof vec * per)
         d1 = d0 + sizeof vec * per;
-    if (mincore((void *)d0, d1 - d0, vec) != 0)
-        return p; /* cannot tell: read them */
-    for (size_t i = 0; i < (d1 - d0) / per; i++)
-        if (vec[i] & 1) {
-            uintptr_t at = d0 + i * per;
-            if (at <= a)
-                return p;
-            /* the first entry that starts in this page of entries */
-            uint64_t q = p + (at - a + sizeof(struct umm__pte) - 1) / sizeof(struct umm__pte);
-            return q;
-        }
-    uint64_t q = p + (d1 - a) / sizeof(struct umm__pte);
-    return q < end ? q : end;
+    size_t np = (d1 - d0) / per, i = 0, j;
+    /* the page of entries that starts at or after entry p... */
+#define PAGE_AT(k) (d0 + (k) * per <= a ? p : p + (d0 + (k) * per - a + sz - 1) / sz)
+    if (mincore((void *)d0, d1 - d0, vec) != 0) {
+        *known = p + 1; /* cannot tell: read this one */
+        return p;
+    }
+    while (i < np && !(vec[i] & 1))
+        i++;
+    for (j = i; j < np && (vec[j] & 1); j++)
+        ;
+    uint64_t q = i < np ? PAGE_AT(i) : PAGE_AT(np);
+    *known = PAGE_AT(j); /* resident entries up to there */
+#undef PAGE_AT
+    if (q > end)
+        q = end;
+    if (*known > end)
+        *known = end;
+    return q;
 }
 
 /* ------------------------------------------------ the page cache's hand */
@@ -548,6 +555,7 @@ static uint64_t shrink(uint64_t target)
 {
     size_t nv = umm__mm.nvmas, i = atomic_load_explicit(&hand_vma, memory_order_relaxed);
     uint64_t p = atomic_load_explicit(&hand_page, memory_order_relaxed), seen = 0, look = 0, freed = 0;
+    uint64_t known = 0; /* entries of this VMA known resident below this page, from p */
     shrink_cache(target, &freed);
     if (nv == 0 || umm__ram_frames_in_use() <= target) {
         atomic_fetch_add(&reclaimed, freed);
@@ -560,15 +568,17 @@ static uint64_t shrink(uint64_t target)
         if (i >= nv) {
             i = 0;
             p = 0;
+            known = 0;
         }
         struct umm__vma *v = umm__mm.vmas[i];
         if (p >= umm__vma_pages(v) || (v->vflags & UMM__V_LOCKED) || !v->ptes) {
             seen += (p < umm__vma_pages(v) ? umm__vma_pages(v) - p : 0) + 1;
             i++;
             p = 0;
+            known = 0;
             continue;
         }
-        uint64_t q = skip_unused(v, p, umm__vma_pages(v));
+        uint64_t q = p < known ? p : skip_unused(v, p, umm__vma_pages(v), &known);
         if (q == p)
             q = hand_run(v, p, umm__vma_pages(v), M_CLOCK, &freed);
         seen += q - p;
@@ -649,8 +659,8 @@ void umm__reclaim_range(struct umm__vma *v, uint64_t from, uint64_t to, int page
     uint64_t freed = 0;
     if (v->vflags & UMM__V_LOCKED)
         return;
-    for (uint64_t p = from; p < to;) {
-        uint64_t q = skip_unused(v, p, to);
+    for (uint64_t p = from, known = 0; p < to;) {
+        uint64_t q = p < known ? p : skip_unused(v, p, to, &known);
         p = q > p ? q : hand_run(v, p, to, pageout ? M_PAGEOUT : M_COLD, &freed);
     }
     atomic_fetch_add(&reclaimed, freed);
