@@ -190,6 +190,7 @@ struct umm__object {
     _Atomic int no_falloc;        /* the file system cannot reserve blocks (fallocate) */
     _Atomic int wb_inflight;      /* write-backs writing outside the mm lock (UMM__WB_UNLOCK) */
     int wb_holds;                 /* references those hold (in refs), under the mm lock */
+    _Atomic uint32_t mmap_miss;   /* read-around's misses less hits (fault.c read_around) */
 };
 
 struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t npages, int *err);
