@@ -37,8 +37,8 @@
  *   bench-reclaim [BUDGET_MIB [REPS [warm|cold]]]     (default 64 3 warm)
  *
  * The default is smaller than the issue's 256 MiB budget (1 GiB file):
- * libumm's random pass costs half a millisecond to a millisecond a page
- * today (doc/PERFORMANCE.md), 2.5 minutes a run at 1 GiB.
+ * libumm's random pass costs 0.15-0.3 ms a page (doc/PERFORMANCE.md,
+ * 2026-12-05 later; it was 1 ms before read-around learned to stop).
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -9,7 +9,8 @@
  *    uv_async_send(), which is safe even inside a signal handler;
  *  - another: a fault that finds libumm's frames near the memory budget
  *    wakes background reclaim (vmscan.c, the kernel's kswapd), which runs
- *    here under the address-space lock held for reading, so faults go on.
+ *    here under the address-space lock held for reading, so faults go on,
+ *    and on a one-shot timer after that while it is not done.
  * The thread blocks every signal, so faults and signals of the program are
  * never handled on it.
  */
@@ -46,14 +47,32 @@ static void on_timer(uv_timer_t *h)
 }
 
 static uv_async_t stop, reclaim;
+static uv_timer_t reclaim_again;
+
+#define RECLAIM_AGAIN_MS 20 /* time for the program to touch what the hand made OLD */
+
+static void on_reclaim_again(uv_timer_t *h);
+
+static void background_reclaim(void)
+{
+    /* The thread blocks every signal already. */
+    pthread_rwlock_rdlock(&umm__mm.lock);
+    int again = umm__reclaim_background();
+    pthread_rwlock_unlock(&umm__mm.lock);
+    if (again)
+        uv_timer_start(&reclaim_again, on_reclaim_again, RECLAIM_AGAIN_MS, 0);
+}
 
 static void on_reclaim(uv_async_t *h)
 {
     (void)h;
-    /* The thread blocks every signal already. */
-    pthread_rwlock_rdlock(&umm__mm.lock);
-    umm__reclaim_background();
-    pthread_rwlock_unlock(&umm__mm.lock);
+    background_reclaim();
+}
+
+static void on_reclaim_again(uv_timer_t *h)
+{
+    (void)h;
+    background_reclaim();
 }
 
 static void on_stop(uv_async_t *h)
@@ -94,6 +113,8 @@ int umm__daemon_start(void)
         uv_async_init(&loop, &reclaim, on_reclaim) != 0)
         return -1;
     uv_timer_init(&loop, &timer);
+    uv_timer_init(&loop, &reclaim_again);
+    uv_unref((uv_handle_t *)&reclaim_again);
     if (interval) {
         uv_timer_start(&timer, on_timer, interval, interval);
         uv_unref((uv_handle_t *)&timer);
@@ -147,6 +168,7 @@ void umm__daemon_stop(void)
     uv_close((uv_handle_t *)&stop, NULL);
     uv_close((uv_handle_t *)&reclaim, NULL);
     uv_close((uv_handle_t *)&timer, NULL);
+    uv_close((uv_handle_t *)&reclaim_again, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
 }

@@ -636,6 +636,24 @@ static void fault_around(struct umm__vma *v, uint64_t page, uint64_t n, uint64_t
  * hand takes the others first).  Returns the pages read.
  */
 #define AROUND_CLUSTER 32
+/*
+ * And, as Linux's mmap_miss (mm/filemap.c), a count per file of faults
+ * that had to read their page, less faults that found theirs in the page
+ * cache: past MMAP_LOTSAMISS, read-around stops until hits bring it down.
+ * Out of core (a file 4x the budget touched at random) the clusters read
+ * around were reclaimed before their pages were touched: ~10 pages read
+ * and 11 reclaimed per touch (doc/PERFORMANCE.md, 2026-12-05).  A program
+ * that comes back to what it read keeps the count low and its read-around.
+ */
+#define MMAP_LOTSAMISS 100
+#define MMAP_MISS_MAX (MMAP_LOTSAMISS * 10)
+
+static void mmap_miss_note(struct umm__object *obj, int hit)
+{
+    uint32_t m = atomic_load_explicit(&obj->mmap_miss, memory_order_relaxed);
+    if (hit ? m > 0 : m < MMAP_MISS_MAX) /* a lost update costs nothing */
+        atomic_store_explicit(&obj->mmap_miss, hit ? m - 1 : m + 1, memory_order_relaxed);
+}
 
 static uint64_t read_around(struct umm__vma *v, uint64_t page, uint64_t fpages, uint64_t fsize)
 {
@@ -644,6 +662,9 @@ static uint64_t read_around(struct umm__vma *v, uint64_t page, uint64_t fpages, 
     if (v->advice == MADV_RANDOM ||
         (atomic_load(&umm__frame(umm__object_pfn(obj, fpage))->flags) & UMM__F_UPTODATE))
         return 0; /* not a miss: fault-around's work */
+    mmap_miss_note(obj, 0);
+    if (atomic_load_explicit(&obj->mmap_miss, memory_order_relaxed) > MMAP_LOTSAMISS)
+        return 0;
     uint64_t cs = fpage & ~(uint64_t)(AROUND_CLUSTER - 1), ce = cs + AROUND_CLUSTER;
     if (cs < v->fpage)
         cs = v->fpage;
@@ -750,6 +771,8 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
     uint64_t filled = fill(obj, fpage, want, fsize, err, &read);
     if (filled == 0)
         return UMM__FAULT_SIGBUS;
+    if (want == 1 && !read && !around)
+        mmap_miss_note(obj, 1); /* a hit: read-around's pages (or others) were used */
     read |= around != 0;
     uint64_t n = grab_ptes(v, page, filled);
     umm__noted(read ? UMM_TRACE_FILL : UMM_TRACE_CACHED, access == UMM__ACC_WRITE, fpage, n);

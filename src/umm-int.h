@@ -215,6 +215,7 @@ struct umm__object {
     _Atomic int no_falloc;        /* the file system cannot reserve blocks (fallocate) */
     _Atomic int wb_inflight;      /* write-backs writing outside the mm lock (UMM__WB_UNLOCK) */
     int wb_holds;                 /* references those hold (in refs), under the mm lock */
+    _Atomic uint32_t mmap_miss;   /* read-around's misses less hits (fault.c read_around) */
 };
 
 struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t npages, int *err);
@@ -467,7 +468,7 @@ uint64_t umm__budget(void);
  * would pass the budget.  The mm lock is held (read or write). */
 void umm__reclaim_before(uint64_t n);
 /* The daemon's share: age and reclaim ahead of need.  mm lock held. */
-void umm__reclaim_background(void);
+int umm__reclaim_background(void); /* 1: run it again a little later */
 /* MADV_COLD (deactivate) and MADV_PAGEOUT (reclaim now) on pages
  * [from, to) of v.  mm lock held. */
 void umm__reclaim_range(struct umm__vma *v, uint64_t from, uint64_t to, int pageout);

@@ -4,7 +4,7 @@
  *
  * The budget.  UMM_RAM in the environment (a size: 512M, 2G), else what the
  * process may really use: three quarters of its memory cgroup's limit where
- * there is one, else half of the machine's memory.  Every frame that holds
+ * there is one (v2 or v1: cgroup_limit), else half of the machine's memory.  Every frame that holds
  * bytes counts (page-cache pages, private copies, zero-filled pages, in
  * every process of a fork family: the count lives in shared memory).
  * Mappings do not count: a mapping of any size costs frame numbers (a
@@ -14,8 +14,10 @@
  * reclaims in the faulting thread (direct reclaim) until there is a batch
  * of room; so frames pass the budget by at most what the faults in flight
  * take at once (a read-ahead window each, 32 pages).  Ahead of that, the
- * daemon (daemon.c) is woken once frames pass 7/8 of the budget and
- * reclaims on its own thread down to 3/4 (kswapd's low and high marks).
+ * daemon (daemon.c) is woken once a fault's window would take frames past
+ * 7/8 of the budget and reclaims on its own thread down to 3/4 (kswapd's
+ * low and high marks), running again until it is there or finds nothing
+ * to take (umm__reclaim_background).
  *
  * The clock.  Reclaim walks this process's pages in address order, a hand
  * going round (the "clock" of the textbooks, one hand, second chance).  A
@@ -79,32 +81,147 @@ static ssize_t slurp(const char *path, char *buf, size_t n)
     return len;
 }
 
-/* The lowest memory.max on the way from this process's cgroup (v2) to the
- * root, in bytes; 0 if none. */
-static uint64_t cgroup_limit(void)
+/*
+ * The process's memory cgroup limit, in bytes (0: none): the lowest limit
+ * on the way from its cgroup up to the root of its hierarchy, in both
+ * hierarchies a host may have (a hybrid host has both):
+ *   - v2: the "0::PATH" line of /proc/self/cgroup, memory.max under
+ *     /sys/fs/cgroup;
+ *   - v1: the line whose controllers include "memory" ("4:memory:PATH"),
+ *     memory.limit_in_bytes under where that hierarchy is mounted (the
+ *     "cgroup" line of /proc/self/mountinfo with the "memory" option; its
+ *     root field is the part of PATH the mount hides, in a container).
+ * v1 says "no limit" with a huge number, which the caller's minimum with
+ * the machine's memory discards.  UMM_SYSROOT (for tests) is put in front
+ * of every path read here, so a test can show libumm a made-up /proc and
+ * cgroup tree.
+ */
+static const char *sysroot(void)
 {
-    char buf[4096], path[4200];
-    if (slurp("/proc/self/cgroup", buf, sizeof buf) <= 0)
-        return 0;
-    char *line = strstr(buf, "0::");
-    if (!line)
-        return 0;
-    char *cg = line + 3, *nl = strchr(cg, '\n');
-    if (nl)
-        *nl = 0;
+    const char *r = getenv("UMM_SYSROOT");
+    return r ? r : "";
+}
+
+/* The lowest positive number in file `name` of dir and its parents, up to
+ * (and with) top; 0 if none.  dir is cut up on the way. */
+static uint64_t lowest_up(char *dir, size_t top, const char *name)
+{
+    char path[4400], val[64];
     uint64_t best = 0;
     for (;;) {
-        char val[64];
-        snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.max", strcmp(cg, "/") ? cg : "");
+        snprintf(path, sizeof path, "%s/%s", dir, name);
         if (slurp(path, val, sizeof val) > 0 && val[0] >= '0' && val[0] <= '9') {
             uint64_t v = strtoull(val, NULL, 10);
             if (v && (!best || v < best))
                 best = v;
         }
-        char *slash = strrchr(cg, '/');
-        if (!slash || slash == cg)
+        char *slash = strrchr(dir, '/');
+        if (!slash || (size_t)(slash - dir) < top)
             break;
         *slash = 0;
+    }
+    return best;
+}
+
+/* The cgroup path of this process in the hierarchy whose controller list
+ * (second field of /proc/self/cgroup) is ctl exactly ("" for v2) or, for
+ * v1, contains it.  Copied to out; 0 if found. */
+static int cgroup_path(const char *cgfile, const char *ctl, char *out, size_t n)
+{
+    for (const char *line = cgfile; line && *line;) {
+        const char *nl = strchr(line, '\n'), *end = nl ? nl : line + strlen(line);
+        const char *c1 = memchr(line, ':', (size_t)(end - line));
+        const char *c2 = c1 ? memchr(c1 + 1, ':', (size_t)(end - c1 - 1)) : NULL;
+        if (c2) {
+            size_t cl = (size_t)(c2 - c1 - 1), want = strlen(ctl);
+            int match = !*ctl ? cl == 0 : 0;
+            for (const char *t = c1 + 1; *ctl && t < c2;) { /* a comma-separated list */
+                const char *comma = memchr(t, ',', (size_t)(c2 - t));
+                const char *te = comma ? comma : c2;
+                match |= (size_t)(te - t) == want && memcmp(t, ctl, want) == 0;
+                t = te + 1;
+            }
+            size_t pl = (size_t)(end - c2 - 1);
+            if (match && pl < n) {
+                memcpy(out, c2 + 1, pl);
+                out[pl] = 0;
+                return 0;
+            }
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    return -1;
+}
+
+/* Where the v1 hierarchy with the memory controller is mounted, and the
+ * root of it that mount shows (fields 5 and 4 of its mountinfo line). */
+static int memory_mount(char *mnt, size_t mn, char *root, size_t rn)
+{
+    static char buf[16384]; /* under the address-space lock or at start: one at a time */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/proc/self/mountinfo", sysroot());
+    if (slurp(path, buf, sizeof buf) <= 0)
+        return -1;
+    for (char *line = buf; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        char *dash = strstr(line, " - cgroup ");
+        if (dash) {
+            /* "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS... - cgroup SOURCE SUPEROPTS" */
+            char *opts = strrchr(dash, ' ') + 1, *f[5] = { line };
+            int k = 1;
+            for (char *q = line; k < 5 && (q = strchr(q, ' ')); f[k++] = ++q)
+                ;
+            int has_memory = 0;
+            for (char *t = opts; t && *t;) {
+                char *comma = strchr(t, ',');
+                size_t len = comma ? (size_t)(comma - t) : strlen(t);
+                has_memory |= len == 6 && memcmp(t, "memory", 6) == 0;
+                t = comma ? comma + 1 : NULL;
+            }
+            if (has_memory && k == 5) {
+                size_t rl = (size_t)(strchr(f[3], ' ') - f[3]), ml = (size_t)(strchr(f[4], ' ') - f[4]);
+                if (rl >= rn || ml >= mn)
+                    return -1;
+                memcpy(root, f[3], rl);
+                root[rl] = 0;
+                memcpy(mnt, f[4], ml);
+                mnt[ml] = 0;
+                return 0;
+            }
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    return -1;
+}
+
+static uint64_t cgroup_limit(void)
+{
+    char buf[4096], cg[1024], dir[4400];
+    uint64_t best = 0;
+    snprintf(dir, sizeof dir, "%s/proc/self/cgroup", sysroot());
+    if (slurp(dir, buf, sizeof buf) <= 0)
+        return 0;
+    if (cgroup_path(buf, "", cg, sizeof cg) == 0) { /* v2 */
+        size_t top = (size_t)snprintf(dir, sizeof dir, "%s/sys/fs/cgroup", sysroot());
+        if (strcmp(cg, "/") != 0)
+            snprintf(dir + top, sizeof dir - top, "%s", cg);
+        best = lowest_up(dir, top, "memory.max");
+    }
+    char mnt[1024], root[1024];
+    if (cgroup_path(buf, "memory", cg, sizeof cg) == 0 && memory_mount(mnt, sizeof mnt, root, sizeof root) == 0) {
+        /* A container's mount shows its cgroup as the root: cut that part. */
+        const char *rel = cg;
+        size_t rl = strlen(root);
+        if (strcmp(root, "/") != 0 && strncmp(cg, root, rl) == 0 && (cg[rl] == '/' || !cg[rl]))
+            rel = cg + rl;
+        size_t top = (size_t)snprintf(dir, sizeof dir, "%s%s", sysroot(), mnt);
+        if (strcmp(rel, "/") != 0 && *rel)
+            snprintf(dir + top, sizeof dir - top, "%s", rel);
+        uint64_t v1 = lowest_up(dir, top, "memory.limit_in_bytes");
+        if (v1 && (!best || v1 < best))
+            best = v1;
     }
     return best;
 }
@@ -299,6 +416,48 @@ static uint64_t hand_run(struct umm__vma *v, uint64_t p, uint64_t end, enum mode
     return q;
 }
 
+/*
+ * The first page from p (below end) whose entry may be in use.  A page
+ * table costs memory only for the entries written (kmem.c): the host
+ * gives a page of entries no memory until one is written, so one that is
+ * not resident (mincore) holds no present entry, and reading it would make
+ * the host map it -- a hand going over a 4 TiB MAP_NORESERVE mapping read
+ * its 8 GiB of entries and took that much memory, for a turn of minutes.
+ * So the hands skip such pages of entries unread.  (An entry page the host
+ * swapped out is skipped too: its pages are reclaimed when it comes back.)
+ * Looks at most 512 pages of entries at a time; returns the page to go on
+ * from, which may hold no candidate, and in *known the end of the run of
+ * pages whose entries are resident from there (no need to ask again).
+ */
+static uint64_t skip_unused(const struct umm__vma *v, uint64_t p, uint64_t end, uint64_t *known)
+{
+    const uintptr_t per = UMM_PAGE_SIZE, sz = sizeof(struct umm__pte);
+    unsigned char vec[512];
+    uintptr_t a = (uintptr_t)umm__vma_pte(v, p), d0 = a & ~(per - 1);
+    uintptr_t d1 = ((uintptr_t)umm__vma_pte(v, end - 1) + sz + per - 1) & ~(per - 1);
+    if (d1 - d0 > sizeof vec * per)
+        d1 = d0 + sizeof vec * per;
+    size_t np = (d1 - d0) / per, i = 0, j;
+    /* the page of entries that starts at or after entry p... */
+#define PAGE_AT(k) (d0 + (k) * per <= a ? p : p + (d0 + (k) * per - a + sz - 1) / sz)
+    if (mincore((void *)d0, d1 - d0, vec) != 0) {
+        *known = p + 1; /* cannot tell: read this one */
+        return p;
+    }
+    while (i < np && !(vec[i] & 1))
+        i++;
+    for (j = i; j < np && (vec[j] & 1); j++)
+        ;
+    uint64_t q = i < np ? PAGE_AT(i) : PAGE_AT(np);
+    *known = PAGE_AT(j); /* resident entries up to there */
+#undef PAGE_AT
+    if (q > end)
+        q = end;
+    if (*known > end)
+        *known = end;
+    return q;
+}
+
 /* ------------------------------------------------ the page cache's hand */
 
 /*
@@ -392,14 +551,15 @@ static void shrink_cache(uint64_t target, uint64_t *freed)
 /* Go round with the hands until frames are at most target: unmapped
  * page-cache frames first, then the page tables', where the hand goes
  * round at most twice (once to make pages OLD, once to take them). */
-static void shrink(uint64_t target)
+static uint64_t shrink(uint64_t target)
 {
     size_t nv = umm__mm.nvmas, i = atomic_load_explicit(&hand_vma, memory_order_relaxed);
     uint64_t p = atomic_load_explicit(&hand_page, memory_order_relaxed), seen = 0, look = 0, freed = 0;
+    uint64_t known = 0; /* entries of this VMA known resident below this page, from p */
     shrink_cache(target, &freed);
     if (nv == 0 || umm__ram_frames_in_use() <= target) {
         atomic_fetch_add(&reclaimed, freed);
-        return;
+        return freed;
     }
     for (size_t k = 0; k < nv; k++)
         look += umm__vma_pages(umm__mm.vmas[k]) + 1;
@@ -408,21 +568,26 @@ static void shrink(uint64_t target)
         if (i >= nv) {
             i = 0;
             p = 0;
+            known = 0;
         }
         struct umm__vma *v = umm__mm.vmas[i];
         if (p >= umm__vma_pages(v) || (v->vflags & UMM__V_LOCKED) || !v->ptes) {
             seen += (p < umm__vma_pages(v) ? umm__vma_pages(v) - p : 0) + 1;
             i++;
             p = 0;
+            known = 0;
             continue;
         }
-        uint64_t q = hand_run(v, p, umm__vma_pages(v), M_CLOCK, &freed);
+        uint64_t q = p < known ? p : skip_unused(v, p, umm__vma_pages(v), &known);
+        if (q == p)
+            q = hand_run(v, p, umm__vma_pages(v), M_CLOCK, &freed);
         seen += q - p;
         p = q;
     }
     atomic_store_explicit(&hand_vma, i, memory_order_relaxed);
     atomic_store_explicit(&hand_page, p, memory_order_relaxed);
     atomic_fetch_add(&reclaimed, freed);
+    return freed;
 }
 
 static void note_high_water(uint64_t in_use)
@@ -443,18 +608,50 @@ void umm__reclaim_before(uint64_t n)
     if (in_use + n <= budget || in_use < atomic_load_explicit(&futile_below, memory_order_relaxed))
         return;
     uint64_t room = budget / 16 > BATCH ? budget / 16 : BATCH;
-    shrink(budget > n + room ? budget - n - room : 0);
+    uint64_t freed = shrink(budget > n + room ? budget - n - room : 0);
     uint64_t after = umm__ram_frames_in_use();
     /* Nothing came free: over the budget it is, until BATCH more frames
-     * (or a page another process lets go) make another pass worth it. */
-    atomic_store_explicit(&futile_below, after + n > budget ? after + BATCH : 0, memory_order_relaxed);
+     * (or a page another process lets go) make another pass worth it.  A
+     * pass that freed something is no reason to stop trying, even if
+     * other threads' faults (or a daemon's run holding the entries it
+     * wanted) left frames over the budget: two threads passed it by 256
+     * that way. */
+    atomic_store_explicit(&futile_below, freed == 0 && after + n > budget ? after + BATCH : 0, memory_order_relaxed);
 }
 
-void umm__reclaim_background(void)
+/*
+ * The daemon's run (kswapd).  It was woken because a fault's window would
+ * take frames past 7/8: it brings them to 3/4 whether or not they are past
+ * 7/8 by the time it runs (a wake-up just below 7/8 that did nothing left
+ * frames there for good: nothing else wakes it).  A run can end above 3/4
+ * when the program touched the pages the hand made OLD before the hand
+ * came round again; then it asks to be run again a little later (returns
+ * 1), as kswapd keeps going until its zone is balanced -- but not for
+ * ever: after AGAIN_IDLE runs in a row that freed nothing (every page
+ * pinned, locked, or in use at each turn) it waits for the next wake-up.
+ */
+#define AGAIN_IDLE 4
+static _Atomic unsigned idle_runs;
+
+int umm__reclaim_background(void)
 {
+    uint64_t low = budget - budget / 4;
     atomic_store(&daemon_kicked, 0);
-    if (umm__ram_frames_in_use() > budget - budget / 8)
-        shrink(budget - budget / 4);
+    if (umm__ram_frames_in_use() <= low) {
+        atomic_store(&idle_runs, 0);
+        return 0;
+    }
+    uint64_t before = atomic_load(&reclaimed);
+    shrink(low);
+    if (umm__ram_frames_in_use() <= low || atomic_load(&reclaimed) != before) {
+        atomic_store(&idle_runs, 0);
+        return umm__ram_frames_in_use() > low;
+    }
+    if (atomic_fetch_add(&idle_runs, 1) + 1 >= AGAIN_IDLE) {
+        atomic_store(&idle_runs, 0);
+        return 0;
+    }
+    return 1;
 }
 
 void umm__reclaim_range(struct umm__vma *v, uint64_t from, uint64_t to, int pageout)
@@ -462,8 +659,10 @@ void umm__reclaim_range(struct umm__vma *v, uint64_t from, uint64_t to, int page
     uint64_t freed = 0;
     if (v->vflags & UMM__V_LOCKED)
         return;
-    for (uint64_t p = from; p < to;)
-        p = hand_run(v, p, to, pageout ? M_PAGEOUT : M_COLD, &freed);
+    for (uint64_t p = from, known = 0; p < to;) {
+        uint64_t q = p < known ? p : skip_unused(v, p, to, &known);
+        p = q > p ? q : hand_run(v, p, to, pageout ? M_PAGEOUT : M_COLD, &freed);
+    }
     atomic_fetch_add(&reclaimed, freed);
 }
 
