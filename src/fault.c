@@ -198,9 +198,14 @@ static void widen(struct umm__vma *v, uint64_t *a, uint64_t *b, uint64_t hi, uin
 
 /* Fill the host's page table for [addr, addr+n pages) now, with one call,
  * instead of taking one host page fault per page when the program resumes.
- * Only a speed-up: failure (an old kernel) costs nothing but the faults. */
+ * Only a speed-up: failure (an old kernel) costs nothing but the faults.
+ * Not for one page: the program's access, run again, takes the one host
+ * fault, which costs less than a system call that takes it (issue 15, the
+ * single fault lean). */
 static void populate(void *addr, uint64_t n, int prot)
 {
+    if (n < 2)
+        return;
     if (prot & PROT_WRITE)
         madvise(addr, n << UMM_PAGE_SHIFT, MADV_POPULATE_WRITE);
     else if (prot & PROT_READ)

@@ -510,9 +510,11 @@ int umm__object_read(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64
 {
     char *dst = umm__frame_addr(umm__object_pfn(obj, fpage));
     uint64_t off = fpage << UMM_PAGE_SHIFT, len = n << UMM_PAGE_SHIFT, got = 0;
-    /* Have the host allocate the frames in one call, not one fault each. */
+    /* Have the host allocate the frames in one call, not one fault each
+     * (one page: the pread's own fault is cheaper than the call). */
     umm__vg_defined(dst, len);
-    madvise(dst, len, 23 /* MADV_POPULATE_WRITE */);
+    if (n > 1)
+        madvise(dst, len, 23 /* MADV_POPULATE_WRITE */);
     /* The whole run is asked for: fsize may be a size seen earlier
      * (umm__object_filepages_hint), and a file grown since gives its bytes;
      * at the end the kernel stops short, and zeros follow. */
