@@ -524,6 +524,9 @@ static enum umm__fault_result fault_cow(struct umm__vma *v, uint64_t page, int *
         umm__vma_pte(v, p)->pfn = umm__vma_anon_pfn(v, p);
     charge(v, a, b, nf);
     atomic_fetch_add(&umm__mm.resident, fresh);
+    /* A stream of first writes is a stream: the next page grows the
+     * read-ahead window as a read's would (install() does it for reads). */
+    atomic_store_explicit(&v->ra_next, b, memory_order_relaxed);
     unlock_ptes(v, a, page);
     unlock_ptes(v, page + 1, b);
     return UMM__FAULT_DONE;
