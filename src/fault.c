@@ -67,6 +67,20 @@ static void *page_addr(const struct umm__vma *v, uint64_t page)
     return (void *)(v->start + (page << UMM_PAGE_SHIFT));
 }
 
+/* The file's pages, as far as a fault at file page fpage needs to know:
+ * the size seen before while fpage lies inside it (no fstat), else the
+ * file's own, asked again (it may have grown).  A read that finds the
+ * file shorter forgets the size seen (umm__object_read); fault_object
+ * then asks again too. */
+static uint64_t file_pages(struct umm__object *obj, uint64_t fpage, uint64_t *fsize)
+{
+    uint64_t n = umm__object_filepages_hint(obj, fsize);
+    if (fpage < n)
+        return n;
+    atomic_store(&obj->size_gen, 0);
+    return umm__object_filepages_hint(obj, fsize);
+}
+
 /* How many pages to bring in at this fault: one for random access, a
  * window that doubles while the faults are sequential. */
 static uint64_t ra_window(struct umm__vma *v, uint64_t page)
@@ -184,9 +198,14 @@ static void widen(struct umm__vma *v, uint64_t *a, uint64_t *b, uint64_t hi, uin
 
 /* Fill the host's page table for [addr, addr+n pages) now, with one call,
  * instead of taking one host page fault per page when the program resumes.
- * Only a speed-up: failure (an old kernel) costs nothing but the faults. */
+ * Only a speed-up: failure (an old kernel) costs nothing but the faults.
+ * Not for one page: the program's access, run again, takes the one host
+ * fault, which costs less than a system call that takes it (issue 15, the
+ * single fault lean). */
 static void populate(void *addr, uint64_t n, int prot)
 {
+    if (n < 2)
+        return;
     if (prot & PROT_WRITE)
         madvise(addr, n << UMM_PAGE_SHIFT, MADV_POPULATE_WRITE);
     else if (prot & PROT_READ)
@@ -330,7 +349,7 @@ static void copy_in(struct umm__vma *v, uint64_t p)
     umm__frame_lock(src);
     if (!(atomic_load(&umm__frame(src)->flags) & UMM__F_UPTODATE)) {
         uint64_t fsize;
-        umm__object_filepages(v->obj, &fsize);
+        file_pages(v->obj, v->fpage + p, &fsize);
         if (umm__object_read(v->obj, v->fpage + p, 1, fsize) == 0) {
             atomic_fetch_or(&umm__frame(src)->flags, UMM__F_UPTODATE);
             umm__ram_count(1);
@@ -345,7 +364,7 @@ static void copy_in(struct umm__vma *v, uint64_t p)
 static int fill_range(struct umm__vma *v, uint64_t a, uint64_t b)
 {
     uint64_t fsize;
-    umm__object_filepages(v->obj, &fsize);
+    file_pages(v->obj, v->fpage + a, &fsize);
     for (uint64_t p = a; p < b;) {
         uint64_t fp = v->fpage + p;
         if (atomic_load(&umm__frame(umm__object_pfn(v->obj, fp))->flags) & UMM__F_UPTODATE) {
@@ -379,7 +398,7 @@ static int shared_writer(const struct umm__object *obj)
  * early stops following the file (README, "map-count budget"). */
 static void widen_cow(struct umm__vma *v, uint64_t page, uint64_t *a, uint64_t *b, uint64_t max)
 {
-    uint64_t fsize, fpages = umm__object_filepages(v->obj, &fsize), hi = umm__vma_pages(v);
+    uint64_t fsize, fpages = file_pages(v->obj, v->fpage + page, &fsize), hi = umm__vma_pages(v);
     if (fpages <= v->fpage + page || shared_writer(v->obj))
         return; /* copy the page alone */
     if (fpages - v->fpage < hi)
@@ -508,6 +527,9 @@ static enum umm__fault_result fault_cow(struct umm__vma *v, uint64_t page, int *
         umm__vma_pte(v, p)->pfn = umm__vma_anon_pfn(v, p);
     charge(v, a, b, nf);
     atomic_fetch_add(&umm__mm.resident, fresh);
+    /* A stream of first writes is a stream: the next page grows the
+     * read-ahead window as a read's would (install() does it for reads). */
+    atomic_store_explicit(&v->ra_next, b, memory_order_relaxed);
     unlock_ptes(v, a, page);
     unlock_ptes(v, page + 1, b);
     return UMM__FAULT_DONE;
@@ -754,7 +776,7 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
         return *err ? UMM__FAULT_SIGBUS : UMM__FAULT_DONE;
     }
 
-    uint64_t fsize, fpages = umm__object_filepages(obj, &fsize);
+    uint64_t fsize, fpages = file_pages(obj, fpage, &fsize);
     if (fpage >= fpages) {
         umm__noted(UMM_TRACE_SIGBUS, access == UMM__ACC_WRITE, fpage, 0);
         return UMM__FAULT_SIGBUS; /* wholly beyond the end of the file */
@@ -773,8 +795,19 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
         return UMM__FAULT_SIGBUS;
     if (want == 1 && !read && !around)
         mmap_miss_note(obj, 1); /* a hit: read-around's pages (or others) were used */
+    if (atomic_load(&obj->size_gen) == 0) {
+        /* A read came up short: the file shrank behind the size seen.
+         * Nothing past its end now is installed; the frames read there
+         * hold zeros, as the file would if it grew back. */
+        fpages = umm__object_filepages_hint(obj, &fsize);
+        if (fpage >= fpages) {
+            unpin_run(pfn, filled);
+            umm__noted(UMM_TRACE_SIGBUS, access == UMM__ACC_WRITE, fpage, 0);
+            return UMM__FAULT_SIGBUS;
+        }
+    }
     read |= around != 0;
-    uint64_t n = grab_ptes(v, page, filled);
+    uint64_t n = grab_ptes(v, page, filled < fpages - fpage ? filled : fpages - fpage);
     umm__noted(read ? UMM_TRACE_FILL : UMM_TRACE_CACHED, access == UMM__ACC_WRITE, fpage, n);
 
     enum umm__fault_result r = UMM__FAULT_DONE;

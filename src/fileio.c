@@ -458,6 +458,7 @@ static void truncated(const struct stat *st, uint64_t size)
     struct held h;
     hold_write(&h);
     umm__cache_truncated(umm__object_find(st->st_dev, st->st_ino), st->st_dev, st->st_ino, size);
+    umm__pagecache_size_changed();
     release_write(&h);
 }
 
@@ -475,8 +476,10 @@ static int do_ftruncate(int fd, off_t len, int force)
     struct umm__object *obj = umm__object_find(st.st_dev, st.st_ino);
     umm__object_writeback_quiesce(obj);
     int rc = REAL(ftruncate)(fd, len);
-    if (rc == 0)
+    if (rc == 0) {
         umm__cache_truncated(obj, st.st_dev, st.st_ino, (uint64_t)len);
+        umm__pagecache_size_changed(); /* after the fact: faults' sizes seen (fault.c) */
+    }
     release_write(&h);
     return rc;
 }
@@ -495,8 +498,10 @@ int truncate(const char *path, off_t len)
     struct umm__object *obj = umm__object_find(st.st_dev, st.st_ino);
     umm__object_writeback_quiesce(obj);
     int rc = REAL(truncate)(path, len);
-    if (rc == 0)
+    if (rc == 0) {
         umm__cache_truncated(obj, st.st_dev, st.st_ino, (uint64_t)len);
+        umm__pagecache_size_changed();
+    }
     release_write(&h);
     return rc;
 }
@@ -595,7 +600,28 @@ int fallocate(int fd, int mode, off_t off, off_t len)
     int cached = (mode & (moves | zeroes)) && cached_fd(fd, 0, &st);
     if (cached && (mode & moves) && flush_file(&st) != 0)
         return -1; /* errno from the write-back: the kernel would fail the same */
-    int rc = REAL(fallocate)(fd, mode, off, len);
+    int rc;
+    if (cached && (mode & moves)) {
+        /* The file's end moves: as a truncation (do_ftruncate), under the
+         * lock with no write-back in flight; a collapse's new end takes
+         * the pages past it out of the mappings (SIGBUS there), as the
+         * kernel's truncate_pagecache. */
+        struct held h;
+        hold_write(&h);
+        struct umm__object *obj = umm__object_find(st.st_dev, st.st_ino);
+        umm__object_writeback_quiesce(obj);
+        rc = REAL(fallocate)(fd, mode, off, len);
+        int e = errno;
+        struct stat now;
+        if (rc == 0 && (mode & 0x08 /* COLLAPSE_RANGE */) && fstat(fd, &now) == 0)
+            umm__cache_truncated(obj, st.st_dev, st.st_ino, (uint64_t)now.st_size);
+        if (rc == 0)
+            umm__pagecache_size_changed();
+        release_write(&h);
+        errno = e;
+    } else {
+        rc = REAL(fallocate)(fd, mode, off, len);
+    }
     if (rc == 0 && cached)
         changed(fd, &st, (uint64_t)off, (mode & moves) ? (UINT64_MAX >> 2) - (uint64_t)off : (uint64_t)len);
     return rc;

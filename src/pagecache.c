@@ -130,6 +130,7 @@ struct idx_entry {
 
 struct idx {
     _Atomic uint32_t lock;
+    _Atomic uint64_t size_gen; /* shrinks of files in the family: umm__object_filepages_hint */
     uint64_t used;           /* entries ever handed out */
     uint64_t free;           /* index + 1 of a free entry (a list) */
     uint64_t bucket[IDX_BUCKETS];
@@ -468,6 +469,40 @@ uint64_t umm__object_filepages(struct umm__object *obj, uint64_t *size_out)
 }
 
 /*
+ * The fault path's end of file, without an fstat per fault.  A size seen
+ * stays good while no process of the family shrank a file (fileio.c bumps
+ * the family's generation after every truncation), and is used only as far
+ * as it is safe: a page at or past it asks the file again (it may have
+ * grown), and a read of the file shorter than it says forgets it
+ * (umm__object_read: shrunk by a writer outside the family).  The
+ * generation is read before the fstat, so a shrink between the two leaves
+ * the size stale and unused.
+ */
+uint64_t umm__object_filepages_hint(struct umm__object *obj, uint64_t *size_out)
+{
+    if (!obj->anon) {
+        uint64_t g = atomic_load_explicit(&obj->size_gen, memory_order_acquire);
+        if (g != 0 && g == atomic_load_explicit(&idx->size_gen, memory_order_acquire) + 1) {
+            *size_out = atomic_load_explicit(&obj->size_seen, memory_order_relaxed);
+            return (*size_out + UMM_PAGE_SIZE - 1) >> UMM_PAGE_SHIFT;
+        }
+    }
+    uint64_t g = atomic_load_explicit(&idx->size_gen, memory_order_acquire);
+    uint64_t pages = umm__object_filepages(obj, size_out);
+    if (!obj->anon) {
+        atomic_store_explicit(&obj->size_seen, *size_out, memory_order_relaxed);
+        atomic_store_explicit(&obj->size_gen, g + 1, memory_order_release);
+    }
+    return pages;
+}
+
+void umm__pagecache_size_changed(void)
+{
+    if (idx)
+        atomic_fetch_add_explicit(&idx->size_gen, 1, memory_order_acq_rel);
+}
+
+/*
  * Read [fpage, fpage+n) of the file into its frames, which the caller has
  * locked and which lie in one extent.  Bytes past fsize are zeros.  One
  * pread for the whole run.  Returns 0 or an errno.
@@ -480,12 +515,15 @@ int umm__object_read(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64
         k = umm__kmap_span(n - done);
         char *dst = umm__kmap(umm__object_pfn(obj, fpage + done), k);
         uint64_t off = (fpage + done) << UMM_PAGE_SHIFT, len = k << UMM_PAGE_SHIFT, got = 0;
-        /* Have the host allocate the frames in one call, not one fault each. */
+        /* Have the host allocate the frames in one call, not one fault each
+         * (one page: the pread's own fault is cheaper than the call). */
         umm__vg_defined(dst, len);
-        madvise(dst, len, 23 /* MADV_POPULATE_WRITE */);
-        uint64_t want = fsize > off ? fsize - off : 0;
-        if (want > len)
-            want = len;
+        if (k > 1)
+            madvise(dst, len, 23 /* MADV_POPULATE_WRITE */);
+        /* The whole run is asked for: fsize may be a size seen earlier
+         * (umm__object_filepages_hint), and a file grown since gives its
+         * bytes; at the end the kernel stops short, and zeros follow. */
+        uint64_t want = len, expect = fsize > off ? fsize - off : 0;
         while (got < want) {
             ssize_t r = umm__sys_pread(obj->fd, dst + got, want - got, (off_t)(off + got));
             if (r < 0 && errno == EINTR)
@@ -496,10 +534,12 @@ int umm__object_read(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64
                 umm__kunmap(dst, k);
                 return err;
             }
-            if (r == 0)
-                break; /* the file shrank: the rest reads as zeros */
             got += (uint64_t)r;
+            if (r == 0 || (got >= expect && got < want))
+                break; /* the end of the file: no second call to hear 0 */
         }
+        if (got < expect && got < want)
+            atomic_store(&obj->size_gen, 0); /* the file shrank: its size is not known */
         memset(dst + got, 0, len - got);
         umm__vg_noaccess(dst, len);
         umm__kunmap(dst, k);
@@ -970,8 +1010,10 @@ void umm__object_drop(struct umm__object *obj, uint64_t fpage, uint64_t n)
  * file.  Shared anonymous memory has no file: its pages are its contents. */
 void umm__object_invalidate(struct umm__object *obj, uint64_t fpage, uint64_t n)
 {
-    if (!obj->anon)
+    if (!obj->anon) {
+        atomic_store(&obj->size_gen, 0); /* the file is asked again, its size too */
         umm__object_drop(obj, fpage, n);
+    }
 }
 
 /* Write back every dirty page of obj: 0 or the first errno.  With

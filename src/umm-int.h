@@ -216,6 +216,8 @@ struct umm__object {
     _Atomic int wb_inflight;      /* write-backs writing outside the mm lock (UMM__WB_UNLOCK) */
     int wb_holds;                 /* references those hold (in refs), under the mm lock */
     _Atomic uint32_t mmap_miss;   /* read-around's misses less hits (fault.c read_around) */
+    _Atomic uint64_t size_seen;   /* the file's size as last seen by a fault (umm__object_filepages_hint) */
+    _Atomic uint64_t size_gen;    /* the family's size generation then, + 1; 0: not known */
 };
 
 struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t npages, int *err);
@@ -228,6 +230,12 @@ umm__pfn umm__object_pfn(struct umm__object *obj, uint64_t fpage);
 uint64_t umm__object_run(struct umm__object *obj, uint64_t fpage, uint64_t max);
 /* Number of pages of the file (rounded up); anonymous objects: unlimited. */
 uint64_t umm__object_filepages(struct umm__object *obj, uint64_t *size_out);
+/* The same as last seen, without an fstat while nothing in the family
+ * shrank a file since (the fault path: a page at or past that end, or a
+ * short read, asks the file again); write-back keeps the exact one. */
+uint64_t umm__object_filepages_hint(struct umm__object *obj, uint64_t *size_out);
+/* A file of the family shrank (or moved its bytes): every size seen goes. */
+void umm__pagecache_size_changed(void);
 /* Fill [fpage, fpage+n) whose frames the caller has locked; returns 0 or
  * an errno.  Bytes past the end of the file read as zeros. */
 int umm__object_read(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64_t fsize);
