@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "util.h"
@@ -221,6 +222,112 @@ static void forked(void)
     free(s.bytes);
 }
 
+/* A store in memory the family shares (a host MAP_SHARED mapping): what a
+ * child's write-back puts there, the parent sees. */
+static void exit_paths(void)
+{
+    const char *how[] = { "exit", "SIGTERM left at its default" };
+    for (int k = 0; k < 2; k++) {
+        struct store *s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        unsigned char *bytes = mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        memset(s, 0, sizeof *s);
+        s->bytes = bytes;
+        s->size = 8 * PAGE;
+        pid_t pid = fork();
+        if (pid == 0) {
+            tap_quiet();
+            s->faulting = pthread_self();
+            /* The child's own mapping: it is the pager's owner. */
+            unsigned char *p = umm_mmap_pager(NULL, 8 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, &ops, s, 0);
+            if (p == MAP_FAILED)
+                _exit(3);
+            memset(p + PAGE, 0x3c, 2 * PAGE);
+            if (k == 1)
+                raise(SIGTERM);
+            exit(0);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        int ended = k == 0 ? WIFEXITED(status) && WEXITSTATUS(status) == 0
+                           : WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM;
+        ok(ended && bytes[PAGE] == 0x3c && bytes[3 * PAGE - 1] == 0x3c && bytes[0] == 0,
+           "a process ending by %s writes its dirty pager pages back through the pager", how[k]);
+        munmap(s, sizeof *s);
+        munmap(bytes, 8 * PAGE);
+    }
+}
+
+/* Threads faulting one pager mapping at once, under reclaim: the pager
+ * thread serves them all, one callback at a time; no byte goes wrong. */
+struct th {
+    unsigned char *p;
+    size_t npages;
+    int id, bad;
+};
+
+static void *th_run(void *arg)
+{
+    struct th *t = arg;
+    uint64_t r = 0x9e3779b97f4a7c15ull * (uint64_t)(t->id + 1);
+    for (int k = 0; k < 3000; k++) {
+        size_t pg = xorshift64(&r) % t->npages;
+        size_t at = pg * PAGE + (size_t)t->id * 8; /* each thread its own bytes of the page */
+        if (t->p[at] != (unsigned char)(pg + t->id) && t->p[at] != pattern(at, 5))
+            t->bad++;
+        t->p[at] = (unsigned char)(pg + t->id);
+    }
+    return NULL;
+}
+
+static int busy; /* a callback is running: callbacks must never overlap */
+static int overlap;
+static ssize_t slow_fill(void *c, off_t off, void *buf, size_t len)
+{
+    if (__atomic_exchange_n(&busy, 1, __ATOMIC_SEQ_CST))
+        overlap = 1;
+    ssize_t n = st_fill(c, off, buf, len);
+    __atomic_store_n(&busy, 0, __ATOMIC_SEQ_CST);
+    return n;
+}
+
+static int slow_write(void *c, off_t off, const void *buf, size_t len)
+{
+    if (__atomic_exchange_n(&busy, 1, __ATOMIC_SEQ_CST))
+        overlap = 1;
+    int e = st_write(c, off, buf, len);
+    __atomic_store_n(&busy, 0, __ATOMIC_SEQ_CST);
+    return e;
+}
+
+static const struct umm_pager_ops th_ops = { slow_fill, slow_write, st_size, NULL, NULL };
+
+static void threads(uint64_t budget)
+{
+    struct store s;
+    size_t npages = (size_t)budget * 2, len = npages * PAGE;
+    store_init(&s, len, 5);
+    s.faulting = (pthread_t)0;
+    unsigned char *p = umm_mmap_pager(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, &th_ops, &s, 0);
+    if (!ok(p != MAP_FAILED, "a pager mapping 2x the budget for four threads"))
+        return;
+    vg_racy(p, len); /* each thread has its own bytes; pages are shared on purpose */
+    struct th t[4];
+    pthread_t id[4];
+    for (int i = 0; i < 4; i++) {
+        t[i] = (struct th){ p, npages, i, 0 };
+        pthread_create(&id[i], NULL, th_run, &t[i]);
+    }
+    int bad = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(id[i], NULL);
+        bad += t[i].bad;
+    }
+    ok(bad == 0 && !overlap, "four threads faulting at once under reclaim: every byte right, callbacks never overlapped");
+    is_int(umm_msync(p, len, MS_SYNC), 0, "msync");
+    umm_munmap(p, len);
+    free(s.bytes);
+}
+
 static void bad_input(void)
 {
     struct store s;
@@ -296,6 +403,8 @@ int main(void)
     basics();
     reclaim(stat_get("budget"));
     forked();
+    exit_paths();
+    threads(stat_get("budget"));
     bad_input();
     check_released();
     return tap_done();
