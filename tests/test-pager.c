@@ -12,6 +12,7 @@
  *   - after fork the family shares the page cache: a child's store to a
  *     shared page is seen by the parent, its private stores are its own;
  *   - release is called when the last mapping goes;
+ *   - the store going away mid-run under reclaim loses nothing;
  *   - bad input: a failing fill is SIGBUS for the access (and the page
  *     comes in once the store is back), a failing write-back is EIO from
  *     msync with nothing lost (the next msync writes it), a short fill
@@ -328,6 +329,38 @@ static void threads(uint64_t budget)
     free(s.bytes);
 }
 
+/* The store goes away in the middle of a run under reclaim: dirty pages
+ * cannot go, so frames pass the budget (as without swap room) rather than
+ * lose a byte; msync says EIO; once the store is back, everything reaches it. */
+static void store_gone(uint64_t budget)
+{
+    struct store s;
+    size_t len = (size_t)budget * 4 * PAGE;
+    store_init(&s, len, 6);
+    unsigned char *p = umm_mmap_pager(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, &ops, &s, 0);
+    if (!ok(p != MAP_FAILED, "a pager mapping 4x the budget"))
+        return;
+    for (size_t i = 0; i < len / 2; i += PAGE)
+        p[i] = 0x11;
+    s.fail_write = -ECONNRESET; /* the server went away */
+    for (size_t i = len / 2; i < len; i += PAGE)
+        p[i] = 0x22;
+    int same = 1;
+    for (size_t i = 0; i < len && same; i += PAGE)
+        same = p[i] == (i < len / 2 ? 0x11 : 0x22) && p[i + 1] == pattern(i + 1, 6);
+    ok(same, "with the store gone mid-run, every store to the mapping still reads back");
+    errno = 0;
+    ok(umm_msync(p, len, MS_SYNC) == -1 && errno == EIO, "msync fails with EIO while it is gone");
+    s.fail_write = 0;
+    is_int(umm_msync(p, len, MS_SYNC), 0, "the store is back: msync succeeds");
+    same = 1;
+    for (size_t i = 0; i < len && same; i += PAGE)
+        same = s.bytes[i] == (i < len / 2 ? 0x11 : 0x22) && s.bytes[i + 1] == pattern(i + 1, 6);
+    ok(same, "and the store has every page: nothing was lost");
+    umm_munmap(p, len);
+    free(s.bytes);
+}
+
 static void bad_input(void)
 {
     struct store s;
@@ -405,6 +438,7 @@ int main(void)
     forked();
     exit_paths();
     threads(stat_get("budget"));
+    store_gone(stat_get("budget"));
     bad_input();
     check_released();
     return tap_done();
