@@ -50,7 +50,8 @@ struct req {
 static _Atomic uint32_t qlock;   /* a bit lock over the queue */
 static struct req *qhead, *qtail;
 static _Atomic uint32_t qseq;    /* bumped at each request: the thread sleeps on it */
-static _Atomic int running;
+static _Atomic int running;     /* changed under qlock: call() decides there */
+static int stopping;
 static pthread_t worker;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -106,7 +107,10 @@ static void *pager_thread(void *arg)
         struct req *r = qhead;
         if (r && !(qhead = r->next))
             qtail = NULL;
+        int stop = !r && stopping; /* nothing left and no more to come */
         umm__bitunlock(&qlock, 0);
+        if (stop)
+            return NULL;
         if (!r) {
             futex_wait(&qseq, seq);
             continue;
@@ -125,8 +129,28 @@ static void atfork_child(void)
     atomic_store(&qlock, 0);
     qhead = qtail = NULL;
     pthread_mutex_init(&start_lock, NULL);
+    stopping = 0;
     if (atomic_exchange(&running, 0) && pthread_create(&worker, NULL, pager_thread, NULL) == 0)
         atomic_store(&running, 1);
+}
+
+/* At exit (init.c), after the last write-back: the thread drains its queue
+ * and ends, and is joined, so that nothing of it is left for memcheck's
+ * leak check; a request after that runs in its caller (exit is single
+ * threaded by then, the daemon stopped). */
+void umm__pager_stop(void)
+{
+    pthread_mutex_lock(&start_lock);
+    umm__bitlock(&qlock, 0);
+    int was = atomic_exchange(&running, 0);
+    stopping = 1;
+    umm__bitunlock(&qlock, 0);
+    if (was && !pthread_equal(pthread_self(), worker)) {
+        atomic_fetch_add(&qseq, 1);
+        futex_wake(&qseq);
+        pthread_join(worker, NULL);
+    }
+    pthread_mutex_unlock(&start_lock);
 }
 
 static void register_atfork(void)
@@ -140,16 +164,14 @@ static int pager_start(void)
     pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&start_lock);
     int err = 0;
-    if (!atomic_load(&running)) {
+    if (!atomic_load(&running) && !stopping) {
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, &old); /* born with every signal blocked */
         err = pthread_create(&worker, NULL, pager_thread, NULL);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (!err) {
-            pthread_detach(worker);
+        if (!err)
             atomic_store(&running, 1);
-        }
     }
     pthread_mutex_unlock(&start_lock);
     return err;
@@ -167,6 +189,11 @@ static void call(struct req *r)
     atomic_store(&r->done, 0);
     r->next = NULL;
     umm__bitlock(&qlock, 0);
+    if (!atomic_load(&running)) { /* stopped meanwhile (exit) */
+        umm__bitunlock(&qlock, 0);
+        run(r);
+        return;
+    }
     if (qtail)
         qtail->next = r;
     else

@@ -276,6 +276,8 @@ void umm__pager_release(struct umm__pager *pg);
  * reclaim does not drop dirty pages (pagecache.c). */
 int umm__pager_foreign(const struct umm__object *obj);
 int umm__pager_running(void); /* the pager thread runs (one more thread, fork.c) */
+/* At exit: the pager thread ends (joined); callbacks then run in the caller. */
+void umm__pager_stop(void);
 /* mman.c's umm_mmap with the object a pager's (pg: ops and cookie). */
 struct umm__pager_map { const struct umm_pager_ops *ops; void *cookie; };
 void *umm__mmap_pager(void *addr, size_t length, int prot, int flags, const struct umm__pager_map *pm, off_t offset);

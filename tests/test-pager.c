@@ -209,6 +209,7 @@ static void forked(void)
         child_writes(p);              /* resident: the family's frame */
         r[PAGE] = 2;                  /* private: its own copy */
         int ok_child = p[8 * PAGE] == pattern(8 * PAGE, 3) && r[2 * PAGE] == pattern(2 * PAGE, 3);
+        vg_abrupt_end(); /* _exit with the pager thread running (util.h) */
         _exit(ok_child ? 0 : 1);
     }
     int status = 0;
@@ -243,8 +244,10 @@ static void exit_paths(void)
             if (p == MAP_FAILED)
                 _exit(3);
             memset(p + PAGE, 0x3c, 2 * PAGE);
-            if (k == 1)
+            if (k == 1) {
+                vg_abrupt_end(); /* dies with the pager thread running (util.h) */
                 raise(SIGTERM);
+            }
             exit(0);
         }
         int status = 0;
