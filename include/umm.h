@@ -215,6 +215,64 @@ size_t umm_trace_read(struct umm_trace_event *events, size_t max);
  * exit).  Returns 0, or -1 with errno of the first failed write. */
 int   umm_shutdown(void);
 
+/*
+ * Pagers: mappings whose pages come from a store the program provides
+ * (umm_pager(3)).  The program gives callbacks; libumm gives a mapping whose
+ * pages behave as a file's: MAP_SHARED (dirty pages written back through
+ * writeback) or MAP_PRIVATE (copy-on-write), msync, madvise, fork, and
+ * reclaim under UMM_RAM (dirty pages written back, clean ones dropped and
+ * filled again at the next touch), so the mapping may be far larger than
+ * the memory budget.  Offsets and lengths are whole pages of the store.
+ *
+ * The callbacks run on libumm's pager thread, one at a time, while the
+ * thread that needs the pages waits.  They may block, allocate, do I/O;
+ * they must not touch libumm memory (any umm_mmap mapping), call umm_*
+ * functions, or take a lock the program may hold while it touches the
+ * mapping.  After fork each process calls its own copy of the callbacks
+ * and cookie (README, "Pagers").
+ */
+struct umm_pager_ops {
+    /* Put the store's bytes [off, off+len) in buf.  Returns len, or fewer
+     * (the rest reads as zeros, as past the end of a file), or a negative
+     * errno: the access that needed the page gets SIGBUS. */
+    ssize_t (*fill)(void *cookie, off_t off, void *buf, size_t len);
+    /* Store [off, off+len) from buf.  Returns 0 or a negative errno (the
+     * pages stay dirty; msync fails with EIO).  NULL: a read-only store
+     * (MAP_SHARED with PROT_WRITE fails with EACCES). */
+    int (*writeback)(void *cookie, off_t off, const void *buf, size_t len);
+    /* Optional: the store's size in bytes, asked at umm_mmap_pager and at
+     * msync(MS_INVALIDATE); pages wholly past it raise SIGBUS.  NULL: no end. */
+    uint64_t (*size)(void *cookie);
+    /* Optional: make what writeback stored durable (msync MS_SYNC).  0 or
+     * a negative errno. */
+    int (*sync)(void *cookie);
+    /* Optional: the last mapping of (ops, cookie) in this process is gone,
+     * its dirty pages written back. */
+    void (*release)(void *cookie);
+};
+/* Map [offset, offset+length) of the store (ops, cookie); same flags as
+ * umm_mmap (MAP_SHARED or MAP_PRIVATE, MAP_FIXED, MAP_POPULATE...; not
+ * MAP_ANONYMOUS).  Mappings of the same ops->fill and cookie share one
+ * page cache, as mappings of one file do.  MAP_FAILED with errno: EINVAL
+ * (no ops or fill, offset not page aligned, MAP_ANONYMOUS), EACCES
+ * (MAP_SHARED, PROT_WRITE, no writeback), or umm_mmap's errors. */
+void *umm_mmap_pager(void *addr, size_t length, int prot, int flags, const struct umm_pager_ops *ops,
+                     void *cookie, off_t offset);
+
+/*
+ * Dirty-page tracking (umm_dirty(3)), the kernel's soft-dirty bits: which
+ * pages of [addr, addr+length) were written since the last clear (or since
+ * they were mapped).  vec (may be NULL) gets one byte per page, 1 if
+ * written.  With UMM_DIRTY_CLEAR the pages are then write-protected, so the
+ * next store to each traps once and marks it again.  Never a false
+ * negative; a page made writable without a store (a private page first
+ * read after a clear, a swapped page brought back) may be reported.
+ * Returns the number of pages reported, or -1 with errno: EINVAL (addr not
+ * aligned, unknown flags), ENOMEM (part of the range is not a libumm mapping).
+ */
+#define UMM_DIRTY_CLEAR 1
+long umm_dirty(void *addr, size_t length, unsigned char *vec, int flags);
+
 #ifdef __cplusplus
 }
 #endif

@@ -947,8 +947,10 @@ enum umm__fault_result umm__fault(uintptr_t addr, int access, int *err)
     if (r == UMM__FAULT_SIGBUS &&
         ((atomic_load(&pte->flags) & UMM__P_PRESENT) || umm__arm_sigbus(v, page) != 0))
         r = UMM__FAULT_SEGV;
-    else if (r == UMM__FAULT_SIGBUS && (*err == ENOSPC || *err == EDQUOT))
-        atomic_fetch_or(&pte->flags, UMM__P_NOSPACE); /* inside the file, yet this SIGBUS is real */
+    else if (r == UMM__FAULT_SIGBUS && (*err == ENOSPC || *err == EDQUOT || *err == EIO))
+        atomic_fetch_or(&pte->flags, UMM__P_NOSPACE); /* inside the file, yet this SIGBUS is real
+                                                       * (EIO: a failed read or pager fill, which
+                                                       * would otherwise be retried for ever) */
     umm__bitunlock(&pte->flags, 0);
     return r;
 }

@@ -273,7 +273,8 @@ static int count_threads_once(int want)
  * A thread just joined may still be counted for a moment: look again. */
 static int only_thread(void)
 {
-    int want = 1 + umm__daemon_running(); /* the daemon's never touches a mapping */
+    /* The daemon's and the pager thread (pager.c) never touch a mapping. */
+    int want = 1 + umm__daemon_running() + umm__pager_running();
     for (int tries = 0; tries < 20; tries++) {
         int n = count_threads_once(want);
         if (n <= 0)

@@ -37,6 +37,7 @@ static void at_exit(void)
     umm__writeback_final(); /* as umm_shutdown(), naming a file that failed */
     umm__leave(&saved);
     umm__daemon_stop();
+    umm__pager_stop(); /* pager.c: after the last write-back through it */
 }
 
 /* The last of libumm in a process that exits normally, after the program's

@@ -281,6 +281,11 @@ int umm__mc_update(struct umm__vma *v, uint64_t from, uint64_t to, uint32_t set,
             atomic_fetch_and(&pte->flags, ~c.clear);
         if (~f & c.set)
             atomic_fetch_or(&pte->flags, c.set);
+        /* Write access taken away for any reason but umm_dirty's clear
+         * (which clears SOFTDIRTY with it): remember the page may have been
+         * written (softdirty.c). */
+        if ((f & c.clear & UMM__P_WRITE) && !(c.clear & UMM__P_SOFTDIRTY))
+            atomic_fetch_or(&pte->flags, UMM__P_SOFTDIRTY);
         uint32_t nf = (f & ~c.clear) | c.set;
         int ow = umm__pte_writes_cache(v, f), nw = umm__pte_writes_cache(v, nf);
         if (ow != nw) /* the frame's writers, for write-back across fork */

@@ -514,7 +514,7 @@ static int overcommit_ok(size_t len, int prot, int flags, int shared, int anon, 
 
 /* Build the VMA for [start, start+len): object or private range. */
 static struct umm__vma *make_vma(uintptr_t start, size_t len, int prot, int shared, int anon, int fd,
-                                 uint64_t fpage, int *err)
+                                 uint64_t fpage, const struct umm__pager_map *pm, int *err)
 {
     struct umm__vma *v = umm__vma_new(start, start + len);
     if (!v) {
@@ -524,7 +524,8 @@ static struct umm__vma *make_vma(uintptr_t start, size_t len, int prot, int shar
     v->prot = prot;
     v->vflags = shared ? UMM__V_SHARED : 0;
     if (!anon || shared) {
-        v->obj = umm__object_get(fd, anon, anon ? 0 : fpage, umm__vma_pages(v), err);
+        v->obj = pm ? umm__object_pager(pm->ops, pm->cookie, fpage, umm__vma_pages(v), err) /* pager.c */
+                    : umm__object_get(fd, anon, anon ? 0 : fpage, umm__vma_pages(v), err);
         if (!v->obj) {
             umm__vma_discard(v);
             return NULL;
@@ -540,8 +541,15 @@ static struct umm__vma *make_vma(uintptr_t start, size_t len, int prot, int shar
     return v;
 }
 
+/* umm_mmap_pager's pager (pager.c), for the umm_mmap it calls: a file with
+ * no descriptor, readable, writable if the pager writes back.  Handed over
+ * this way so that umm_mmap stays the first frame of memcheck's block. */
+static __thread const struct umm__pager_map *pager_pm;
+
 void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
 {
+    const struct umm__pager_map *pm = pager_pm;
+    pager_pm = NULL;
     uintptr_t a = (uintptr_t)addr;
     int anon = (flags & MAP_ANONYMOUS) != 0, fmode = 0, err = 0, mayexec = 1, hshift = 0;
     enum kind kind = K_REGULAR;
@@ -552,7 +560,12 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
     /* The order of the checks is the kernel's. */
     if (offset & (off_t)(UMM_PAGE_SIZE - 1))
         return fail(EINVAL), MAP_FAILED;
-    if (!anon) {
+    if (pm) {
+        fmode = pm->ops->writeback ? O_RDWR : O_RDONLY;
+        st.st_mode = S_IFREG;
+        if (flags & MAP_HUGETLB)
+            return fail(EINVAL), MAP_FAILED;
+    } else if (!anon) {
         int fl = fcntl(fd, F_GETFL);
         if (fl < 0 || (fl & O_PATH) || fstat(fd, &st) != 0)
             return fail(EBADF), MAP_FAILED;
@@ -632,6 +645,14 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
         /* EPERM or EAGAIN */
     } else if ((hshift || (!anon && kind == K_REGULAR)) && (uint64_t)offset > (uint64_t)INT64_MAX - len) {
         err = EOVERFLOW;
+    } else if (pm) {
+        int type = flags & MAP_TYPE;
+        if (type == MAP_SHARED || type == MAP_SHARED_VALIDATE)
+            err = (prot & PROT_WRITE) && fmode != O_RDWR ? EACCES : 0;
+        else if (type != MAP_PRIVATE)
+            err = EINVAL;
+        if (!err && (flags & MAP_GROWSDOWN))
+            err = EINVAL;
     } else if (!anon) {
         err = check_file(fd, fmode, kind, prot, &flags, offset, &mayexec);
         if (!err && kind == K_ZERO)
@@ -661,7 +682,7 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
     if (!(flags & MAP_FIXED))
         a = resv; /* the reservation may have moved, or be gone (0) */
 
-    struct umm__vma *v = err ? NULL : make_vma(a, len, prot, shared, anon, fd, pgoff, &err);
+    struct umm__vma *v = err ? NULL : make_vma(a, len, prot, shared, anon, fd, pgoff, pm, &err);
     if (!v || ((flags & MAP_FIXED) && unmap_range(a, a + len, 0, 0) != 0) || umm__vma_host_map(v, a, a + len) != 0) {
         if (v)
             umm__vma_discard(v);
@@ -686,7 +707,7 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
      * now): its descriptor's mode decides, not MAP_ANONYMOUS. */
     if (!shared || (flags & MAP_ANONYMOUS) || fmode == O_RDWR)
         v->vflags |= UMM__V_MAYWRITE;
-    umm__kvma_new(v, (flags & MAP_ANONYMOUS) ? -1 : fd, flags, pgoff);
+    umm__kvma_new(v, (flags & MAP_ANONYMOUS) || pm ? -1 : fd, flags, pgoff);
     umm__assert(umm__vma_insert(v) == 0);
     umm__kvma_mapped(v);
     v->block = a;
@@ -703,6 +724,12 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
         umm__kvma_populate(v, v->start, v->end, !shared && (prot & PROT_WRITE));
     umm__leave(&saved);
     return (void *)a;
+}
+
+void *umm__mmap_pager(void *addr, size_t length, int prot, int flags, const struct umm__pager_map *pm, off_t offset)
+{
+    pager_pm = pm;
+    return umm_mmap(addr, length, prot, flags & ~MAP_ANONYMOUS, -1, offset);
 }
 
 /* --------------------------------------------------------------- munmap */
@@ -941,6 +968,8 @@ static int remove_range(struct umm__vma *v, uint64_t from, uint64_t to)
     if (!(v->vflags & UMM__V_SHARED) || !(v->vflags & UMM__V_MAYWRITE))
         return EACCES;
     uint64_t fp = v->fpage + from, n = to - from;
+    if (obj->pager) /* pager.c: a store with no way to punch a hole */
+        return EOPNOTSUPP;
     if (!obj->anon &&
         umm__sys_fallocate(obj->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(fp << UMM_PAGE_SHIFT),
                   (off_t)(n << UMM_PAGE_SHIFT)) != 0)
@@ -1178,7 +1207,7 @@ void *umm__own_mmap(size_t len)
     void *r = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     struct umm__vma *v = NULL;
     if (r != MAP_FAILED)
-        v = make_vma((uintptr_t)r, len, PROT_READ | PROT_WRITE, 0, 1, -1, 0, &err);
+        v = make_vma((uintptr_t)r, len, PROT_READ | PROT_WRITE, 0, 1, -1, 0, NULL, &err);
     if (v)
         umm__kvma_new(v, -1, MAP_NORESERVE, 0);
     if (!v || umm__vma_host_map(v, v->start, v->end) != 0 || umm__vma_insert(v) != 0) {

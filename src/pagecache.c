@@ -261,7 +261,7 @@ static int extent_place(struct umm__object *obj, uint64_t p, uint64_t end)
     for (size_t k = 0; k < obj->nex; k++)
         if (obj->ext[k].fpage > p && obj->ext[k].fpage < gap_end)
             gap_end = obj->ext[k].fpage;
-    int listed = !obj->anon;
+    int listed = !obj->anon && !obj->pager; /* pager: its process's own, as shared anon (pager.c) */
     if (listed) {
         uint64_t next;
         struct idx_entry *e = idx_find(obj, p, &next);
@@ -292,7 +292,7 @@ static int extent_place(struct umm__object *obj, uint64_t p, uint64_t end)
  * scrubs and frees its frames, and takes it out of the index. */
 void umm__extent_release(struct umm__object *obj, struct umm__extent *x)
 {
-    if (obj->anon) {
+    if (obj->anon || obj->pager) {
         umm__ram_unpin(x->base, x->npages, 1);
         return;
     }
@@ -306,8 +306,8 @@ void umm__extent_release(struct umm__object *obj, struct umm__extent *x)
 int umm__object_cover(struct umm__object *obj, uint64_t fpage, uint64_t npages)
 {
     uint64_t p = fpage, end = fpage + npages;
-    int rc = 0;
-    if (!obj->anon)
+    int rc = 0, listed = !obj->anon && !obj->pager;
+    if (listed)
         idx_lock();
     while (p < end) {
         int i = extent_index(obj, p);
@@ -320,7 +320,7 @@ int umm__object_cover(struct umm__object *obj, uint64_t fpage, uint64_t npages)
             break;
         }
     }
-    if (!obj->anon)
+    if (listed)
         idx_unlock();
     return rc;
 }
@@ -335,6 +335,10 @@ static void object_free(struct umm__object *obj)
     umm__kfree(obj->ext, obj->capex * sizeof *obj->ext);
     if (obj->fd >= 0)
         umm__file_close(obj->fd, obj->fd_writable, obj->dev, obj->ino);
+    if (obj->pager) { /* pager.c: the program's release, once written back */
+        umm__pager_release(obj->pager);
+        umm__kfree(obj->pager, sizeof *obj->pager);
+    }
     umm__kfree(obj, sizeof *obj);
 }
 
@@ -365,7 +369,7 @@ struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t n
             return NULL;
         }
         for (obj = umm__mm.objects; obj; obj = obj->next)
-            if (!obj->anon && obj->dev == st.st_dev && obj->ino == st.st_ino)
+            if (!obj->anon && !obj->pager && obj->dev == st.st_dev && obj->ino == st.st_ino)
                 break;
     }
     int created = 0;
@@ -420,6 +424,57 @@ struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t n
     return obj;
 }
 
+/* ------------------------------------------------- the program's pagers */
+
+/* An object whose I/O goes to the program's pager (pager.c) instead of a
+ * file: no descriptor, not in the family's index nor in fileio.c's view
+ * (no file has its bytes); found again by its ops and cookie, so mappings
+ * of one store share frames as mappings of one file do.  Otherwise a file
+ * object: dirty tracking, write-back, reclaim (dirty pages written back
+ * through the pager, clean ones dropped) all as for files. */
+struct umm__object *umm__object_pager(const struct umm_pager_ops *ops, void *cookie, uint64_t fpage,
+                                      uint64_t npages, int *err)
+{
+    struct umm__object *obj;
+    for (obj = umm__mm.objects; obj; obj = obj->next)
+        if (obj->pager && obj->pager->cookie == cookie && obj->pager->ops.fill == ops->fill)
+            break;
+    int created = !obj;
+    if (created) {
+        obj = umm__kalloc(sizeof *obj);
+        struct umm__pager *pg = obj ? umm__kalloc(sizeof *pg) : NULL;
+        if (!pg) {
+            if (obj)
+                umm__kfree(obj, sizeof *obj);
+            *err = ENOMEM;
+            return NULL;
+        }
+        pg->ops = *ops;
+        pg->cookie = cookie;
+        pg->owner = umm__mm.pid;
+        umm__pager_resize(pg);
+        obj->pager = pg;
+        obj->fd = -1;
+        obj->dev = (dev_t)-1;
+        obj->ino = (ino_t)(uintptr_t)cookie;
+        obj->fd_writable = 0; /* no blocks to reserve: umm__object_reserve has nothing to do */
+        atomic_store(&obj->hole_from, UINT64_MAX);
+    }
+    if (umm__object_cover(obj, fpage, npages) != 0) {
+        *err = ENOMEM;
+        if (created)
+            object_free(obj);
+        return NULL;
+    }
+    obj->refs++;
+    if (created) {
+        obj->next = umm__mm.objects;
+        umm__mm.objects = obj;
+        atomic_fetch_add(&umm__mm.nobjects, 1);
+    }
+    return obj;
+}
+
 /* Drop a reference; the last one writes back, frees the frames and closes. */
 void umm__object_put(struct umm__object *obj)
 {
@@ -433,7 +488,7 @@ void umm__object_put(struct umm__object *obj)
         pp = &(*pp)->next;
     *pp = obj->next;
     atomic_fetch_sub(&umm__mm.nobjects, 1);
-    if (!obj->anon)
+    if (!obj->anon && !obj->pager)
         pagecache_count_file(obj, -1);
     object_free(obj);
 }
@@ -455,6 +510,10 @@ uint64_t umm__object_filepages(struct umm__object *obj, uint64_t *size_out)
          * mapped: pages that mremap grows past it raise SIGBUS. */
         *size_out = obj->anon_pages << UMM_PAGE_SHIFT;
         return obj->anon_pages;
+    }
+    if (obj->pager) { /* pager.c: what ops.size said, no system call */
+        *size_out = obj->pager->size;
+        return (obj->pager->size + UMM_PAGE_SIZE - 1) >> UMM_PAGE_SHIFT;
     }
     if (fstat(obj->fd, &st) != 0)
         st.st_size = 0;
@@ -480,6 +539,8 @@ uint64_t umm__object_filepages(struct umm__object *obj, uint64_t *size_out)
  */
 uint64_t umm__object_filepages_hint(struct umm__object *obj, uint64_t *size_out)
 {
+    if (obj->pager) /* pager.c: what its size callback said, no system call */
+        return umm__object_filepages(obj, size_out);
     if (!obj->anon) {
         uint64_t g = atomic_load_explicit(&obj->size_gen, memory_order_acquire);
         if (g != 0 && g == atomic_load_explicit(&idx->size_gen, memory_order_acquire) + 1) {
@@ -524,6 +585,17 @@ int umm__object_read(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64
          * (umm__object_filepages_hint), and a file grown since gives its
          * bytes; at the end the kernel stops short, and zeros follow. */
         uint64_t want = len, expect = fsize > off ? fsize - off : 0;
+        if (obj->pager) { /* pager.c: the program's fill, on the pager thread */
+            uint64_t w = expect < len ? expect : len;
+            int e = umm__pager_fill(obj->pager, off, dst, w);
+            if (!e)
+                memset(dst + w, 0, len - w);
+            umm__vg_noaccess(dst, len);
+            umm__kunmap(dst, k);
+            if (e)
+                return e;
+            continue;
+        }
         while (got < want) {
             ssize_t r = umm__sys_pread(obj->fd, dst + got, want - got, (off_t)(off + got));
             if (r < 0 && errno == EINTR)
@@ -624,6 +696,12 @@ static int write_piece(struct umm__object *obj, uint64_t fpage, uint64_t n, uint
     int err = 0;
     char *src = umm__kmap(umm__object_pfn(obj, fpage), n);
     umm__vg_defined(src, len);
+    if (obj->pager) { /* pager.c: the program's write-back, on the pager thread */
+        err = umm__pager_write(obj->pager, off, src, len);
+        umm__vg_noaccess(src, len);
+        umm__kunmap(src, n);
+        return err;
+    }
     /* What lies at or past the program's file-size limit goes through a
      * mapping (write_mapped); the rest with pwrite. */
     struct rlimit rl;
@@ -809,7 +887,9 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
                 k = i;
                 break;
             }
-            if (atomic_load(&umm__frame(q)->ref) == 0) {
+            /* A forked copy of a pager writes to its own copy of the store:
+             * the page stays dirty for its owner's (pager.c). */
+            if (atomic_load(&umm__frame(q)->ref) == 0 && !umm__pager_foreign(obj)) {
                 atomic_fetch_and(&umm__frame(q)->flags, ~UMM__F_DIRTY);
                 cleaned++;
             }
@@ -849,7 +929,10 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
             umm__object_filepages(obj, &fsize);
         p += k;
     }
-    if ((how & UMM__WB_SYNC) && wrote && umm__sys_fdatasync(obj->fd) != 0 && !err && errno != EINVAL)
+    if ((how & UMM__WB_SYNC) && wrote && obj->pager) { /* pager.c */
+        int e = umm__pager_sync(obj->pager);
+        err = err ? err : e;
+    } else if ((how & UMM__WB_SYNC) && wrote && umm__sys_fdatasync(obj->fd) != 0 && !err && errno != EINVAL)
         err = errno;
     return err;
 }
@@ -865,6 +948,10 @@ int umm__object_evict(struct umm__object *obj, uint64_t fpage, uint64_t n)
     umm__pfn pfn = umm__object_pfn(obj, fpage);
     uint64_t fsize, dirty = 0;
     umm__object_filepages(obj, &fsize);
+    if (umm__pager_foreign(obj)) /* pager.c: dirty pages are for the owner's store */
+        for (uint64_t i = 0; i < n; i++)
+            if (atomic_load(&umm__frame(pfn + (umm__pfn)i)->flags) & UMM__F_DIRTY)
+                return EBUSY;
     for (uint64_t i = 0; i < n;) {
         if (!(atomic_load(&umm__frame(pfn + (umm__pfn)i)->flags) & UMM__F_DIRTY)) {
             i++;
@@ -1010,6 +1097,8 @@ void umm__object_drop(struct umm__object *obj, uint64_t fpage, uint64_t n)
  * file.  Shared anonymous memory has no file: its pages are its contents. */
 void umm__object_invalidate(struct umm__object *obj, uint64_t fpage, uint64_t n)
 {
+    if (obj->pager) /* the store may have changed behind the cache: its size too */
+        umm__pager_resize(obj->pager);
     if (!obj->anon) {
         atomic_store(&obj->size_gen, 0); /* the file is asked again, its size too */
         umm__object_drop(obj, fpage, n);
@@ -1103,7 +1192,7 @@ void umm__writeback_final(void)
         path[n > 0 ? n : 0] = 0;
         snprintf(num, sizeof num, "%d", err);
         say("libumm: dirty pages of ");
-        say(n > 0 ? path : "a mapped file");
+        say(obj->pager ? "a pager mapping" : n > 0 ? path : "a mapped file");
         say(" could not be written back and are lost: ");
         say(errno_words(err));
         say(" (errno ");
@@ -1176,7 +1265,7 @@ int umm__pagecache_maybe(dev_t dev, ino_t ino)
 struct umm__object *umm__object_find(dev_t dev, ino_t ino)
 {
     for (struct umm__object *obj = umm__mm.objects; obj; obj = obj->next)
-        if (!obj->anon && obj->dev == dev && obj->ino == ino)
+        if (!obj->anon && !obj->pager && obj->dev == dev && obj->ino == ino)
             return obj;
     return NULL;
 }

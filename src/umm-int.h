@@ -218,6 +218,7 @@ struct umm__object {
     _Atomic uint32_t mmap_miss;   /* read-around's misses less hits (fault.c read_around) */
     _Atomic uint64_t size_seen;   /* the file's size as last seen by a fault (umm__object_filepages_hint) */
     _Atomic uint64_t size_gen;    /* the family's size generation then, + 1; 0: not known */
+    struct umm__pager *pager;     /* the program's pager (pager.c): I/O through its callbacks; fd -1 */
 };
 
 struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t npages, int *err);
@@ -283,6 +284,38 @@ int umm__pagecache_init(void);
 /* Let go of one of obj's extents (the last process out frees it). */
 void umm__extent_release(struct umm__object *obj, struct umm__extent *e);
 
+/* A page-cache object whose store is the program's pager (pager.c): made
+ * by umm_mmap_pager, shared by mappings of the same ops and cookie. */
+struct umm__object *umm__object_pager(const struct umm_pager_ops *ops, void *cookie, uint64_t fpage,
+                                      uint64_t npages, int *err);
+
+/* ----------------------------------------------------------------- pager.c */
+/* The program's pager: its callbacks, run on the pager thread with the
+ * caller waiting.  Each returns 0 or an errno (fill zero-fills what the
+ * store did not give). */
+struct umm__pager {
+    struct umm_pager_ops ops;
+    void *cookie;
+    uint64_t size; /* bytes, from ops.size; at most (no end): */
+    pid_t owner;   /* the process that mapped it: only its write-back cleans pages */
+};
+#define UMM__PAGER_NOEND ((uint64_t)1 << 60) /* far enough, and no sum with it wraps */
+int umm__pager_fill(struct umm__pager *pg, uint64_t off, void *buf, uint64_t len);
+int umm__pager_write(struct umm__pager *pg, uint64_t off, const void *buf, uint64_t len);
+int umm__pager_sync(struct umm__pager *pg);
+void umm__pager_resize(struct umm__pager *pg);
+void umm__pager_release(struct umm__pager *pg);
+/* Is obj a pager of another process of the family (a copy made by fork)?
+ * Its write-back then keeps pages dirty for the owner's store, and its
+ * reclaim does not drop dirty pages (pagecache.c). */
+int umm__pager_foreign(const struct umm__object *obj);
+int umm__pager_running(void); /* the pager thread runs (one more thread, fork.c) */
+/* At exit: the pager thread ends (joined); callbacks then run in the caller. */
+void umm__pager_stop(void);
+/* mman.c's umm_mmap with the object a pager's (pg: ops and cookie). */
+struct umm__pager_map { const struct umm_pager_ops *ops; void *cookie; };
+void *umm__mmap_pager(void *addr, size_t length, int prot, int flags, const struct umm__pager_map *pm, off_t offset);
+
 /* ---------------------------------------------------------------- locks.c */
 /* Close libumm's descriptor of a file, or keep it open (parked) while the
  * process may hold a POSIX lock there: closing would drop the lock. */
@@ -339,6 +372,8 @@ struct umm__pte {
 #define UMM__P_GUARD   0x80u /* MADV_GUARD_INSTALL: never present, every touch SIGSEGV */
 #define UMM__P_OLD     0x100u /* present, but the host's access taken away to see whether
                                * it is used again (reclaim's reference bit, vmscan.c) */
+#define UMM__P_SOFTDIRTY 0x200u /* written since the program's last umm_dirty(CLEAR): set
+                                 * when WRITE is taken away (mapcount.c; softdirty.c) */
 
 /* Page tables are allocated with the mapping (never in the trap), from
  * libumm's own region (kmem.c: memory only for the entries written), and
