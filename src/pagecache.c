@@ -354,6 +354,15 @@ static uint64_t first_hole(int fd, uint64_t size)
     return h < 0 ? 0 : (uint64_t)h < size ? (uint64_t)h : size;
 }
 
+/* Fields faults read and write without a lock, on purpose (a lost update
+ * is harmless): told to helgrind and drd (vg.h). */
+static void object_racy(struct umm__object *obj)
+{
+    umm__vg_racy(&obj->mmap_miss, sizeof obj->mmap_miss);
+    umm__vg_racy(&obj->size_seen, sizeof obj->size_seen);
+    umm__vg_racy(&obj->size_gen, sizeof obj->size_gen);
+}
+
 /*
  * Find or create the object for fd (or a new anonymous one), take a
  * reference, and place frames for [fpage, fpage+npages).  On failure
@@ -395,6 +404,7 @@ struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t n
         }
         if (!anon)
             atomic_store(&obj->hole_from, first_hole(obj->fd, (uint64_t)st.st_size));
+        object_racy(obj);
         created = 1;
     } else if (!obj->fd_writable && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR) {
         /* A writable descriptor arrived: write-back may now be needed. */
@@ -459,6 +469,7 @@ struct umm__object *umm__object_pager(const struct umm_pager_ops *ops, void *coo
         obj->ino = (ino_t)(uintptr_t)cookie;
         obj->fd_writable = 0; /* no blocks to reserve: umm__object_reserve has nothing to do */
         atomic_store(&obj->hole_from, UINT64_MAX);
+        object_racy(obj);
     }
     if (umm__object_cover(obj, fpage, npages) != 0) {
         *err = ENOMEM;
