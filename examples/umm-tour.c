@@ -6,7 +6,8 @@
  * libumm handled: the address, read or write, what libumm did, how long
  * it took.  Step 7 forks with umm_fork() and shows copy-on-write between
  * parent and child; step 8 starts the tour again in a new process with a
- * small memory budget (UMM_RAM) and shows reclaim and the swap file.  Run
+ * small memory budget (UMM_RAM) and shows reclaim and the swap file; step 9
+ * maps a store of the program's own through a pager (umm_pager(3)).  Run
  * it with `make demo`, which runs it with UMM_TRACE_FILE set and draws the
  * traces with umm-trace(1).
  */
@@ -296,6 +297,68 @@ static void reclaim_step(const char *dir)
     free(env);
 }
 
+/* Step 9: a store of the program's own behind a mapping (umm_pager(3)):
+ * here 8 pages in an array, each fill and write-back printed. */
+#define STORE_PAGES 8
+static char store[STORE_PAGES * PAGE];
+
+static ssize_t store_fill(void *cookie, off_t off, void *buf, size_t len)
+{
+    (void)cookie;
+    printf("      pager fill: store bytes [%lld, %lld) -> the page (libumm's pager thread; the fault waits)\n",
+           (long long)off, (long long)(off + (off_t)len));
+    memcpy(buf, store + off, len);
+    return (ssize_t)len;
+}
+
+static int store_writeback(void *cookie, off_t off, const void *buf, size_t len)
+{
+    (void)cookie;
+    printf("      pager write-back: the page -> store bytes [%lld, %lld)\n", (long long)off,
+           (long long)(off + (off_t)len));
+    memcpy(store + off, buf, len);
+    return 0;
+}
+
+static uint64_t store_size(void *cookie)
+{
+    (void)cookie;
+    return sizeof store;
+}
+
+static void pager_tour(void)
+{
+    static const struct umm_pager_ops ops = { .fill = store_fill, .writeback = store_writeback, .size = store_size };
+    for (int i = 0; i < STORE_PAGES; i++)
+        snprintf(store + i * PAGE, PAGE, "store page %d", i);
+    char *m = umm_mmap_pager(NULL, sizeof store, PROT_READ | PROT_WRITE, MAP_SHARED, &ops, NULL, 0);
+    if (m == MAP_FAILED) {
+        printf("   umm_mmap_pager: %s; step skipped\n", strerror(errno));
+        return;
+    }
+    base = m;
+    /* Touched outside printf: a callback that prints needs stdout's lock,
+     * which printf would hold while it faulted (umm_pager(3), "Callbacks"). */
+    char line[32];
+    memcpy(line, m + 2 * PAGE, sizeof line);
+    printf("   read page 2: \"%s\"\n", line);
+    show_traps();
+    printf("   write page 6, then umm_dirty says which pages were written:\n");
+    memcpy(m + 6 * PAGE, "written through the mapping", 28);
+    show_traps();
+    unsigned char vec[STORE_PAGES];
+    umm_dirty(m, sizeof store, vec, UMM_DIRTY_CLEAR);
+    printf("   written:");
+    for (int i = 0; i < STORE_PAGES; i++)
+        if (vec[i])
+            printf(" page %d", i);
+    printf("\n   umm_msync(MS_SYNC) hands the dirty page to the pager:\n");
+    umm_msync(m, sizeof store, MS_SYNC);
+    printf("   the store now says \"%s\"\n", store + 6 * PAGE);
+    fflush(stdout);
+    umm_munmap(m, sizeof store);
+}
+
 static sigjmp_buf jb;
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
@@ -394,6 +457,10 @@ int main(int argc, char **argv)
     printf("\n8. Reclaim. libumm keeps its frames under a memory budget (UMM_RAM, read at start-up):\n"
            "   past it, pages go back to their file or to libumm's swap file, and come back when touched.\n");
     reclaim_step(dir);
+
+    printf("\n9. Your own pager. umm_mmap_pager maps a store the program provides: its callbacks fill\n"
+           "   pages and take dirty ones back, with copy-on-write, fork, msync and reclaim as for a file.\n");
+    pager_tour();
 
     umm_munmap(b, (PAGES + 4) * PAGE);
     umm_munmap(a, 1 << 30);
