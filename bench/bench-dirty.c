@@ -23,27 +23,10 @@
 
 #include <umm.h>
 
+#include "bench.h"
+
 #define PAGE 4096
 #define REPS 7
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v)
-{
-    qsort(v, REPS, sizeof *v, cmp);
-    return v[REPS / 2];
-}
 
 static uint64_t rnd = 88172645463325252ull;
 static uint64_t next(void)
@@ -105,9 +88,9 @@ int main(int argc, char **argv)
                 return 1;
             }
         }
-        double f = median(full), d = median(inc);
+        double f = median_of(full, REPS), d = median_of(inc, REPS);
         printf("%7.1f%% %10.2fms %10.2fms %7.2fx %12.2fms %12.2fms\n", fractions[fi] * 100, f * 1e3, d * 1e3, f / d,
-               median(st_track) * 1e3, median(st_none) * 1e3);
+               median_of(st_track, REPS) * 1e3, median_of(st_none, REPS) * 1e3);
     }
     umm_munmap(p, len);
     return 0;

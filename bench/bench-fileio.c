@@ -27,22 +27,11 @@
 
 #include <umm.h>
 
+#include "bench.h"
+
 #define PAGE 4096
 #define N 20000
 #define REPS 7
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 enum how { SYSCALL_PREAD, LIB_PREAD, SYSCALL_WRITE, LIB_WRITE };
 

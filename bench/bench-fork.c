@@ -41,6 +41,8 @@
 
 #include <umm.h>
 
+#include "bench.h"
+
 #define PAGE 4096
 #define REPS 5
 #define FORK_TARGET 2.0 /* libumm fork at most 2x the kernel's */
@@ -58,25 +60,6 @@ static const struct world umm = { "libumm", umm_mmap, umm_munmap, umm_fork };
 static int umm_ok = 1;        /* umm_fork works */
 static uint64_t leak_limit;   /* frames left behind before libumm's side stops */
 static uint64_t frames_base;  /* frames in use with nothing mapped */
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return v[n / 2];
-}
 
 static uint64_t frames(void)
 {
@@ -234,8 +217,8 @@ static void measure(double (*fn)(const struct world *, size_t), size_t size, dou
         if (umm_ok)
             tu[nu++] = fn(&umm, size);
     }
-    *mk = median(tk, REPS) / scale;
-    *mu = nu ? median(tu, nu) / scale : 0;
+    *mk = median_of(tk, REPS) / scale;
+    *mu = nu ? median_of(tu, nu) / scale : 0;
 }
 
 static void row(const char *name, double mk, double mu, const char *unit, double target)
@@ -328,7 +311,7 @@ int main(int argc, char **argv)
     }
     printf("fork() with no region: %.1f us; the raw clone(2) system call: %.1f us "
            "(the difference is the atfork handlers' cost)\n",
-           median(tf, REPS) * 1e6, median(tr, REPS) * 1e6);
+           median_of(tf, REPS) * 1e6, median_of(tr, REPS) * 1e6);
 
     struct umm_stats s;
     umm_stats(&s);

@@ -20,6 +20,8 @@
 
 #include <umm.h>
 
+#include "bench.h"
+
 #define PAGE 4096
 #define REPS 5
 
@@ -36,31 +38,12 @@ static int fd;
 static size_t size, pages;
 static volatile unsigned long sink;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void warm_file(void)
 {
     static char buf[1 << 20];
     for (size_t off = 0; off < size; off += sizeof buf)
         if (pread(fd, buf, sizeof buf, (off_t)off) < 0)
             abort();
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v)
-{
-    qsort(v, REPS, sizeof *v, cmp);
-    return v[REPS / 2];
 }
 
 /* The cases: each maps, does its work, unmaps, and returns seconds spent
@@ -173,7 +156,7 @@ int main(int argc, char **argv)
             warm_file();
             tu[r] = b[k].fn(&umm);
         }
-        double mk = median(tk) / b[k].pages_per_run * 1e6, mu = median(tu) / b[k].pages_per_run * 1e6;
+        double mk = median_of(tk, REPS) / b[k].pages_per_run * 1e6, mu = median_of(tu, REPS) / b[k].pages_per_run * 1e6;
         printf("%-44s %9.3f us %9.3f us %7.1fx\n", b[k].name, mk, mu, mu / mk);
     }
     struct umm_stats s;

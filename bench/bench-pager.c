@@ -23,21 +23,10 @@
 
 #include <umm.h>
 
+#include "bench.h"
+
 #define PAGE 4096
 #define REPS 5
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static unsigned char *heap;
 static ssize_t fill(void *c, off_t off, void *buf, size_t len)

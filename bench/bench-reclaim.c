@@ -56,6 +56,8 @@
 
 #include <umm.h>
 
+#include "bench.h"
+
 #include "../tests/memcg.h"
 
 #define PAGE 4096
@@ -82,13 +84,6 @@ struct run {
     int status;               /* the child's wait status */
     long long oom_kills, peak; /* the cgroup's; -1: none */
 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static uint64_t word_of(uint64_t pg)
 {
@@ -220,12 +215,6 @@ static void run(int libumm, struct run *rn)
     rn->peak = have_cg ? memcg_peak(&cg) : -1;
     if (have_cg)
         memcg_destroy(&cg);
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 static double median(const struct run *rs, int n, int rnd)

@@ -74,6 +74,8 @@ int main(void)
 
 #include <umm.h>
 
+#include "bench.h"
+
 #define ROWS 80000            /* initial rows: about 48 MiB with the index */
 #define KSPACE 1600000        /* k in [0, KSPACE): about one row per 20 values */
 #define MMAP_SIZE (256 << 20) /* larger than the database */
@@ -89,13 +91,6 @@ int main(void)
 
 static int reps = 5, steps = 150;
 static char dir[256], base_db[300], roomy_db[300];
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static uint64_t rng;
 static uint64_t rnd(void)
@@ -474,12 +469,6 @@ static void run(int libumm, int wal, int roomy, struct result *r)
                 (long long)r->mmap_size);
         exit(1);
     }
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 #define MEDIAN(res, field)                                   \

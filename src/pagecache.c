@@ -354,6 +354,29 @@ static uint64_t first_hole(int fd, uint64_t size)
     return h < 0 ? 0 : (uint64_t)h < size ? (uint64_t)h : size;
 }
 
+/* The end of umm__object_get and umm__object_pager: frames for
+ * [fpage, fpage+npages), a reference, and a new object into the lists
+ * (a file's into fileio.c's count too).  On failure a new object is freed. */
+static struct umm__object *object_take(struct umm__object *obj, int created, uint64_t fpage, uint64_t npages,
+                                       int *err)
+{
+    if (umm__object_cover(obj, fpage, npages) != 0) {
+        *err = ENOMEM;
+        if (created)
+            object_free(obj);
+        return NULL;
+    }
+    obj->refs++;
+    if (created) {
+        obj->next = umm__mm.objects;
+        umm__mm.objects = obj;
+        atomic_fetch_add(&umm__mm.nobjects, 1);
+        if (!obj->anon && !obj->pager)
+            pagecache_count_file(obj, 1);
+    }
+    return obj;
+}
+
 /* Fields faults read and write without a lock, on purpose (a lost update
  * is harmless): told to helgrind and drd (vg.h). */
 static void object_racy(struct umm__object *obj)
@@ -417,21 +440,7 @@ struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t n
             umm__file_close(nfd, 0, obj->dev, obj->ino);
         }
     }
-    if (umm__object_cover(obj, fpage, npages) != 0) {
-        *err = ENOMEM;
-        if (created)
-            object_free(obj);
-        return NULL;
-    }
-    obj->refs++;
-    if (created) {
-        obj->next = umm__mm.objects;
-        umm__mm.objects = obj;
-        atomic_fetch_add(&umm__mm.nobjects, 1);
-        if (!anon)
-            pagecache_count_file(obj, 1);
-    }
-    return obj;
+    return object_take(obj, created, fpage, npages, err);
 }
 
 /* ------------------------------------------------- the program's pagers */
@@ -471,19 +480,7 @@ struct umm__object *umm__object_pager(const struct umm_pager_ops *ops, void *coo
         atomic_store(&obj->hole_from, UINT64_MAX);
         object_racy(obj);
     }
-    if (umm__object_cover(obj, fpage, npages) != 0) {
-        *err = ENOMEM;
-        if (created)
-            object_free(obj);
-        return NULL;
-    }
-    obj->refs++;
-    if (created) {
-        obj->next = umm__mm.objects;
-        umm__mm.objects = obj;
-        atomic_fetch_add(&umm__mm.nobjects, 1);
-    }
-    return obj;
+    return object_take(obj, created, fpage, npages, err);
 }
 
 /* Drop a reference; the last one writes back, frees the frames and closes. */
