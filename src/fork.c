@@ -69,43 +69,55 @@ static int reserve_ranges(void)
     return 0;
 }
 
-/* The child will use what v's entries use. */
+/* The end of a run [p - *run, p) of writable private entries: read-only
+ * now, for the child and the parent to copy on write. */
+static void end_run(struct umm__vma *v, uint64_t p, uint64_t *run)
+{
+    if (!*run)
+        return;
+    umm__mc_update(v, p - *run, p, 0, UMM__P_WRITE, UMM__MC_NOLIMIT);
+    umm__vma_reprotect(v, p - *run, p);
+    *run = 0;
+}
+
+/* The child will use what v's entries use: the frames they map (reclaim
+ * leaves them be), the page-cache frames they let the host write, and
+ * one more reference on each private frame, whose writable entries become
+ * read-only.  Entries never written are skipped unread (kmem.c). */
 static void share_vma(struct umm__vma *v)
 {
-    uint64_t n = umm__vma_pages(v);
-    /* Frames the child's entries map (reclaim leaves them be). */
+    uint64_t n = umm__vma_pages(v), run = 0;
+    int shared = (v->vflags & UMM__V_SHARED) != 0;
+    struct umm__kscan ks;
+    umm__kscan_begin(&ks, n * sizeof(struct umm__pte));
     for (uint64_t p = 0; p < n; p++) {
+        if (p == 0 || umm__pte_page_start(v, p)) {
+            uint64_t q = umm__pte_next(v, p, n, &ks);
+            if (q > p) {
+                end_run(v, p, &run);
+                p = q - 1;
+                continue;
+            }
+        }
         const struct umm__pte *pte = umm__vma_pte(v, p);
         uint32_t f = atomic_load_explicit(&pte->flags, memory_order_relaxed);
         if ((f & (UMM__P_PRESENT | UMM__P_SIGBUS)) == UMM__P_PRESENT)
             atomic_fetch_add_explicit(&umm__frame(pte->pfn)->mapped, 1, memory_order_relaxed);
-    }
-    if (v->vflags & UMM__V_SHARED) {
-        /* Page-cache frames the child's entries let the host write. */
-        for (uint64_t p = 0; p < n; p++) {
-            const struct umm__pte *pte = umm__vma_pte(v, p);
-            if (umm__pte_writes_cache(v, atomic_load_explicit(&pte->flags, memory_order_relaxed)))
+        if (shared) {
+            if (umm__pte_writes_cache(v, f))
                 atomic_fetch_add_explicit(&umm__frame(pte->pfn)->ref, 1, memory_order_relaxed);
+            continue;
         }
-        return;
-    }
-    /* Private frames: one more reference each; the writable ones become
-     * read-only, one run at a time. */
-    uint64_t run = 0;
-    for (uint64_t p = 0; p <= n; p++) {
-        uint32_t f = p < n ? atomic_load_explicit(&umm__vma_pte(v, p)->flags, memory_order_relaxed) : 0;
         if (f & UMM__P_ANON)
-            atomic_fetch_add_explicit(&umm__frame(umm__vma_pte(v, p)->pfn)->ref, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&umm__frame(pte->pfn)->ref, 1, memory_order_relaxed);
         if (f & UMM__P_WRITE) {
             run++;
             continue;
         }
-        if (run) {
-            umm__mc_update(v, p - run, p, 0, UMM__P_WRITE, UMM__MC_NOLIMIT);
-            umm__vma_reprotect(v, p - run, p);
-            run = 0;
-        }
+        end_run(v, p, &run);
     }
+    end_run(v, n, &run);
+    umm__kscan_end(&ks);
 }
 
 static void prepare(void)
@@ -170,7 +182,17 @@ static void rehome(int side)
         if (v->obj)
             continue; /* private file pages not resident show the page cache */
         uint64_t n = umm__vma_pages(v), run = 0;
+        struct umm__kscan ks;
+        umm__kscan_begin(&ks, n * sizeof(struct umm__pte));
         for (uint64_t p = 0; p <= n; p++) {
+            if (p < n && (p == 0 || umm__pte_page_start(v, p))) { /* never written: not present */
+                uint64_t q = umm__pte_next(v, p, n, &ks);
+                if (q > p) {
+                    run += q - p;
+                    p = q - 1;
+                    continue;
+                }
+            }
             /* A private page reclaim took out keeps its frame (ANON):
              * the host maps that one there already. */
             if (p < n && !(atomic_load(&umm__vma_pte(v, p)->flags) & (UMM__P_PRESENT | UMM__P_ANON))) {
@@ -181,6 +203,7 @@ static void rehome(int side)
                 umm__vma_host_map(v, v->start + ((p - run) << UMM_PAGE_SHIFT), v->start + (p << UMM_PAGE_SHIFT));
             run = 0;
         }
+        umm__kscan_end(&ks);
     }
     umm__mc_recount();
 }

@@ -493,6 +493,38 @@ void umm__ram_pin(umm__pfn first, uint64_t npages)
  * Returns what is left of the first chunk's count (for an extent, whose
  * chunks are held together: 0 when it is gone; the caller serialises).
  */
+/* A walk over descriptors (write-back of a huge range) asks the memfd
+ * which of them were ever written, as run_scrub does.  Only for long
+ * walks: a seek costs about what reading a few thousand descriptors does. */
+void umm__fscan_begin(struct umm__fscan *s, uint64_t nframes)
+{
+    s->on = nframes >= 4096 && desc_fd >= 0;
+    s->lo = s->hi = 0;
+}
+
+umm__pfn umm__frame_next_used(struct umm__fscan *s, umm__pfn pfn, umm__pfn end)
+{
+    const off_t sz = sizeof(struct umm__frame);
+    if (!s->on || pfn >= end || (pfn >= s->lo && pfn < s->hi))
+        return pfn;
+    off_t at = ((off_t)pfn * sz) & ~(off_t)(UMM_PAGE_SIZE - 1);
+    off_t d = lseek(desc_fd, at, SEEK_DATA);
+    if (d < 0 && errno == ENXIO)
+        return end; /* no descriptor written from here on */
+    off_t h = d < 0 ? -1 : lseek(desc_fd, d, SEEK_HOLE);
+    if (d < 0 || h < 0) { /* cannot tell: read them all */
+        s->on = 0;
+        return pfn;
+    }
+    /* Frames whose bytes meet the data [d, h). */
+    uint64_t lo = (uint64_t)d / (uint64_t)sz, hi = ((uint64_t)h + (uint64_t)sz - 1) / (uint64_t)sz;
+    s->lo = (umm__pfn)(lo < UINT32_MAX ? lo : UINT32_MAX);
+    s->hi = (umm__pfn)(hi < UINT32_MAX ? hi : UINT32_MAX);
+    if (s->lo <= pfn)
+        return pfn;
+    return s->lo < end ? s->lo : end;
+}
+
 /* Scrub the page-cache chunks [c, c+n), which nothing holds: their
  * descriptors back to zero.  Returns how many frames held a file's bytes.
  * A long run goes by the descriptor file's data (map_desc): the pages of

@@ -199,11 +199,36 @@ static struct umm__vma *right_of(const struct umm__vma *v)
 }
 
 /*
+ * Pages [p, q) of v have zero entries (kmem.c: their page-table memory was
+ * never written), seen through nothing that sets bits there.  How many of
+ * them start a host mapping after prev; prev becomes the last one's state.
+ * Each maps its slot PROT_NONE: private anonymous slots are consecutive,
+ * an object's only within an extent (what added() counts too).
+ */
+static uint64_t zero_starts(struct home *h, const struct umm__vma *v, uint64_t p, uint64_t q, struct hs *prev)
+{
+    uint64_t n = 0;
+    struct hs s = host_state(h, v, p, 0);
+    n += !merges(*prev, s);
+    for (uint64_t i = p; v->obj && i < q;) {
+        uint64_t fp = v->fpage + i, k = umm__object_run(v->obj, fp, q - i);
+        if (i > p && umm__object_pfn(v->obj, fp) != umm__object_pfn(v->obj, fp - 1) + 1)
+            n++;
+        i += k;
+    }
+    *prev = host_state(h, v, q - 1, 0);
+    return n;
+}
+
+/*
  * How many of the pages [from, to] of v start a host mapping; page `to`
  * == the VMA's length means the first page of the VMA that touches v on
  * the right (nothing if none does).  Seen through c (a change, the floor).
+ * Entries never written are skipped unread (ks: kmem.c), except where c
+ * sets bits on them.
  */
-static uint64_t starts(const struct umm__vma *v, uint64_t from, uint64_t to, const struct change *c)
+static uint64_t starts_ks(const struct umm__vma *v, uint64_t from, uint64_t to, const struct change *c,
+                          struct umm__kscan *ks)
 {
     struct home h = { 0 };
     uint64_t n = 0, npages = umm__vma_pages(v);
@@ -217,6 +242,16 @@ static uint64_t starts(const struct umm__vma *v, uint64_t from, uint64_t to, con
     }
     uint64_t end = to < npages ? to + 1 : npages;
     for (uint64_t p = from; p < end; p++) {
+        if (p == from || umm__pte_page_start(v, p)) {
+            uint64_t q = umm__pte_next(v, p, end, ks);
+            if (c && c->v == v && c->set && c->from < q && c->to > p) /* bits set there: read them */
+                q = c->from > p ? c->from : p;
+            if (q > p) {
+                n += zero_starts(&h, v, p, q, &prev);
+                p = q - 1;
+                continue;
+            }
+        }
         struct hs s = host_state(&h, v, p, bits(v, p, c));
         n += !merges(prev, s);
         prev = s;
@@ -226,6 +261,15 @@ static uint64_t starts(const struct umm__vma *v, uint64_t from, uint64_t to, con
         if (w)
             n += !merges(prev, host_state(&h, w, 0, bits(w, 0, c)));
     }
+    return n;
+}
+
+static uint64_t starts(const struct umm__vma *v, uint64_t from, uint64_t to, const struct change *c)
+{
+    struct umm__kscan ks;
+    umm__kscan_begin(&ks, (to - from) * sizeof(struct umm__pte));
+    uint64_t n = starts_ks(v, from, to, c, &ks);
+    umm__kscan_end(&ks);
     return n;
 }
 
@@ -248,14 +292,14 @@ struct weigh {
     uint64_t before, after, fbefore, fafter;
 };
 
-static void weigh(struct umm__vma *v, const struct change *c, struct weigh *w)
+static void weigh(struct umm__vma *v, const struct change *c, struct weigh *w, struct umm__kscan *ks)
 {
     struct change fl = *c, fl_as_is = { v, 0, 0, 0, 0, 1 };
     fl.floor = 1;
-    w->before = starts(v, c->from, c->to, NULL);
-    w->after = starts(v, c->from, c->to, c);
-    w->fbefore = starts(v, c->from, c->to, &fl_as_is);
-    w->fafter = starts(v, c->from, c->to, &fl);
+    w->before = starts_ks(v, c->from, c->to, NULL, ks);
+    w->after = starts_ks(v, c->from, c->to, c, ks);
+    w->fbefore = starts_ks(v, c->from, c->to, &fl_as_is, ks);
+    w->fafter = starts_ks(v, c->from, c->to, &fl, ks);
 }
 
 int umm__mc_update(struct umm__vma *v, uint64_t from, uint64_t to, uint32_t set, uint32_t clear, uint64_t limit)
@@ -264,15 +308,25 @@ int umm__mc_update(struct umm__vma *v, uint64_t from, uint64_t to, uint32_t set,
         return 0;
     struct change c = { v, from, to, set & ~LOCKBITS, clear & ~LOCKBITS, 0 };
     struct weigh w;
+    struct umm__kscan ks;
+    /* Opened before the lock: no system call but the reads under it. */
+    umm__kscan_begin(&ks, (to - from) * sizeof(struct umm__pte));
     count_lock();
-    weigh(v, &c, &w);
+    weigh(v, &c, &w, &ks);
     uint64_t now = atomic_load_explicit(&count, memory_order_relaxed);
     if (w.after > w.before && now + (w.after - w.before) > limit) {
         count_unlock();
+        umm__kscan_end(&ks);
         return -1;
     }
     int64_t rel = 0;
     for (uint64_t p = from; p < to; p++) {
+        /* Entries never written stay zero unless this sets bits. */
+        if (!c.set && (p == from || umm__pte_page_start(v, p))) {
+            p = umm__pte_next(v, p, to, &ks);
+            if (p == to)
+                break;
+        }
         /* Only entries that change are written: the page tables' memory
          * comes from the host when first written (a huge munmap). */
         struct umm__pte *pte = umm__vma_pte(v, p);
@@ -302,6 +356,7 @@ int umm__mc_update(struct umm__vma *v, uint64_t from, uint64_t to, uint32_t set,
     atomic_fetch_add_explicit(&floor_, w.fafter - w.fbefore, memory_order_relaxed);
     atomic_fetch_add_explicit(&releasable, (uint64_t)rel, memory_order_relaxed);
     count_unlock();
+    umm__kscan_end(&ks);
     return 0;
 }
 
@@ -310,10 +365,13 @@ int umm__mc_floor_fits(struct umm__vma *v, uint64_t from, uint64_t to, uint32_t 
     if (atomic_load_explicit(&floor_, memory_order_relaxed) + (to - from) + 1 <= b)
         return 1;
     struct change c = { v, from, to, set & ~LOCKBITS, 0, 1 }, fl_as_is = { v, 0, 0, 0, 0, 1 };
+    struct umm__kscan ks;
+    umm__kscan_begin(&ks, (to - from) * sizeof(struct umm__pte));
     count_lock();
-    uint64_t before = starts(v, from, to, &fl_as_is), after = starts(v, from, to, &c);
+    uint64_t before = starts_ks(v, from, to, &fl_as_is, &ks), after = starts_ks(v, from, to, &c, &ks);
     uint64_t now = atomic_load_explicit(&floor_, memory_order_relaxed);
     count_unlock();
+    umm__kscan_end(&ks);
     return after <= before || now + (after - before) <= b;
 }
 
@@ -339,12 +397,15 @@ void umm__mc_set_prot(struct umm__vma *v, int prot)
 {
     struct change fl = { v, 0, 0, 0, 0, 1 };
     uint64_t n = umm__vma_pages(v);
+    struct umm__kscan ks;
+    umm__kscan_begin(&ks, n * sizeof(struct umm__pte));
     count_lock();
-    uint64_t before = starts(v, 0, n, NULL), fbefore = starts(v, 0, n, &fl);
+    uint64_t before = starts_ks(v, 0, n, NULL, &ks), fbefore = starts_ks(v, 0, n, &fl, &ks);
     v->prot = prot;
-    atomic_fetch_add(&count, starts(v, 0, n, NULL) - before); /* modulo 2^64: a fall too */
-    atomic_fetch_add(&floor_, starts(v, 0, n, &fl) - fbefore);
+    atomic_fetch_add(&count, starts_ks(v, 0, n, NULL, &ks) - before); /* modulo 2^64: a fall too */
+    atomic_fetch_add(&floor_, starts_ks(v, 0, n, &fl, &ks) - fbefore);
     count_unlock();
+    umm__kscan_end(&ks);
 }
 
 /*
@@ -389,12 +450,16 @@ void umm__mc_vma_added(struct umm__vma *v)
 void umm__mc_vma_removing(struct umm__vma *v)
 {
     struct change fl = { v, 0, 0, 0, 0, 1 };
+    struct umm__kscan ks;
+    umm__kscan_begin(&ks, umm__vma_pages(v) * sizeof(struct umm__pte));
     count_lock();
-    uint64_t before = starts(v, 0, umm__vma_pages(v), NULL), fbefore = starts(v, 0, umm__vma_pages(v), &fl);
+    uint64_t before = starts_ks(v, 0, umm__vma_pages(v), NULL, &ks),
+             fbefore = starts_ks(v, 0, umm__vma_pages(v), &fl, &ks);
     uint64_t after = right_of(v) ? 1 : 0; /* the next VMA's first page starts one now */
     atomic_fetch_add(&count, after - before);
     atomic_fetch_add(&floor_, after - fbefore);
     count_unlock();
+    umm__kscan_end(&ks);
 }
 
 /* ------------------------------------------------------------ releasing */

@@ -733,6 +733,18 @@ static int write_piece(struct umm__object *obj, uint64_t fpage, uint64_t n, uint
     return err;
 }
 
+/* In a walk over pages [p, end) of obj: the first at or after p that has
+ * no extent or whose descriptor may be nonzero; those in between were
+ * never used (their descriptors are holes, frame.c) and are passed over
+ * unread. */
+static uint64_t skip_unused(struct umm__object *obj, struct umm__fscan *fs, uint64_t p, uint64_t end)
+{
+    if (!fs->on || p >= end || extent_index(obj, p) < 0)
+        return p;
+    umm__pfn pfn = umm__object_pfn(obj, p);
+    return p + (umm__frame_next_used(fs, pfn, pfn + (umm__pfn)umm__object_run(obj, p, end - p)) - pfn);
+}
+
 /* Take write permission away from [fpage, fpage+n) in every mapping. */
 static void rmap_write_protect(struct umm__object *obj, uint64_t fpage, uint64_t n)
 {
@@ -742,7 +754,14 @@ static void rmap_write_protect(struct umm__object *obj, uint64_t fpage, uint64_t
         if (a >= b)
             continue;
         int changed = 0;
+        struct umm__kscan ks;
+        umm__kscan_begin(&ks, (b - a) * sizeof(struct umm__pte));
         for (uint64_t q = a; q < b; q++) {
+            if (q == a || umm__pte_page_start(v, q - vs)) { /* entries never written: not writable */
+                q = vs + umm__pte_next(v, q - vs, b - vs, &ks);
+                if (q == b)
+                    break;
+            }
             struct umm__pte *pte = umm__vma_pte(v, q - vs);
             uint32_t f = atomic_load(&pte->flags);
             if ((f & UMM__P_WRITE) && !(f & UMM__P_ANON)) {
@@ -750,6 +769,7 @@ static void rmap_write_protect(struct umm__object *obj, uint64_t fpage, uint64_t
                 changed = 1;
             }
         }
+        umm__kscan_end(&ks);
         if (changed)
             umm__vma_reprotect(v, a - vs, b - vs);
     }
@@ -856,9 +876,16 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
     umm__object_filepages(obj, &fsize);
     int err = 0, wrote = 0;
     uint64_t p = fpage, end = fpage + n;
+    struct umm__fscan fs;
+    umm__fscan_begin(&fs, n);
     while (p < end) {
         if (extent_index(obj, p) < 0) {
             p++;
+            continue;
+        }
+        uint64_t used = skip_unused(obj, &fs, p, end);
+        if (used > p) { /* descriptors never written: nothing dirty there */
+            p = used;
             continue;
         }
         umm__pfn pfn = umm__object_pfn(obj, p);
@@ -994,17 +1021,26 @@ static void rmap_unmap_clean(struct umm__object *obj, uint64_t from, uint64_t to
         uint64_t vs = v->fpage, ve = v->fpage + umm__vma_pages(v);
         uint64_t a = from > vs ? from : vs, b = to < ve ? to : ve;
         int changed = 0;
+        struct umm__kscan ks;
+        umm__kscan_begin(&ks, (b > a ? b - a : 0) * sizeof(struct umm__pte));
         for (uint64_t p = a; p < b; p++) {
-            umm__pfn pfn = umm__object_pfn(obj, p);
-            uint32_t fl = atomic_load(&umm__frame(pfn)->flags);
+            if (p == a || umm__pte_page_start(v, p - vs)) { /* entries never written: not present */
+                p = vs + umm__pte_next(v, p - vs, b - vs, &ks);
+                if (p == b)
+                    break;
+            }
             struct umm__pte *pte = umm__vma_pte(v, p - vs);
             uint32_t pf = atomic_load(&pte->flags);
-            if (!(fl & UMM__F_UPTODATE) || (fl & UMM__F_DIRTY) || !(pf & UMM__P_PRESENT) || (pf & UMM__P_ANON))
+            if (!(pf & UMM__P_PRESENT) || (pf & UMM__P_ANON))
+                continue;
+            uint32_t fl = atomic_load(&umm__frame(umm__object_pfn(obj, p))->flags);
+            if (!(fl & UMM__F_UPTODATE) || (fl & UMM__F_DIRTY))
                 continue;
             umm__mc_update(v, p - vs, p - vs + 1, 0, UMM__P_PRESENT | UMM__P_WRITE, UMM__MC_NOLIMIT);
             atomic_fetch_sub(&umm__mm.resident, 1);
             changed = 1;
         }
+        umm__kscan_end(&ks);
         if (changed) /* one mprotect per run, not per page */
             umm__vma_reprotect(v, a - vs, b - vs);
     }
@@ -1024,7 +1060,14 @@ static void rmap_unmap_clean(struct umm__object *obj, uint64_t from, uint64_t to
 static void object_refresh(struct umm__object *obj, uint64_t fpage, uint64_t n)
 {
     uint64_t fsize, fpages = umm__object_filepages(obj, &fsize);
+    struct umm__fscan fs;
+    umm__fscan_begin(&fs, n);
     for (uint64_t p = fpage; p < fpage + n; p++) {
+        uint64_t q = skip_unused(obj, &fs, p, fpage + n);
+        if (q > p) { /* never used: nothing to drop or read again */
+            p = q - 1;
+            continue;
+        }
         if (extent_index(obj, p) < 0)
             continue;
         umm__pfn pfn = umm__object_pfn(obj, p);
@@ -1054,7 +1097,14 @@ static void object_refresh(struct umm__object *obj, uint64_t fpage, uint64_t n)
 void umm__object_punch(struct umm__object *obj, uint64_t fpage, uint64_t n)
 {
     rmap_write_protect(obj, fpage, n);
+    struct umm__fscan fs;
+    umm__fscan_begin(&fs, n);
     for (uint64_t p = fpage; p < fpage + n; p++) {
+        uint64_t q = skip_unused(obj, &fs, p, fpage + n);
+        if (q > p) { /* never used: zeros, no block, not dirty */
+            p = q - 1;
+            continue;
+        }
         if (extent_index(obj, p) < 0)
             continue;
         umm__pfn pfn = umm__object_pfn(obj, p);
@@ -1087,7 +1137,14 @@ void umm__object_drop(struct umm__object *obj, uint64_t fpage, uint64_t n)
         return;
     }
     rmap_unmap_clean(obj, fpage, fpage + n);
+    struct umm__fscan fs;
+    umm__fscan_begin(&fs, n);
     for (uint64_t p = fpage; p < fpage + n; p++) {
+        uint64_t q = skip_unused(obj, &fs, p, fpage + n);
+        if (q > p) { /* never used: not up to date */
+            p = q - 1;
+            continue;
+        }
         if (extent_index(obj, p) < 0)
             continue;
         umm__pfn pfn = umm__object_pfn(obj, p);
@@ -1379,9 +1436,16 @@ static void cache_walk(struct umm__object *obj, dev_t dev, ino_t ino, struct cac
         return;
     uint64_t p = io->off >> UMM_PAGE_SHIFT, last = (io->off + io->len - 1) >> UMM_PAGE_SHIFT;
     struct umm__object key = { .dev = dev, .ino = ino };
+    struct umm__fscan fs; /* frames never used are not up to date: nothing to visit */
+    umm__fscan_begin(&fs, last - p + 1);
     while (p <= last) {
         int i = obj ? extent_index(obj, p) : -1;
         if (i >= 0) {
+            uint64_t q = skip_unused(obj, &fs, p, last + 1);
+            if (q > p) {
+                p = q;
+                continue;
+            }
             cache_visit(io, obj->ext[i].base + (umm__pfn)(p - obj->ext[i].fpage), p);
             p++;
             continue;
@@ -1439,8 +1503,15 @@ void umm__cache_truncated(struct umm__object *obj, dev_t dev, ino_t ino, uint64_
         rmap_write_protect(obj, endp, (UINT64_MAX >> 14) - endp);
         for (size_t i = 0; i < obj->nex; i++) {
             struct umm__extent *x = &obj->ext[i];
+            struct umm__fscan fs;
+            umm__fscan_begin(&fs, x->npages);
             for (uint64_t p = x->fpage > endp ? x->fpage : endp; p < x->fpage + x->npages; p++) {
-                umm__pfn pfn = x->base + (umm__pfn)(p - x->fpage);
+                umm__pfn pfn = x->base + (umm__pfn)(p - x->fpage), end = x->base + (umm__pfn)x->npages;
+                umm__pfn u = umm__frame_next_used(&fs, pfn, end);
+                if (u > pfn) { /* never used: no block, not dirty */
+                    p += u - pfn - 1;
+                    continue;
+                }
                 umm__frame_lock(pfn);
                 atomic_fetch_and(&umm__frame(pfn)->flags, ~UMM__F_BLOCK); /* freed with the file's end */
                 if (atomic_load(&umm__frame(pfn)->ref) == 0 &&

@@ -64,6 +64,19 @@ uint64_t umm__as_room(void); /* what RLIMIT_AS leaves, UINT64_MAX without one */
 void *umm__kalloc(size_t n);
 void umm__kfree(void *p, size_t n);
 void *umm__krealloc(void *p, size_t old, size_t n);
+/* Which pages of the region the host ever gave (kmem.c): a walk over a
+ * large page table skips those it never did (their entries are all zero)
+ * without reading them.  begin with the bytes the walk may cover (small
+ * walks do not ask); written() is 1 for a page that may hold a nonzero
+ * byte, and for every page where the host will not say. */
+struct umm__kscan {
+    int fd;
+    uintptr_t lo, hi; /* the pages used[] covers */
+    uint64_t used[8];
+};
+void umm__kscan_begin(struct umm__kscan *s, uint64_t bytes);
+int umm__kscan_written(struct umm__kscan *s, uintptr_t addr);
+void umm__kscan_end(struct umm__kscan *s);
 
 /* ---------------------------------------------------------------- frame.c */
 
@@ -158,6 +171,16 @@ static inline struct umm__frame *umm__frame(umm__pfn pfn)
 {
     return &umm__ram.desc[pfn];
 }
+/* Walks over many frames' descriptors: the first frame at or after pfn
+ * (below end) whose descriptor may be nonzero.  Descriptors never written
+ * are holes of their memfd, zero, and skipped unread (frame.c): reading
+ * them would cost the host a page each. */
+struct umm__fscan {
+    int on;
+    umm__pfn lo, hi; /* frames known to lie in data */
+};
+void umm__fscan_begin(struct umm__fscan *s, uint64_t nframes);
+umm__pfn umm__frame_next_used(struct umm__fscan *s, umm__pfn pfn, umm__pfn end);
 void umm__frame_lock(umm__pfn pfn);
 int umm__frame_trylock(umm__pfn pfn);
 void umm__frame_unlock(umm__pfn pfn);
@@ -446,6 +469,24 @@ static inline uint64_t umm__vma_pages(const struct umm__vma *v)
 static inline struct umm__pte *umm__vma_pte(const struct umm__vma *v, uint64_t page)
 {
     return &v->ptes->pte[v->pte_off + page];
+}
+/* Walks over many entries: the first page at or after p (below to) whose
+ * entry may be nonzero -- entries whose page-table memory the host never
+ * gave are zero, and are skipped unread (kmem.c).  Asked where p starts a
+ * page of entries, or at a walk's first entry. */
+static inline int umm__pte_page_start(const struct umm__vma *v, uint64_t page)
+{
+    return ((uintptr_t)umm__vma_pte(v, page) & (UMM_PAGE_SIZE - 1)) == 0;
+}
+static inline uint64_t umm__pte_next(const struct umm__vma *v, uint64_t p, uint64_t to, struct umm__kscan *s)
+{
+    while (p < to && s->fd >= 0) {
+        uintptr_t a = (uintptr_t)umm__vma_pte(v, p);
+        if (umm__kscan_written(s, a))
+            return p;
+        p += (UMM_PAGE_SIZE - (a & (UMM_PAGE_SIZE - 1))) / sizeof(struct umm__pte);
+    }
+    return p < to ? p : to;
 }
 static inline umm__pfn umm__vma_anon_pfn(const struct umm__vma *v, uint64_t page)
 {

@@ -323,6 +323,19 @@ int umm__host_prot(const struct umm__vma *v, uint32_t f)
     return prot;
 }
 
+/* The host protection page p of v needs, and through *next the page after
+ * the run known to need it (entries never written: PROT_NONE, unread). */
+static int prot_at(const struct umm__vma *v, uint64_t p, uint64_t to, struct umm__kscan *ks, uint64_t *next)
+{
+    uint64_t q = umm__pte_next(v, p, to, ks);
+    if (q > p) {
+        *next = q;
+        return PROT_NONE;
+    }
+    *next = p + 1;
+    return umm__host_prot(v, atomic_load(&umm__vma_pte(v, p)->flags));
+}
+
 /*
  * Set the host protection of pages [from, to) of v from their page-table
  * entries, one mprotect per run of equal protection.  When the host's map
@@ -332,12 +345,13 @@ int umm__host_prot(const struct umm__vma *v, uint32_t f)
 int umm__vma_reprotect(struct umm__vma *v, uint64_t from, uint64_t to)
 {
     int rc = 0;
-    uint64_t p = from;
+    uint64_t p = from, q, r;
+    struct umm__kscan ks;
+    umm__kscan_begin(&ks, (to - from) * sizeof(struct umm__pte));
     while (p < to) {
-        int prot = umm__host_prot(v, atomic_load(&umm__vma_pte(v, p)->flags));
-        uint64_t q = p + 1;
-        while (q < to && umm__host_prot(v, atomic_load(&umm__vma_pte(v, q)->flags)) == prot)
-            q++;
+        int prot = prot_at(v, p, to, &ks, &q);
+        while (q < to && prot_at(v, q, to, &ks, &r) == prot)
+            q = r;
         if (mprotect((void *)(v->start + (p << UMM_PAGE_SHIFT)), (q - p) << UMM_PAGE_SHIFT, prot) != 0) {
             if (errno == ENOMEM && umm__mc_squeeze())
                 continue;
@@ -345,6 +359,7 @@ int umm__vma_reprotect(struct umm__vma *v, uint64_t from, uint64_t to)
         }
         p = q;
     }
+    umm__kscan_end(&ks);
     return rc;
 }
 
@@ -430,7 +445,14 @@ void umm__vma_release_pages(struct umm__vma *v, uint64_t from, uint64_t to)
     umm__pfn run = 0;
     uint64_t runlen = 0;
     int64_t freed = 0, unres = 0;
+    struct umm__kscan ks;
+    umm__kscan_begin(&ks, (to - from) * sizeof(struct umm__pte));
     for (uint64_t p = from; p < to; p++) {
+        if (p == from || umm__pte_page_start(v, p)) {
+            p = umm__pte_next(v, p, to, &ks);
+            if (p == to)
+                break;
+        }
         struct umm__pte *pte = umm__vma_pte(v, p);
         uint32_t f = atomic_load(&pte->flags);
         if (!(f & (UMM__P_PRESENT | UMM__P_ANON)))
@@ -455,6 +477,7 @@ void umm__vma_release_pages(struct umm__vma *v, uint64_t from, uint64_t to)
             runlen = 1;
         }
     }
+    umm__kscan_end(&ks);
     umm__mc_update(v, from, to, 0, UMM__P_PRESENT | UMM__P_WRITE | UMM__P_ANON | UMM__P_OLD, UMM__MC_NOLIMIT);
     umm__ram_discard(run, runlen);
     umm__ram_frames_dead(run, runlen);
