@@ -25,6 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* MADV_WILLNEED reads (and maps) at most this many pages per call. */
+#define WILLNEED_MAX ((uint64_t)512)
+
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
@@ -1022,6 +1025,11 @@ static int advise_one(struct umm__vma *v, uint64_t from, uint64_t to, int advice
             return (v->vflags & UMM__V_DEVZERO) ? EACCES : EINVAL;
         return remove_range(v, from, to);
     case MADV_WILLNEED:
+        /* The kernel reads ahead at most max(io_pages, ra_pages) of the
+         * range per call (force_page_cache_ra(); a few MiB at most), not a
+         * whole terabyte file: the same bound here, 2 MiB. */
+        if (to - from > WILLNEED_MAX)
+            to = from + WILLNEED_MAX;
         if (v->obj && !v->obj->anon && (v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC)))
             umm__kvma_populate(v, v->start + (from << UMM_PAGE_SHIFT), v->start + (to << UMM_PAGE_SHIFT), 0);
         return 0;
