@@ -20,6 +20,8 @@
  */
 #include "umm-int.h"
 
+#include <string.h>
+
 #include <errno.h>
 
 long umm_dirty(void *addr, size_t length, unsigned char *vec, int flags)
@@ -51,8 +53,23 @@ long umm_dirty(void *addr, size_t length, unsigned char *vec, int flags)
         uint64_t from = (at - v->start) >> UMM_PAGE_SHIFT;
         uint64_t to = ((end < v->end ? end : v->end) - v->start) >> UMM_PAGE_SHIFT;
         uint64_t run = UINT64_MAX, lo = UINT64_MAX, hi = 0; /* a run of writable pages; all changed */
-        for (uint64_t p = from; p <= to; p++) {
-            uint32_t f = p < to ? atomic_load(&umm__vma_pte(v, p)->flags) : 0;
+        struct umm__kscan ks;
+        umm__kscan_begin(&ks, (to - from) * sizeof(struct umm__pte));
+        for (uint64_t p = from, next; p <= to; p = next) {
+            /* Entries never written (kmem.c) are clean: skipped unread,
+             * the first of them taken as a clean page (it ends a run). */
+            next = p + 1;
+            int skip = 0;
+            if (p < to && (p == from || umm__pte_page_start(v, p))) {
+                uint64_t q = umm__pte_next(v, p, to, &ks);
+                if (q > p) {
+                    skip = 1;
+                    next = q;
+                    if (vec)
+                        memset(vec + ((v->start + (p << UMM_PAGE_SHIFT) - start) >> UMM_PAGE_SHIFT), 0, q - p);
+                }
+            }
+            uint32_t f = p < to && !skip ? atomic_load(&umm__vma_pte(v, p)->flags) : 0;
             int dirty = (f & (UMM__P_WRITE | UMM__P_SOFTDIRTY)) != 0;
             if (p < to) {
                 count += dirty;
@@ -78,6 +95,7 @@ long umm_dirty(void *addr, size_t length, unsigned char *vec, int flags)
         /* The host's protection last, over all the runs at once: one
          * mprotect for every stretch of resident pages, not one per run
          * (on a virtual machine each system call is dear). */
+        umm__kscan_end(&ks);
         if (lo < hi)
             umm__vma_reprotect(v, lo, hi);
         at = v->start + (to << UMM_PAGE_SHIFT);

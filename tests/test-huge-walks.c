@@ -3,7 +3,8 @@
  * whatever is done to it.  libumm's page table of a 4 TiB mapping has a
  * billion entries (8 GiB) and its frame descriptors 12 bytes a page; the
  * entries and descriptors of pages never used are never written, and a
- * walk over the range (mprotect, madvise, msync, fork, ftruncate, munmap)
+ * walk over the range (mprotect, madvise, msync, fork, ftruncate, munmap,
+ * umm_dirty)
  * must not read them either, and MADV_WILLNEED reads ahead a bounded
  * window (the kernel's force_page_cache_ra), not terabytes: on a host without a shared zero page each
  * read takes a fresh page.  Before, each of these calls on 4 TiB took tens
@@ -65,6 +66,9 @@ int main(void)
     if (b != MAP_FAILED) {
         b[7] = 7;
         b[tib - 1] = 8;
+        is_int(umm_dirty(b, tib, NULL, UMM_DIRTY_CLEAR), 2, "umm_dirty over 1 TiB: the two pages written");
+        b[7] = 7;
+        is_int(umm_dirty(b, tib, NULL, 0), 1, "and after the clear, the one written again");
         pid_t pid = umm_fork();
         if (pid == 0) {
             tap_quiet();
