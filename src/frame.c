@@ -486,19 +486,14 @@ void umm__ram_pin(umm__pfn first, uint64_t npages)
     }
 }
 
-/*
- * Drop this process's hold on a run.  Chunks nothing else holds go back to
- * the allocator; with cache (page-cache extents) their frames are scrubbed
- * first (private frames were discarded when their last reference went).
- * Returns what is left of the first chunk's count (for an extent, whose
- * chunks are held together: 0 when it is gone; the caller serialises).
- */
-/* A walk over descriptors (write-back of a huge range) asks the memfd
- * which of them were ever written, as run_scrub does.  Only for long
- * walks: a seek costs about what reading a few thousand descriptors does. */
+/* A walk over many descriptors (scrubbing a freed run, write-back of a
+ * huge range) asks their memfd which of them were ever written
+ * (map_desc): the pages of descriptors never written are holes, and are
+ * skipped unread.  Only for long walks: a seek costs about what reading a
+ * thousand descriptors does. */
 void umm__fscan_begin(struct umm__fscan *s, uint64_t nframes)
 {
-    s->on = nframes >= 4096 && desc_fd >= 0;
+    s->on = nframes >= 1024 && desc_fd >= 0;
     s->lo = s->hi = 0;
 }
 
@@ -527,40 +522,31 @@ umm__pfn umm__frame_next_used(struct umm__fscan *s, umm__pfn pfn, umm__pfn end)
 
 /* Scrub the page-cache chunks [c, c+n), which nothing holds: their
  * descriptors back to zero.  Returns how many frames held a file's bytes.
- * A long run goes by the descriptor file's data (map_desc): the pages of
- * descriptors never written are holes and are skipped unread, and the
- * pages wholly inside the run are punched (zeros, as scrubbed) so their
- * memory goes back to the host. */
+ * A long run scrubs only the chunks whose descriptors were ever written
+ * (umm__frame_next_used), and punches the descriptor pages wholly inside
+ * the run (zeros, as scrubbed) so their memory goes back to the host. */
 static int64_t run_scrub(uint64_t c, uint64_t n)
 {
-    const uint64_t per = CHUNK_PAGES * sizeof(struct umm__frame); /* bytes of descriptors a chunk */
     int64_t up = 0;
-    if (n < 64 || desc_fd < 0) {
-        for (uint64_t i = c; i < c + n; i++)
-            up += chunk_scrub(i);
-        return up;
-    }
-    off_t from = (off_t)(c * per), to = (off_t)((c + n) * per);
-    for (off_t at = from; at < to;) {
-        off_t d = lseek(desc_fd, at, SEEK_DATA);
-        if (d < 0 && errno == ENXIO)
-            break; /* no data from here on */
-        off_t h = d < 0 ? to : lseek(desc_fd, d, SEEK_HOLE); /* d < 0: cannot tell, scrub all */
-        if (d < 0 || h < 0)
-            d = at, h = to;
-        if (d >= to)
+    struct umm__fscan fs;
+    umm__fscan_begin(&fs, n * CHUNK_PAGES);
+    int long_run = fs.on; /* punched, even where the memfd would not say which were written */
+    umm__pfn end = (umm__pfn)((c + n) * CHUNK_PAGES);
+    for (uint64_t i = c; i < c + n; i++) {
+        uint64_t u = umm__frame_next_used(&fs, (umm__pfn)(i * CHUNK_PAGES), end) / CHUNK_PAGES;
+        if (u >= c + n)
             break;
-        if (h > to)
-            h = to;
-        if (d < at)
-            d = at;
-        for (uint64_t i = (uint64_t)d / per; i < ((uint64_t)h + per - 1) / per; i++)
-            up += chunk_scrub(i);
-        at = h;
+        if (u > i)
+            i = u;
+        up += chunk_scrub(i);
     }
-    off_t p0 = (from + UMM_PAGE_SIZE - 1) & ~(off_t)(UMM_PAGE_SIZE - 1), p1 = to & ~(off_t)(UMM_PAGE_SIZE - 1);
-    if (p1 > p0)
-        umm__sys_fallocate(desc_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, p0, p1 - p0);
+    if (long_run) {
+        const uint64_t per = CHUNK_PAGES * sizeof(struct umm__frame); /* bytes of descriptors a chunk */
+        off_t from = (off_t)(c * per), to = (off_t)((c + n) * per);
+        off_t p0 = (from + UMM_PAGE_SIZE - 1) & ~(off_t)(UMM_PAGE_SIZE - 1), p1 = to & ~(off_t)(UMM_PAGE_SIZE - 1);
+        if (p1 > p0)
+            umm__sys_fallocate(desc_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, p0, p1 - p0);
+    }
     return up;
 }
 
@@ -578,6 +564,13 @@ static int64_t run_release(uint64_t c, uint64_t n, int cache)
     return up;
 }
 
+/*
+ * Drop this process's hold on a run.  Chunks nothing else holds go back to
+ * the allocator; with cache (page-cache extents) their frames are scrubbed
+ * first (private frames were discarded when their last reference went).
+ * Returns what is left of the first chunk's count (for an extent, whose
+ * chunks are held together: 0 when it is gone; the caller serialises).
+ */
 uint32_t umm__ram_unpin(umm__pfn first, uint64_t npages, int cache)
 {
     uint64_t c = first / CHUNK_PAGES, n = chunks_of(npages), run = 0;

@@ -203,7 +203,7 @@ static struct umm__vma *right_of(const struct umm__vma *v)
  * never written), seen through nothing that sets bits there.  How many of
  * them start a host mapping after prev; prev becomes the last one's state.
  * Each maps its slot PROT_NONE: private anonymous slots are consecutive,
- * an object's only within an extent (what added() counts too).
+ * an object's only within an extent.
  */
 static uint64_t zero_starts(struct home *h, const struct umm__vma *v, uint64_t p, uint64_t q, struct hs *prev)
 {
@@ -419,18 +419,13 @@ void umm__mc_set_prot(struct umm__vma *v, int prot)
 static uint64_t added(struct umm__vma *v, const struct change *view)
 {
     struct home h = { 0 };
-    uint64_t n = umm__vma_pages(v), add = 0;
+    uint64_t n = umm__vma_pages(v);
     struct umm__vma *u = left_of(v), *w = right_of(v);
-    if (!u || !merges(host_state(&h, u, umm__vma_pages(u) - 1, bits(u, umm__vma_pages(u) - 1, view)),
-                      host_state(&h, v, 0, 0)))
-        add++;
-    for (uint64_t p = 0; v->obj && p < n;) {
-        uint64_t fp = v->fpage + p, k = umm__object_run(v->obj, fp, n - p);
-        if (p > 0 && umm__object_pfn(v->obj, fp) != umm__object_pfn(v->obj, fp - 1) + 1)
-            add++;
-        p += k;
-    }
-    if (w && merges(host_state(&h, v, n - 1, 0), host_state(&h, w, 0, bits(w, 0, view))))
+    struct hs prev = { -1, 0 };
+    if (u)
+        prev = host_state(&h, u, umm__vma_pages(u) - 1, bits(u, umm__vma_pages(u) - 1, view));
+    uint64_t add = zero_starts(&h, v, 0, n, &prev);
+    if (w && merges(prev, host_state(&h, w, 0, bits(w, 0, view))))
         add--;
     return add;
 }

@@ -733,15 +733,15 @@ static int write_piece(struct umm__object *obj, uint64_t fpage, uint64_t n, uint
     return err;
 }
 
-/* In a walk over pages [p, end) of obj: the first at or after p that has
- * no extent or whose descriptor may be nonzero; those in between were
- * never used (their descriptors are holes, frame.c) and are passed over
- * unread. */
-static uint64_t skip_unused(struct umm__object *obj, struct umm__fscan *fs, uint64_t p, uint64_t end)
+/* In a walk over pages [p, end) of obj, at page p (in an extent, frame
+ * pfn): the first page at or after p whose descriptor may be nonzero;
+ * those in between were never used (their descriptors are holes, frame.c)
+ * and are passed over unread.  Inside a stretch known to be used, one
+ * comparison. */
+static uint64_t skip_unused(struct umm__object *obj, struct umm__fscan *fs, uint64_t p, umm__pfn pfn, uint64_t end)
 {
-    if (!fs->on || p >= end || extent_index(obj, p) < 0)
+    if (!fs->on || (pfn >= fs->lo && pfn < fs->hi))
         return p;
-    umm__pfn pfn = umm__object_pfn(obj, p);
     return p + (umm__frame_next_used(fs, pfn, pfn + (umm__pfn)umm__object_run(obj, p, end - p)) - pfn);
 }
 
@@ -883,12 +883,12 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
             p++;
             continue;
         }
-        uint64_t used = skip_unused(obj, &fs, p, end);
+        umm__pfn pfn = umm__object_pfn(obj, p);
+        uint64_t used = skip_unused(obj, &fs, p, pfn, end);
         if (used > p) { /* descriptors never written: nothing dirty there */
             p = used;
             continue;
         }
-        umm__pfn pfn = umm__object_pfn(obj, p);
         uint32_t fl = atomic_load(&umm__frame(pfn)->flags);
         if (fl & UMM__F_WRITEBACK) {
             if (!wait_writeback(obj, pfn, how))
@@ -1063,14 +1063,14 @@ static void object_refresh(struct umm__object *obj, uint64_t fpage, uint64_t n)
     struct umm__fscan fs;
     umm__fscan_begin(&fs, n);
     for (uint64_t p = fpage; p < fpage + n; p++) {
-        uint64_t q = skip_unused(obj, &fs, p, fpage + n);
+        if (extent_index(obj, p) < 0)
+            continue;
+        umm__pfn pfn = umm__object_pfn(obj, p);
+        uint64_t q = skip_unused(obj, &fs, p, pfn, fpage + n);
         if (q > p) { /* never used: nothing to drop or read again */
             p = q - 1;
             continue;
         }
-        if (extent_index(obj, p) < 0)
-            continue;
-        umm__pfn pfn = umm__object_pfn(obj, p);
         struct umm__frame *f = umm__frame(pfn);
         umm__frame_lock(pfn);
         if (p >= fpages && atomic_load(&f->ref) == 0 && (atomic_fetch_and(&f->flags, ~UMM__F_DIRTY) & UMM__F_DIRTY))
@@ -1100,14 +1100,14 @@ void umm__object_punch(struct umm__object *obj, uint64_t fpage, uint64_t n)
     struct umm__fscan fs;
     umm__fscan_begin(&fs, n);
     for (uint64_t p = fpage; p < fpage + n; p++) {
-        uint64_t q = skip_unused(obj, &fs, p, fpage + n);
+        if (extent_index(obj, p) < 0)
+            continue;
+        umm__pfn pfn = umm__object_pfn(obj, p);
+        uint64_t q = skip_unused(obj, &fs, p, pfn, fpage + n);
         if (q > p) { /* never used: zeros, no block, not dirty */
             p = q - 1;
             continue;
         }
-        if (extent_index(obj, p) < 0)
-            continue;
-        umm__pfn pfn = umm__object_pfn(obj, p);
         struct umm__frame *f = umm__frame(pfn);
         umm__frame_lock(pfn);
         atomic_fetch_and(&f->flags, ~UMM__F_BLOCK); /* the hole has none */
@@ -1140,14 +1140,14 @@ void umm__object_drop(struct umm__object *obj, uint64_t fpage, uint64_t n)
     struct umm__fscan fs;
     umm__fscan_begin(&fs, n);
     for (uint64_t p = fpage; p < fpage + n; p++) {
-        uint64_t q = skip_unused(obj, &fs, p, fpage + n);
+        if (extent_index(obj, p) < 0)
+            continue;
+        umm__pfn pfn = umm__object_pfn(obj, p);
+        uint64_t q = skip_unused(obj, &fs, p, pfn, fpage + n);
         if (q > p) { /* never used: not up to date */
             p = q - 1;
             continue;
         }
-        if (extent_index(obj, p) < 0)
-            continue;
-        umm__pfn pfn = umm__object_pfn(obj, p);
         struct umm__frame *f = umm__frame(pfn);
         uint32_t fl = atomic_load(&f->flags);
         if (!(fl & UMM__F_UPTODATE) || (fl & (UMM__F_DIRTY | UMM__F_WRITEBACK)))
@@ -1441,12 +1441,13 @@ static void cache_walk(struct umm__object *obj, dev_t dev, ino_t ino, struct cac
     while (p <= last) {
         int i = obj ? extent_index(obj, p) : -1;
         if (i >= 0) {
-            uint64_t q = skip_unused(obj, &fs, p, last + 1);
+            umm__pfn pfn = obj->ext[i].base + (umm__pfn)(p - obj->ext[i].fpage);
+            uint64_t q = skip_unused(obj, &fs, p, pfn, last + 1);
             if (q > p) {
                 p = q;
                 continue;
             }
-            cache_visit(io, obj->ext[i].base + (umm__pfn)(p - obj->ext[i].fpage), p);
+            cache_visit(io, pfn, p);
             p++;
             continue;
         }

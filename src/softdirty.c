@@ -20,9 +20,8 @@
  */
 #include "umm-int.h"
 
-#include <string.h>
-
 #include <errno.h>
+#include <string.h>
 
 long umm_dirty(void *addr, size_t length, unsigned char *vec, int flags)
 {
