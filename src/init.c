@@ -62,6 +62,7 @@ static void init_once(void)
         return;
     }
     umm__vmscan_init();
+    umm__kvma_init();
     umm__trace_file_init(); /* UMM_TRACE_FILE: record from here on */
     umm__mm.pid = getpid();
     umm__vg_racy(&umm__mm.nvmas, sizeof umm__mm.nvmas); /* fileio.c reads it as a hint, unlocked */

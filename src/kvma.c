@@ -22,9 +22,9 @@
  *    anon_vmas allow it (is_mergeable_anon_vma: the same one, or one side
  *    has none; not one of a fork child's);
  *  - a private mapping gets its anon_vma at its first fault that needs
- *    one: of private anonymous memory any fault, read or write (Linux 6.18
- *    on this machine gives one to a read fault too: two mappings only read
- *    do not merge), of a private file mapping a write fault; it takes a
+ *    one: of private anonymous memory a write fault, and a read fault
+ *    where the host has no zero page for it (umm__kvma_init asks), of a
+ *    private file mapping a write fault; it takes a
  *    neighbour's when they are alike but for the protection
  *    (find_mergeable_anon_vma: the next VMA first, then the previous one);
  *    a merge gives the merged VMA the anon_vma either side had; a fork
@@ -45,6 +45,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define FORKED (1ull << 63) /* an anon_vma of a fork child (vma_is_fork_child) */
@@ -383,9 +384,50 @@ static void prepare(struct umm__vma *v)
     pthread_mutex_unlock(&anon_lock);
 }
 
+/*
+ * Does a read fault of private anonymous memory give its VMA an anon_vma?
+ * Not where the kernel maps its shared zero page there (do_anonymous_page
+ * reads need no anon_vma); yes where it allocates a page instead (seen on
+ * some of these machines: no zero page for anonymous reads).  Which one
+ * changes which VMAs merge, so it is asked of the host once, at start-up:
+ * three pages mapped one by one, the outer two read first -- with an
+ * anon_vma each they cannot all merge, and growing the three is EFAULT.
+ */
+static int read_gives_anon = 1;
+
+/* The host's own calls, not the C library's: a program may define mmap or
+ * mremap itself (test-sqlite does, to send SQLite's to libumm). */
+static char *host_map(void *at, size_t len, int prot, int flags)
+{
+    long r = syscall(SYS_mmap, at, len, prot, flags, -1, 0L);
+    return r < 0 && r > -4096 ? MAP_FAILED : (char *)r;
+}
+
+void umm__kvma_init(void)
+{
+    const size_t pg = UMM_PAGE_SIZE;
+    const int fl = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+    char *a = host_map(NULL, 3 * pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
+    if (a == MAP_FAILED)
+        return; /* keep the guess that merges less */
+    if (host_map(a, pg, PROT_READ, fl) != MAP_FAILED && host_map(a + 2 * pg, pg, PROT_READ, fl) != MAP_FAILED) {
+        (void)*(volatile char *)a;
+        (void)*(volatile char *)(a + 2 * pg);
+        if (host_map(a + pg, pg, PROT_READ, fl) != MAP_FAILED) {
+            long b = syscall(SYS_mremap, a, 3 * pg, 4 * pg, MREMAP_MAYMOVE, NULL);
+            if (b != -1) {
+                read_gives_anon = 0;
+                syscall(SYS_munmap, (void *)b, 4 * pg);
+                return;
+            }
+        }
+    }
+    syscall(SYS_munmap, a, 3 * pg);
+}
+
 void umm__kvma_faulted(struct umm__vma *v, int write)
 {
-    if (!(v->vflags & UMM__V_SHARED) && (!v->obj || write))
+    if (!(v->vflags & UMM__V_SHARED) && (v->obj ? write : write || read_gives_anon))
         prepare(v);
 }
 

@@ -645,6 +645,7 @@ void umm__kvma_moved(uintptr_t start, uintptr_t end);
 void umm__kvma_dontunmap(uintptr_t start, uintptr_t end, uintptr_t ks, uintptr_t ke);
 /* A fault (write: for writing) was handled in v; the lock is held for
  * reading or writing.  The kernel's anon_vma_prepare(). */
+void umm__kvma_init(void); /* asks the host how read faults behave */
 void umm__kvma_faulted(struct umm__vma *v, int write);
 /* umm__populate(), and what its faults tell the kernel's VMAs. */
 int umm__kvma_populate(struct umm__vma *v, uintptr_t start, uintptr_t end, int write);
