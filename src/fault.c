@@ -584,14 +584,26 @@ static enum umm__fault_result fault_dirty(struct umm__vma *v, uint64_t page, int
  * through install() and so through the map budget.  Best effort: an entry
  * or a frame somebody else holds is left to its own fault.  The read-ahead
  * state is left as the fault set it.
+ *
+ * Returns the pages it mapped that were up to date before this fault (not
+ * in fresh[], the pages read_around just read from file page fresh_base
+ * on): as in filemap_map_pages, each is a read-around hit for mmap_miss --
+ * a page read earlier, now used without a trap of its own.
  */
 #define AROUND_PAGES 16
 
-static void fault_around(struct umm__vma *v, uint64_t page, uint64_t n, uint64_t fpages)
+struct around_read {
+    uint64_t base;  /* file page of bit 0 */
+    uint64_t mask;  /* pages read by this fault's read_around */
+};
+
+static uint64_t fault_around(struct umm__vma *v, uint64_t page, uint64_t n, uint64_t fpages,
+                             const struct around_read *fresh)
 {
     const uint32_t busy = UMM__P_PRESENT | UMM__P_ANON | UMM__P_SIGBUS | UMM__P_NOSPACE | UMM__P_GUARD;
+    uint64_t hits = 0;
     if (v->advice == MADV_RANDOM || v->fpage >= fpages)
-        return;
+        return 0;
     uint64_t base = v->start >> UMM_PAGE_SHIFT, w = (base + page) & ~(uint64_t)(AROUND_PAGES - 1);
     uint64_t lo = w > base ? w - base : 0, hi = w + AROUND_PAGES - base;
     if (hi > umm__vma_pages(v))
@@ -629,14 +641,21 @@ static void fault_around(struct umm__vma *v, uint64_t page, uint64_t n, uint64_t
             p++;
             continue;
         }
-        if (install(v, p, q - p, first, 0) == 0)
+        if (install(v, p, q - p, first, 0) == 0) {
             populate(page_addr(v, p), q - p, umm__host_prot(v, UMM__P_PRESENT));
+            for (uint64_t i = p; i < q; i++) {
+                uint64_t b = v->fpage + i - fresh->base;
+                hits += (b >= 64 || !(fresh->mask >> b & 1)) &&
+                        !(atomic_load(&umm__frame(first + (umm__pfn)(i - p))->flags) & UMM__F_REFAULT);
+            }
+        }
         for (uint64_t i = 0; i < q - p; i++)
             umm__frame_unlock(first + (umm__pfn)i);
         unlock_ptes(v, p, q);
         p = q;
     }
     atomic_store_explicit(&v->ra_next, ra, memory_order_relaxed);
+    return hits;
 }
 
 /*
@@ -659,13 +678,20 @@ static void fault_around(struct umm__vma *v, uint64_t page, uint64_t n, uint64_t
  */
 #define AROUND_CLUSTER 32
 /*
- * And, as Linux's mmap_miss (mm/filemap.c), a count per file of faults
- * that had to read their page, less faults that found theirs in the page
- * cache: past MMAP_LOTSAMISS, read-around stops until hits bring it down.
- * Out of core (a file 4x the budget touched at random) the clusters read
- * around were reclaimed before their pages were touched: ~10 pages read
- * and 11 reclaimed per touch (doc/PERFORMANCE.md, 2026-12-05).  A program
- * that comes back to what it read keeps the count low and its read-around.
+ * And, as Linux's mmap_miss (mm/filemap.c), a count per file of misses
+ * where read-around was due, less hits: a fault that found its page in the
+ * page cache, and every page fault_around maps that was read before this
+ * fault (filemap_map_pages counts those too).  Past MMAP_LOTSAMISS,
+ * read-around stops until hits bring it down.  Out of core (a file 4x the
+ * budget touched at random) the clusters read around were reclaimed before
+ * their pages were touched: ~10 pages read and 11 reclaimed per touch
+ * (doc/PERFORMANCE.md, 2026-12-05).  So, as the kernel's workingset check
+ * (a refaulting folio is no hit), a page reclaim has evicted once
+ * (UMM__F_REFAULT) counts no hit when fault-around maps it again.  A
+ * scattered miss that reads no cluster (no neighbour cached yet) is no
+ * evidence either way and is not counted: counting it turned read-around
+ * off for good after SQLite's first hundred B-tree pages (12,969 traps a
+ * bench-sqlite run instead of 1,255).
  */
 #define MMAP_LOTSAMISS 100
 #define MMAP_MISS_MAX (MMAP_LOTSAMISS * 10)
@@ -677,16 +703,22 @@ static void mmap_miss_note(struct umm__object *obj, int hit)
         atomic_store_explicit(&obj->mmap_miss, hit ? m - 1 : m + 1, memory_order_relaxed);
 }
 
-static uint64_t read_around(struct umm__vma *v, uint64_t page, uint64_t fpages, uint64_t fsize)
+/* n hits at once (fault_around's pages), as filemap_map_pages. */
+static void mmap_miss_hits(struct umm__object *obj, uint64_t n)
+{
+    uint32_t m = atomic_load_explicit(&obj->mmap_miss, memory_order_relaxed);
+    if (n && m)
+        atomic_store_explicit(&obj->mmap_miss, m > n ? m - (uint32_t)n : 0, memory_order_relaxed);
+}
+
+static uint64_t read_around(struct umm__vma *v, uint64_t page, uint64_t fpages, uint64_t fsize,
+                            struct around_read *fresh)
 {
     struct umm__object *obj = v->obj;
     uint64_t fpage = v->fpage + page;
     if (v->advice == MADV_RANDOM ||
         (atomic_load(&umm__frame(umm__object_pfn(obj, fpage))->flags) & UMM__F_UPTODATE))
         return 0; /* not a miss: fault-around's work */
-    mmap_miss_note(obj, 0);
-    if (atomic_load_explicit(&obj->mmap_miss, memory_order_relaxed) > MMAP_LOTSAMISS)
-        return 0;
     uint64_t cs = fpage & ~(uint64_t)(AROUND_CLUSTER - 1), ce = cs + AROUND_CLUSTER;
     if (cs < v->fpage)
         cs = v->fpage;
@@ -703,6 +735,9 @@ static uint64_t read_around(struct umm__vma *v, uint64_t page, uint64_t fpages, 
         p += r;
     }
     if (!dense)
+        return 0; /* no read-around tried: no evidence either way */
+    mmap_miss_note(obj, 0);
+    if (atomic_load_explicit(&obj->mmap_miss, memory_order_relaxed) > MMAP_LOTSAMISS)
         return 0;
     uint64_t nread = 0;
     for (uint64_t p = cs; p < ce;) {
@@ -724,6 +759,9 @@ static uint64_t read_around(struct umm__vma *v, uint64_t page, uint64_t fpages, 
                     umm__ram_count((int64_t)(j - i));
                     atomic_fetch_add(&umm__mm.pages_read, j - i);
                     nread += j - i;
+                    fresh->base = fpage & ~(uint64_t)(AROUND_CLUSTER - 1);
+                    for (uint64_t k = i; k < j; k++)
+                        fresh->mask |= (uint64_t)1 << (p + k - fresh->base);
                 } /* else the faulting page's own read reports the error */
                 for (uint64_t k = i; k < j; k++)
                     umm__frame_unlock(pfn + (umm__pfn)k);
@@ -788,7 +826,8 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
         want = umm__vma_pages(v) - page;
     /* Outside a sequential stream, the neighbourhood (at most a window's
      * worth of frames, which reclaim made room for). */
-    uint64_t around = want == 1 ? read_around(v, page, fpages, fsize) : 0;
+    struct around_read fresh = {0, 0};
+    uint64_t around = want == 1 ? read_around(v, page, fpages, fsize, &fresh) : 0;
     int read;
     uint64_t filled = fill(obj, fpage, want, fsize, err, &read);
     if (filled == 0)
@@ -828,7 +867,7 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
     if (!*err && n > first)
         *err = install_now(v, page + first, n - first, pfn + (umm__pfn)first, 0);
     if (!*err && access != UMM__ACC_WRITE)
-        fault_around(v, page, n, fpages);
+        mmap_miss_hits(obj, fault_around(v, page, n, fpages, &fresh));
     release_ptes(v, page, n);
     unpin_run(pfn, filled);
     return *err ? UMM__FAULT_SIGBUS : r;

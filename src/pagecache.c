@@ -1001,8 +1001,11 @@ int umm__object_evict(struct umm__object *obj, uint64_t fpage, uint64_t n)
         dirty += k;
         i += k;
     }
-    for (uint64_t i = 0; i < n; i++)
-        atomic_fetch_and(&umm__frame(pfn + (umm__pfn)i)->flags, ~(UMM__F_UPTODATE | UMM__F_DIRTY));
+    for (uint64_t i = 0; i < n; i++) {
+        struct umm__frame *fr = umm__frame(pfn + (umm__pfn)i);
+        atomic_fetch_and(&fr->flags, ~(UMM__F_UPTODATE | UMM__F_DIRTY));
+        atomic_fetch_or(&fr->flags, UMM__F_REFAULT);
+    }
     if (dirty) {
         atomic_fetch_sub(&obj->ndirty, (int64_t)dirty);
         atomic_fetch_add(&umm__mm.pages_written, dirty);

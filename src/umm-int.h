@@ -107,6 +107,8 @@ struct umm__frame {
 #define UMM__F_BLOCK    0x10u /* page cache: the file has its blocks (reserved at first write) */
 #define UMM__F_SWAPPED  0x20u /* its bytes are in the swap file (vmscan.c), not in RAM */
 #define UMM__F_WRITEBACK 0x40u /* page cache: being written to the file outside the mm lock (pagecache.c) */
+#define UMM__F_REFAULT  0x80u /* page cache: reclaim evicted this page once (the kernel's workingset
+                               * shadow): fault-around mapping it is no read-around hit (fault.c) */
 
 struct umm__ram {
     int fd;                     /* the memfd */
