@@ -586,15 +586,16 @@ static enum umm__fault_result fault_dirty(struct umm__vma *v, uint64_t page, int
  * state is left as the fault set it.
  *
  * Returns the pages it mapped that were up to date before this fault (not
- * in fresh[], the pages read_around just read from file page fresh_base
- * on): as in filemap_map_pages, each is a read-around hit for mmap_miss --
- * a page read earlier, now used without a trap of its own.
+ * in fresh, the pages this fault's read_around read) and that reclaim
+ * never evicted (UMM__F_REFAULT): as in filemap_map_pages, each is a
+ * read-around hit for mmap_miss -- a page read earlier, used without a
+ * trap of its own.
  */
 #define AROUND_PAGES 16
 
 struct around_read {
-    uint64_t base;  /* file page of bit 0 */
-    uint64_t mask;  /* pages read by this fault's read_around */
+    uint64_t base;  /* file page of bit 0: the start of read_around's cluster */
+    uint64_t mask;  /* pages read by this fault's read_around (a cluster is 32) */
 };
 
 static uint64_t fault_around(struct umm__vma *v, uint64_t page, uint64_t n, uint64_t fpages,
@@ -740,6 +741,7 @@ static uint64_t read_around(struct umm__vma *v, uint64_t page, uint64_t fpages, 
     if (atomic_load_explicit(&obj->mmap_miss, memory_order_relaxed) > MMAP_LOTSAMISS)
         return 0;
     uint64_t nread = 0;
+    fresh->base = fpage & ~(uint64_t)(AROUND_CLUSTER - 1);
     for (uint64_t p = cs; p < ce;) {
         umm__pfn pfn = umm__object_pfn(obj, p);
         uint64_t r = umm__object_run(obj, p, ce - p);
@@ -759,7 +761,6 @@ static uint64_t read_around(struct umm__vma *v, uint64_t page, uint64_t fpages, 
                     umm__ram_count((int64_t)(j - i));
                     atomic_fetch_add(&umm__mm.pages_read, j - i);
                     nread += j - i;
-                    fresh->base = fpage & ~(uint64_t)(AROUND_CLUSTER - 1);
                     for (uint64_t k = i; k < j; k++)
                         fresh->mask |= (uint64_t)1 << (p + k - fresh->base);
                 } /* else the faulting page's own read reports the error */

@@ -645,9 +645,9 @@ void umm__kvma_grown(struct umm__vma *v);
 void umm__kvma_moved(uintptr_t start, uintptr_t end);
 /* MREMAP_DONTUNMAP moved [start, end) of the kernel VMA [ks, ke). */
 void umm__kvma_dontunmap(uintptr_t start, uintptr_t end, uintptr_t ks, uintptr_t ke);
+void umm__kvma_init(void); /* asks the host how read faults behave (init.c) */
 /* A fault (write: for writing) was handled in v; the lock is held for
  * reading or writing.  The kernel's anon_vma_prepare(). */
-void umm__kvma_init(void); /* asks the host how read faults behave */
 void umm__kvma_faulted(struct umm__vma *v, int write);
 /* umm__populate(), and what its faults tell the kernel's VMAs. */
 int umm__kvma_populate(struct umm__vma *v, uintptr_t start, uintptr_t end, int write);
