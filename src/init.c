@@ -113,28 +113,35 @@ int umm_stats(struct umm_stats *out)
         errno = EFAULT;
         return -1;
     }
-    memset(out, 0, sizeof *out);
-    out->faults = atomic_load(&umm__mm.faults);
-    out->pages_read = atomic_load(&umm__mm.pages_read);
-    out->pages_written = atomic_load(&umm__mm.pages_written);
-    out->resident = atomic_load(&umm__mm.resident);
-    out->frames = umm__ram_frames_in_use();
-    out->cow_copies = atomic_load(&umm__mm.cow_copies);
-    out->signals = atomic_load(&umm__mm.signals);
-    out->files = atomic_load(&umm__mm.nobjects);
-    out->host_maps = umm__mc_count();
+    /* Under the lock: the last put of an object (pagecache.c) takes it off
+     * the count of files before it frees its frames, both under the lock;
+     * read without it, the two counts could disagree.  Gathered in st, and
+     * copied out after: *out may be libumm memory, whose fault takes the
+     * lock. */
+    struct umm_stats st;
+    memset(&st, 0, sizeof st);
+    pthread_rwlock_rdlock(&umm__mm.lock);
+    st.faults = atomic_load(&umm__mm.faults);
+    st.pages_read = atomic_load(&umm__mm.pages_read);
+    st.pages_written = atomic_load(&umm__mm.pages_written);
+    st.resident = atomic_load(&umm__mm.resident);
+    st.frames = umm__ram_frames_in_use();
+    st.cow_copies = atomic_load(&umm__mm.cow_copies);
+    st.signals = atomic_load(&umm__mm.signals);
+    st.files = atomic_load(&umm__mm.nobjects);
+    st.host_maps = umm__mc_count();
     struct umm__reclaim_stats r;
     umm__reclaim_stats(&r);
-    out->budget = r.budget;
-    out->frames_high = r.high_water;
-    out->reclaimed = r.reclaimed;
-    out->reclaim_written = r.written;
-    out->swapped_out = r.swapped_out;
-    out->swapped_in = r.swapped_in;
-    out->swap_used = r.swap_used;
-    pthread_rwlock_rdlock(&umm__mm.lock);
-    out->mappings = umm__mm.nvmas;
+    st.budget = r.budget;
+    st.frames_high = r.high_water;
+    st.reclaimed = r.reclaimed;
+    st.reclaim_written = r.written;
+    st.swapped_out = r.swapped_out;
+    st.swapped_in = r.swapped_in;
+    st.swap_used = r.swap_used;
+    st.mappings = umm__mm.nvmas;
     pthread_rwlock_unlock(&umm__mm.lock);
+    *out = st;
     return 0;
 }
 

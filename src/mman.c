@@ -773,6 +773,7 @@ int umm_munmap(void *addr, size_t length)
     umm__enter(&saved);
     writeback_unlocked(a, a + len);
     int rc = unmap_range(a, a + len, 1, 1);
+    umm__object_wait_unmapped(); /* a flush outside the lock may hold what went */
     umm__file_retry(); /* descriptors kept for a lock may go now (locks.c) */
     umm__leave(&saved);
     return rc == 0 ? 0 : fail(ENOMEM);

@@ -848,6 +848,32 @@ void umm__object_writeback_quiesce(struct umm__object *obj)
     }
 }
 
+/*
+ * Called by munmap with umm__mm.lock held for writing.  An object whose
+ * last mapping it removed may still be held by a write-back that another
+ * thread (the daemon's flush, an msync) is doing outside the lock; that
+ * thread frees it, and its frames, when it takes the lock again.  munmap
+ * waits for that, so that when it returns the frames of what it unmapped
+ * are back (umm_stats, the memory budget) as without the other thread.
+ * Under the lock, a holder other than a mapping is one outside it
+ * (wb_holds), or one that took it again and is finishing, which only
+ * happens while this thread waits.
+ */
+void umm__object_wait_unmapped(void)
+{
+    for (;;) {
+        int held = 0;
+        for (struct umm__object *obj = umm__mm.objects; obj && !held; obj = obj->next)
+            held = obj->rmap == NULL && obj->wb_holds > 0;
+        if (!held)
+            return;
+        pthread_rwlock_unlock(&umm__mm.lock);
+        struct timespec ts = { 0, 50000 };
+        nanosleep(&ts, NULL);
+        pthread_rwlock_wrlock(&umm__mm.lock);
+    }
+}
+
 /* In a forked child: the threads that were writing outside the lock are
  * not there; their holds on the objects go. */
 void umm__object_fork_child(void)

@@ -283,6 +283,9 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
 /* A truncation is about to change the file: wait (lock held for writing)
  * until no write-back of obj is in flight outside the lock. */
 void umm__object_writeback_quiesce(struct umm__object *obj);
+/* munmap: wait (the lock let go meanwhile) until no object that lost its
+ * last mapping is kept alive by another thread's write-back. */
+void umm__object_wait_unmapped(void);
 /* In a forked child: drop the holds of write-backs left in the parent. */
 void umm__object_fork_child(void);
 /* Reclaim: the frames of [fpage, fpage+n), up to date, locked by the
