@@ -8,8 +8,9 @@
  *   syscall      the system call itself: the floor
  *   nothing      through libumm's pread/write, nothing mapped: the price
  *                every program linked with libumm pays
- *   other file   while another file is mapped with libumm: an fstat of
- *                the descriptor per call
+ *   other file   while another file is mapped with libumm: which file
+ *                the descriptor is (src/fdtable.c: an fstat the first
+ *                time; UMM_FDCACHE=0, one per call)
  *   mapped file  pread of a file mapped with libumm (pages resident): the
  *                copy of dirty frames over the result is skipped for clean
  *                pages, but the lock and the frame walk are paid
@@ -105,7 +106,7 @@ int main(void)
     row("system call (floor)", sw, sw);
     row("libumm, nothing mapped", per_call(LIB_WRITE, null, buf), sw);
     o = umm_mmap(NULL, 64 * PAGE, PROT_READ, MAP_SHARED, other, 0);
-    row("libumm, a file mapped (fstat per call)", per_call(LIB_WRITE, null, buf), sw);
+    row("libumm, a file mapped", per_call(LIB_WRITE, null, buf), sw);
     umm_munmap(o, 64 * PAGE);
     free(buf);
     return 0;

@@ -39,8 +39,9 @@
  * own internal calls (fwrite, fprintf, fread on a FILE), and io_uring or
  * AIO; writers outside the process family (README difference 1).
  *
- * Cost when nothing is mapped: one load.  With files mapped, an fstat() of
- * the descriptor per call (doc/PERFORMANCE.md).  UMM_FILEIO=0 in the
+ * Cost when nothing is mapped: one load.  With files mapped, which file a
+ * descriptor is comes from fdtable.c (an fstat() the first time a number
+ * is used, not per call: doc/PERFORMANCE.md).  UMM_FILEIO=0 in the
  * environment turns all of this off; umm_pread() and the like do it by
  * name whatever the setting.
  */
@@ -332,8 +333,9 @@ static ssize_t io_run(const struct io *io, int force)
     int bufs = mapped() && bufs_maybe_ours(io), files = umm__pagecache_files();
     if (!bufs && !files)
         return do_call(io);
-    struct stat st;
-    int cached = files && fstat(io->fd, &st) == 0 && S_ISREG(st.st_mode) && umm__pagecache_maybe(st.st_dev, st.st_ino);
+    struct stat st; /* its st_dev and st_ino only (fdtable.c) */
+    int cached = files && umm__fd_identity(io->fd, &st.st_dev, &st.st_ino) == 1 &&
+                 umm__pagecache_maybe(st.st_dev, st.st_ino);
     for (int tries = 0;; tries++) {
         struct held h;
         int ours = 0;
@@ -511,6 +513,9 @@ int truncate64(const char *path, off_t len) __attribute__((alias("truncate")));
 static int opened(int fd, int flags)
 {
     struct stat st;
+    int e = errno;
+    umm__fd_changed(fd); /* a number handed out: what fdtable.c kept of it is old */
+    errno = e;
     if (fd >= 0 && (flags & O_TRUNC) && cached_fd(fd, 0, &st))
         truncated(&st, 0);
     return fd;

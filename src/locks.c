@@ -254,6 +254,12 @@ static int fcntl_impl(int fd, int cmd, void *arg)
 {
     if (!next_fcntl)
         locks_init();
+    if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) { /* a number handed out (fdtable.c) */
+        int rc = next_fcntl(fd, cmd, arg), e = errno;
+        umm__fd_changed(rc);
+        errno = e;
+        return rc;
+    }
     if (cmd != F_SETLK && cmd != F_SETLKW)
         return next_fcntl(fd, cmd, arg);
     lock_op_begin();

@@ -370,6 +370,13 @@ void umm__cache_read(struct umm__object *obj, dev_t dev, ino_t ino, uint64_t off
 void umm__cache_reread(struct umm__object *obj, dev_t dev, ino_t ino, int fd, uint64_t off, uint64_t len);
 void umm__cache_truncated(struct umm__object *obj, dev_t dev, ino_t ino, uint64_t size);
 
+/* -------------------------------------------------------------- fdtable.c */
+/* The identity of fd's file: 1 (regular, *dev and *ino), 0 (not a regular
+ * file) or -1 (fstat failed), remembered while the number stays the same
+ * description; umm__fd_changed: a call closed or handed out number fd. */
+int umm__fd_identity(int fd, dev_t *dev, ino_t *ino);
+void umm__fd_changed(int fd);
+
 /* --------------------------------------------------------------- fileio.c */
 /* The C library's own calls, for libumm's I/O (its names lead to fileio.c's
  * wrappers, which would cache the bytes twice). */
