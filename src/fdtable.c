@@ -136,7 +136,8 @@ int umm__fd_identity(int fd, dev_t *dev, ino_t *ino)
 
 /* The C library's functions, looked up on first use (dlsym is not called
  * from a signal handler here: close() in one finds them looked up by the
- * constructor below). */
+ * constructor below).  Bumping a generation is an atomic add: errno is
+ * the C library's call's, untouched. */
 static struct {
     int (*close)(int);
     int (*close_range)(unsigned, unsigned, int);
@@ -175,26 +176,43 @@ __attribute__((constructor)) static void fdtable_init(void)
     NEXT(fclose, "fclose");
 }
 
-/* A file's number, for a stream that may be NULL. */
+/* A stream's number (-1 for no stream). */
 static int stream_fd(FILE *f)
 {
     return f ? fileno(f) : -1;
 }
 
-/* Every number after a call that closed some we cannot name. */
-static void changed_all(void)
+/* Number fd was handed out (or closed): fd is passed on. */
+static int made(int fd)
 {
-    changed_from(0, FDT_SLOTS - 1);
+    umm__fd_changed(fd);
+    return fd;
 }
 
-int close(int fd)
+static FILE *made_stream(FILE *f)
 {
-    int rc = NEXT(close, "close")(fd);
-    int e = errno;
-    umm__fd_changed(fd); /* after: an fstat racing with the close keeps the old generation */
-    errno = e;
+    umm__fd_changed(stream_fd(f));
+    return f;
+}
+
+/* A call's result rc, after it closed number fd: after the close, so that
+ * an fstat racing with it keeps the old generation. */
+static int closed(int rc, int fd)
+{
+    umm__fd_changed(fd);
     return rc;
 }
+
+static int closed_from(int rc, int lo, int hi)
+{
+    changed_from(lo, hi);
+    return rc;
+}
+
+int close(int fd) { return closed(NEXT(close, "close")(fd), fd); }
+int dup(int fd) { return made(NEXT(dup, "dup")(fd)); }
+int dup2(int fd, int to) { return closed(NEXT(dup2, "dup2")(fd, to), to); }
+int dup3(int fd, int to, int flags) { return closed(NEXT(dup3, "dup3")(fd, to, flags), to); }
 
 int close_range(unsigned first, unsigned last, int flags)
 {
@@ -202,10 +220,8 @@ int close_range(unsigned first, unsigned last, int flags)
         errno = ENOSYS;
         return -1;
     }
-    int rc = next.close_range(first, last, flags), e = errno;
-    changed_from(first > INT32_MAX ? INT32_MAX : (int)first, last > INT32_MAX ? INT32_MAX : (int)last);
-    errno = e;
-    return rc;
+    return closed_from(next.close_range(first, last, flags), first > INT32_MAX ? INT32_MAX : (int)first,
+                       last > INT32_MAX ? INT32_MAX : (int)last);
 }
 
 void closefrom(int lo)
@@ -215,170 +231,84 @@ void closefrom(int lo)
     changed_from(lo, FDT_SLOTS - 1);
 }
 
-int dup(int fd)
-{
-    int rc = NEXT(dup, "dup")(fd), e = errno;
-    umm__fd_changed(rc);
-    errno = e;
-    return rc;
-}
-
-int dup2(int fd, int to)
-{
-    int rc = NEXT(dup2, "dup2")(fd, to), e = errno;
-    umm__fd_changed(to);
-    errno = e;
-    return rc;
-}
-
-int dup3(int fd, int to, int flags)
-{
-    int rc = NEXT(dup3, "dup3")(fd, to, flags), e = errno;
-    umm__fd_changed(to);
-    errno = e;
-    return rc;
-}
-
-FILE *fopen(const char *path, const char *mode)
-{
-    FILE *f = NEXT(fopen, "fopen64")(path, mode);
-    int e = errno;
-    umm__fd_changed(stream_fd(f));
-    errno = e;
-    return f;
-}
+FILE *fopen(const char *path, const char *mode) { return made_stream(NEXT(fopen, "fopen64")(path, mode)); }
 FILE *fopen64(const char *path, const char *mode) __attribute__((alias("fopen")));
 
 FILE *freopen(const char *path, const char *mode, FILE *f)
 {
-    int old = stream_fd(f);
+    int old = stream_fd(f); /* closed inside */
     FILE *r = NEXT(freopen, "freopen64")(path, mode, f);
-    int e = errno;
     umm__fd_changed(old);
-    umm__fd_changed(stream_fd(r));
-    errno = e;
-    return r;
+    return made_stream(r);
 }
 FILE *freopen64(const char *path, const char *mode, FILE *f) __attribute__((alias("freopen")));
 
 FILE *fdopen(int fd, const char *mode)
 {
     FILE *f = NEXT(fdopen, "fdopen")(fd, mode);
-    int e = errno;
     umm__fd_changed(fd);
-    errno = e;
     return f;
 }
 
-FILE *tmpfile(void)
-{
-    FILE *f = NEXT(tmpfile, "tmpfile64")();
-    int e = errno;
-    umm__fd_changed(stream_fd(f));
-    errno = e;
-    return f;
-}
+FILE *tmpfile(void) { return made_stream(NEXT(tmpfile, "tmpfile64")()); }
 FILE *tmpfile64(void) __attribute__((alias("tmpfile")));
 
 int fclose(FILE *f)
 {
     int fd = stream_fd(f);
-    int rc = NEXT(fclose, "fclose")(f), e = errno;
-    umm__fd_changed(fd);
-    errno = e;
-    return rc;
+    return closed(NEXT(fclose, "fclose")(f), fd);
 }
 
-int fcloseall(void)
-{
-    int rc = NEXT(fcloseall, "fcloseall")(), e = errno;
-    changed_all();
-    errno = e;
-    return rc;
-}
+int fcloseall(void) { return closed_from(NEXT(fcloseall, "fcloseall")(), 0, FDT_SLOTS - 1); }
 
 DIR *opendir(const char *path)
 {
     DIR *d = NEXT(opendir, "opendir")(path);
-    int e = errno;
     if (d)
         umm__fd_changed(dirfd(d));
-    errno = e;
     return d;
 }
 
 DIR *fdopendir(int fd)
 {
     DIR *d = NEXT(fdopendir, "fdopendir")(fd);
-    int e = errno;
     umm__fd_changed(fd);
-    errno = e;
     return d;
 }
 
 int closedir(DIR *d)
 {
     int fd = dirfd(d);
-    int rc = NEXT(closedir, "closedir")(d), e = errno;
-    umm__fd_changed(fd);
-    errno = e;
-    return rc;
+    return closed(NEXT(closedir, "closedir")(d), fd);
 }
 
-FILE *popen(const char *cmd, const char *mode)
-{
-    FILE *f = NEXT(popen, "popen")(cmd, mode);
-    int e = errno;
-    umm__fd_changed(stream_fd(f));
-    errno = e;
-    return f;
-}
+FILE *popen(const char *cmd, const char *mode) { return made_stream(NEXT(popen, "popen")(cmd, mode)); }
 
 int pclose(FILE *f)
 {
     int fd = stream_fd(f);
-    int rc = NEXT(pclose, "pclose")(f), e = errno;
-    umm__fd_changed(fd);
-    errno = e;
-    return rc;
+    return closed(NEXT(pclose, "pclose")(f), fd);
 }
 
-#define MADE(call)                                                                                \
-    do {                                                                                          \
-        int fd_ = (call), e_ = errno;                                                             \
-        umm__fd_changed(fd_);                                                                     \
-        errno = e_;                                                                               \
-        return fd_;                                                                               \
-    } while (0)
-
-int mkstemp(char *tmpl) { MADE(NEXT(mkstemp, "mkstemp64")(tmpl)); }
+int mkstemp(char *tmpl) { return made(NEXT(mkstemp, "mkstemp64")(tmpl)); }
 int mkstemp64(char *tmpl) __attribute__((alias("mkstemp")));
-int mkostemp(char *tmpl, int flags) { MADE(NEXT(mkostemp, "mkostemp64")(tmpl, flags)); }
+int mkostemp(char *tmpl, int flags) { return made(NEXT(mkostemp, "mkostemp64")(tmpl, flags)); }
 int mkostemp64(char *tmpl, int flags) __attribute__((alias("mkostemp")));
-int mkstemps(char *tmpl, int suffixlen) { MADE(NEXT(mkstemps, "mkstemps64")(tmpl, suffixlen)); }
+int mkstemps(char *tmpl, int suffixlen) { return made(NEXT(mkstemps, "mkstemps64")(tmpl, suffixlen)); }
 int mkstemps64(char *tmpl, int suffixlen) __attribute__((alias("mkstemps")));
 int mkostemps(char *tmpl, int suffixlen, int flags)
 {
-    MADE(NEXT(mkostemps, "mkostemps64")(tmpl, suffixlen, flags));
+    return made(NEXT(mkostemps, "mkostemps64")(tmpl, suffixlen, flags));
 }
 int mkostemps64(char *tmpl, int suffixlen, int flags) __attribute__((alias("mkostemps")));
-int memfd_create(const char *name, unsigned flags) { MADE(NEXT(memfd_create, "memfd_create")(name, flags)); }
+int memfd_create(const char *name, unsigned flags) { return made(NEXT(memfd_create, "memfd_create")(name, flags)); }
 
-/* daemon() puts /dev/null on 0, 1 and 2 from inside the C library. */
-int daemon(int nochdir, int noclose)
-{
-    int rc = NEXT(daemon, "daemon")(nochdir, noclose), e = errno;
-    changed_from(0, 2);
-    errno = e;
-    return rc;
-}
+/* daemon() puts /dev/null on 0, 1 and 2 from inside the C library;
+ * login_tty() puts fd there and closes it. */
+int daemon(int nochdir, int noclose) { return closed_from(NEXT(daemon, "daemon")(nochdir, noclose), 0, 2); }
 
-/* login_tty() puts fd on 0, 1 and 2 and closes it, from inside. */
 int login_tty(int fd)
 {
-    int rc = NEXT(login_tty, "login_tty")(fd), e = errno;
-    changed_from(0, 2);
-    umm__fd_changed(fd);
-    errno = e;
-    return rc;
+    int rc = closed_from(NEXT(login_tty, "login_tty")(fd), 0, 2);
+    return closed(rc, fd);
 }

@@ -513,9 +513,7 @@ int truncate64(const char *path, off_t len) __attribute__((alias("truncate")));
 static int opened(int fd, int flags)
 {
     struct stat st;
-    int e = errno;
     umm__fd_changed(fd); /* a number handed out: what fdtable.c kept of it is old */
-    errno = e;
     if (fd >= 0 && (flags & O_TRUNC) && cached_fd(fd, 0, &st))
         truncated(&st, 0);
     return fd;

@@ -255,9 +255,8 @@ static int fcntl_impl(int fd, int cmd, void *arg)
     if (!next_fcntl)
         locks_init();
     if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) { /* a number handed out (fdtable.c) */
-        int rc = next_fcntl(fd, cmd, arg), e = errno;
-        umm__fd_changed(rc);
-        errno = e;
+        int rc = next_fcntl(fd, cmd, arg);
+        umm__fd_changed(rc); /* an atomic add: errno stays the call's */
         return rc;
     }
     if (cmd != F_SETLK && cmd != F_SETLKW)

@@ -785,10 +785,13 @@ static void rmap_write_protect(struct umm__object *obj, uint64_t fpage, uint64_t
  * pwrite lands past a new end of the file.  io_relock returns 0 when the
  * object went meanwhile (its last mapping unmapped): it has been put.
  */
+static int wb_out; /* holds of write-backs outside the lock, all objects (under the lock) */
+
 static void io_unlock(struct umm__object *obj, int inflight)
 {
     obj->refs++;
     obj->wb_holds++;
+    wb_out++;
     if (inflight)
         atomic_fetch_add(&obj->wb_inflight, 1);
     pthread_rwlock_unlock(&umm__mm.lock);
@@ -800,6 +803,7 @@ static int io_relock(struct umm__object *obj, int inflight)
         atomic_fetch_sub(&obj->wb_inflight, 1);
     pthread_rwlock_wrlock(&umm__mm.lock);
     obj->wb_holds--;
+    wb_out--;
     if (obj->refs == 1) {
         umm__object_put(obj);
         return 0;
@@ -861,7 +865,7 @@ void umm__object_writeback_quiesce(struct umm__object *obj)
  */
 void umm__object_wait_unmapped(void)
 {
-    for (;;) {
+    while (wb_out > 0) { /* none outside: nothing to walk (most munmaps) */
         int held = 0;
         for (struct umm__object *obj = umm__mm.objects; obj && !held; obj = obj->next)
             held = obj->rmap == NULL && obj->wb_holds > 0;
@@ -881,6 +885,7 @@ void umm__object_fork_child(void)
     for (struct umm__object *obj = umm__mm.objects, *next; obj; obj = next) {
         next = obj->next;
         atomic_store(&obj->wb_inflight, 0);
+        wb_out -= obj->wb_holds;
         obj->refs -= obj->wb_holds - 1; /* one kept, for the put */
         obj->wb_holds = 0;
         umm__object_put(obj);
