@@ -16,7 +16,10 @@
  */
 #include "umm-int.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <uv.h>
 
 static uv_loop_t loop;
@@ -103,14 +106,64 @@ static int spawn(void)
     return rc;
 }
 
+/*
+ * The loop's descriptors (its epoll and eventfd) are libumm's, not the
+ * program's: the program's closefrom(3) leaves them (fdtable.c).  libuv
+ * closes and makes them with system calls of its own, in uv_loop_fork and
+ * uv_loop_close; the marks go before and come back after.
+ */
+static void own_loop_fds(int own)
+{
+    int fds[] = { loop.backend_fd, loop.async_io_watcher.fd, loop.async_wfd, loop.signal_pipefd[0],
+                  loop.signal_pipefd[1] };
+    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++) {
+        if (fds[i] < 0)
+            continue;
+        if (own)
+            umm__fd_own_number(fds[i]);
+        else
+            umm__fd_disown(fds[i]);
+    }
+}
+
+/*
+ * libuv asserts that its descriptors are above 2 (and a program that
+ * started with 0, 1 or 2 closed expects open() to hand those out): while
+ * it makes them, /dev/null holds the free numbers among 0, 1 and 2.
+ */
+static int hold_low(int held[3])
+{
+    int n = 0;
+    for (;;) {
+        int fd = (int)syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            break;
+        if (fd > 2) {
+            syscall(SYS_close, fd);
+            break;
+        }
+        held[n++] = fd;
+    }
+    return n;
+}
+
+static void release_low(const int held[3], int n)
+{
+    while (n-- > 0)
+        syscall(SYS_close, held[n]);
+}
+
 int umm__daemon_start(void)
 {
     const char *s = getenv("UMM_FLUSH_INTERVAL_MS");
     uint64_t interval = s ? strtoull(s, NULL, 10) : 5000;
-    if (uv_loop_init(&loop) != 0)
-        return -1;
-    if (uv_async_init(&loop, &kick, on_kick) != 0 || uv_async_init(&loop, &stop, on_stop) != 0 ||
-        uv_async_init(&loop, &reclaim, on_reclaim) != 0)
+    int held[3], nheld = hold_low(held);
+    int rc = uv_loop_init(&loop);
+    if (rc == 0 && (uv_async_init(&loop, &kick, on_kick) != 0 || uv_async_init(&loop, &stop, on_stop) != 0 ||
+                    uv_async_init(&loop, &reclaim, on_reclaim) != 0))
+        rc = -1;
+    release_low(held, nheld);
+    if (rc != 0)
         return -1;
     uv_timer_init(&loop, &timer);
     uv_timer_init(&loop, &reclaim_again);
@@ -119,6 +172,7 @@ int umm__daemon_start(void)
         uv_timer_start(&timer, on_timer, interval, interval);
         uv_unref((uv_handle_t *)&timer);
     }
+    own_loop_fds(1);
     if (spawn() != 0)
         return -1;
     atomic_store(&running, 1);
@@ -148,9 +202,16 @@ void umm__daemon_resume(int child)
 {
     if (!atomic_exchange(&paused, 0))
         return;
-    if (child && uv_loop_fork(&loop) != 0) {
-        atomic_store(&running, 0); /* write-back still happens at msync, munmap, exit */
-        return;
+    if (child) {
+        own_loop_fds(0);
+        int held[3], nheld = hold_low(held);
+        int rc = uv_loop_fork(&loop);
+        release_low(held, nheld);
+        own_loop_fds(1);
+        if (rc != 0) {
+            atomic_store(&running, 0); /* write-back still happens at msync, munmap, exit */
+            return;
+        }
     }
     if (spawn() != 0)
         atomic_store(&running, 0);
@@ -170,6 +231,7 @@ void umm__daemon_stop(void)
     uv_close((uv_handle_t *)&timer, NULL);
     uv_close((uv_handle_t *)&reclaim_again, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
+    own_loop_fds(0);
     uv_loop_close(&loop);
 }
 

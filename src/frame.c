@@ -157,6 +157,8 @@ static void *map_desc(size_t len)
 {
     uint64_t size = len;
     desc_fd = memfd_create("libumm-frames", MFD_CLOEXEC);
+    if (desc_fd >= 0)
+        desc_fd = umm__fd_own(desc_fd);
     if (desc_fd < 0 || ram_truncate(desc_fd, &size) != 0 || size < len)
         return MAP_FAILED;
     return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, desc_fd, 0);
@@ -302,9 +304,10 @@ int umm__ram_init(void)
     int fd = memfd_create("libumm-ram", MFD_CLOEXEC);
     if (fd < 0)
         return -1;
+    fd = umm__fd_own(fd); /* the program's closefrom(3) leaves it (fdtable.c) */
     for (;; size /= 2) {
         if (size < min) {
-            close(fd);
+            umm__fd_close_own(fd);
             errno = ENOMEM;
             return -1;
         }
@@ -350,7 +353,7 @@ int umm__ram_init(void)
             if (desc != MAP_FAILED)
                 munmap(desc, npages * sizeof(struct umm__frame));
             if (desc_fd >= 0)
-                close(desc_fd);
+                umm__fd_close_own(desc_fd);
             desc_fd = -1;
             if (sh != MAP_FAILED)
                 munmap(sh, shlen);

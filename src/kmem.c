@@ -379,12 +379,13 @@ void umm__kscan_begin(struct umm__kscan *s, uint64_t bytes)
     if (bytes < KSCAN_MIN)
         return;
     s->fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    umm__fd_own_number(s->fd); /* not closed under the walk by another thread's closefrom */
 }
 
 void umm__kscan_end(struct umm__kscan *s)
 {
     if (s->fd >= 0)
-        syscall(SYS_close, s->fd);
+        umm__fd_close_own(s->fd);
     s->fd = -1;
 }
 

@@ -162,7 +162,7 @@ void umm__file_close(int fd, int writable, dev_t dev, ino_t ino)
     pthread_sigmask(SIG_BLOCK, &all, &saved); /* no handler of ours may wait for us here */
     atomic_store(&closing, 1);
     if (atomic_load(&lock_ops) == 0 && !posix_locked(ino, NULL))
-        close(fd);
+        umm__fd_close_own(fd);
     else
         park(fd, writable, dev, ino);
     atomic_store(&closing, 0);
@@ -207,7 +207,7 @@ void umm__file_retry(void)
         for (size_t i = nparked; i-- > 0;) {
             if (mark[i])
                 continue;
-            close(parked[i].fd);
+            umm__fd_close_own(parked[i].fd);
             parked[i] = parked[--nparked];
         }
         atomic_store(&nparked_hint, nparked);

@@ -44,7 +44,7 @@
 #include <unistd.h>
 
 /* Open the file behind fd anew, with the same access, no O_APPEND. */
-static int reopen(int fd, int *writable)
+static int reopen_file(int fd, int *writable)
 {
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0)
@@ -69,6 +69,15 @@ static int reopen(int fd, int *writable)
     nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0); /* no /proc: share the program's */
     *writable = nfd >= 0 && mode == O_RDWR;
     return nfd;
+}
+
+/* ... as a descriptor of libumm's own, which the program's closefrom(3)
+ * leaves alone (fdtable.c): write-back must not reach another file that
+ * took its number. */
+static int reopen(int fd, int *writable)
+{
+    int nfd = reopen_file(fd, writable);
+    return nfd >= 0 ? umm__fd_own(nfd) : nfd;
 }
 
 static int extent_index(const struct umm__object *obj, uint64_t fpage)

@@ -80,6 +80,8 @@ int umm__swap_init(void)
         swap_fd = open_in_dir(where);
     else
         swap_fd = open(where, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (swap_fd >= 0)
+        swap_fd = umm__fd_own(swap_fd);
     swap_cap = umm__parse_size(getenv("UMM_SWAP_SIZE"), UINT64_MAX) >> UMM_PAGE_SHIFT;
     struct rlimit rl;
     if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)

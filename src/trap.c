@@ -404,6 +404,7 @@ int umm__trap_init(void)
     sigbus_fd = memfd_create("libumm-sigbus", MFD_CLOEXEC);
     if (sigbus_fd < 0)
         return -1;
+    sigbus_fd = umm__fd_own(sigbus_fd);
     if (umm__signals_init(trap) != 0)
         return -1;
     atomic_store(&installed, 1);

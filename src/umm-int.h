@@ -376,6 +376,16 @@ void umm__cache_truncated(struct umm__object *obj, dev_t dev, ino_t ino, uint64_
  * description; umm__fd_changed: a call closed or handed out number fd. */
 int umm__fd_identity(int fd, dev_t *dev, ino_t *ino);
 void umm__fd_changed(int fd);
+/* libumm's own descriptors (fdtable.c): the program's close, close_range,
+ * closefrom, dup2 and dup3 leave them alone.  umm__fd_own marks fd (moved
+ * above 2) and returns its number; umm__fd_own_number marks one that
+ * cannot move; umm__fd_close_own unmarks and closes; umm__fd_disown
+ * unmarks one another library closes. */
+int umm__fd_own(int fd);
+void umm__fd_own_number(int fd);
+void umm__fd_disown(int fd);
+int umm__fd_close_own(int fd);
+int umm__fd_is_own(int fd);
 
 /* --------------------------------------------------------------- fileio.c */
 /* The C library's own calls, for libumm's I/O (its names lead to fileio.c's

@@ -177,8 +177,8 @@ int main(int argc, char **argv)
     a = raw_open_a();
     ok(a == b && coherent(a), "close_range: the number's new file is seen");
     syscall(SYS_close, a);
-    /* (closefrom is not tried: it would close libumm's own descriptors
-     * above the number, as any library's.) */
+    /* (closefrom: tests/test-own-fds, which checks that it leaves
+     * libumm's own descriptors.) */
 
     /* Numbers handed out after a close libumm cannot see. */
     b = open_b();
