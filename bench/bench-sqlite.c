@@ -539,7 +539,7 @@ int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc >= 4 && strcmp(argv[1], "--one") == 0) {
-        int libumm = strcmp(argv[2], "libumm") == 0, wal = strcmp(argv[3], "wal") == 0;
+        int libumm = strcmp(argv[2], "libumm") == 0, wal = strncmp(argv[3], "wal", 3) == 0;
         if (argc >= 5)
             steps = atoi(argv[4]);
         tracing = argc >= 6 && strcmp(argv[5], "--trace") == 0;
