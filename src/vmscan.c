@@ -86,7 +86,10 @@ static ssize_t slurp(const char *path, char *buf, size_t n)
  * on the way from its cgroup up to the root of its hierarchy, in both
  * hierarchies a host may have (a hybrid host has both):
  *   - v2: the "0::PATH" line of /proc/self/cgroup, memory.max under
- *     /sys/fs/cgroup;
+ *     where the cgroup2 file system is mounted (its /proc/self/mountinfo
+ *     line; /sys/fs/cgroup if none is listed): a hybrid host has it at
+ *     /sys/fs/cgroup/unified, and a container without a cgroup namespace
+ *     shows its own cgroup as the mount's root;
  *   - v1: the line whose controllers include "memory" ("4:memory:PATH"),
  *     memory.limit_in_bytes under where that hierarchy is mounted (the
  *     "cgroup" line of /proc/self/mountinfo with the "memory" option; its
@@ -153,9 +156,10 @@ static int cgroup_path(const char *cgfile, const char *ctl, char *out, size_t n)
     return -1;
 }
 
-/* Where the v1 hierarchy with the memory controller is mounted, and the
- * root of it that mount shows (fields 5 and 4 of its mountinfo line). */
-static int memory_mount(char *mnt, size_t mn, char *root, size_t rn)
+/* Where the hierarchy is mounted -- v2's (fstype "cgroup2"), or v1's with
+ * the memory controller ("cgroup") -- and the root of it that mount shows
+ * (fields 5 and 4 of its mountinfo line). */
+static int memory_mount(const char *fstype, char *mnt, size_t mn, char *root, size_t rn)
 {
     static char buf[16384]; /* under the address-space lock or at start: one at a time */
     char path[4200];
@@ -166,14 +170,17 @@ static int memory_mount(char *mnt, size_t mn, char *root, size_t rn)
         char *nl = strchr(line, '\n');
         if (nl)
             *nl = 0;
-        char *dash = strstr(line, " - cgroup ");
+        char key[32];
+        snprintf(key, sizeof key, " - %s ", fstype);
+        int v2 = strcmp(fstype, "cgroup2") == 0;
+        char *dash = strstr(line, key);
         if (dash) {
             /* "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS... - cgroup SOURCE SUPEROPTS" */
             char *opts = strrchr(dash, ' ') + 1, *f[5] = { line };
             int k = 1;
             for (char *q = line; k < 5 && (q = strchr(q, ' ')); f[k++] = ++q)
                 ;
-            int has_memory = 0;
+            int has_memory = v2;
             for (char *t = opts; t && *t;) {
                 char *comma = strchr(t, ',');
                 size_t len = comma ? (size_t)(comma - t) : strlen(t);
@@ -196,6 +203,22 @@ static int memory_mount(char *mnt, size_t mn, char *root, size_t rn)
     return -1;
 }
 
+/* The directory of cgroup cg under hierarchy mounted at mnt showing root
+ * there, into dir; returns the length of the mount's part (where the walk
+ * up stops).  A container's mount shows its own cgroup as the root: that
+ * part of cg is cut. */
+static size_t cgroup_dir(char *dir, size_t n, const char *mnt, const char *root, const char *cg)
+{
+    const char *rel = cg;
+    size_t rl = strlen(root);
+    if (strcmp(root, "/") != 0 && strncmp(cg, root, rl) == 0 && (cg[rl] == '/' || !cg[rl]))
+        rel = cg + rl;
+    size_t top = (size_t)snprintf(dir, n, "%s%s", sysroot(), mnt);
+    if (strcmp(rel, "/") != 0 && *rel)
+        snprintf(dir + top, n - top, "%s", rel);
+    return top;
+}
+
 static uint64_t cgroup_limit(void)
 {
     char buf[4096], cg[1024], dir[4400];
@@ -203,22 +226,18 @@ static uint64_t cgroup_limit(void)
     snprintf(dir, sizeof dir, "%s/proc/self/cgroup", sysroot());
     if (slurp(dir, buf, sizeof buf) <= 0)
         return 0;
+    char mnt[1024], root[1024];
     if (cgroup_path(buf, "", cg, sizeof cg) == 0) { /* v2 */
-        size_t top = (size_t)snprintf(dir, sizeof dir, "%s/sys/fs/cgroup", sysroot());
-        if (strcmp(cg, "/") != 0)
-            snprintf(dir + top, sizeof dir - top, "%s", cg);
+        if (memory_mount("cgroup2", mnt, sizeof mnt, root, sizeof root) != 0) {
+            snprintf(mnt, sizeof mnt, "/sys/fs/cgroup");
+            snprintf(root, sizeof root, "/");
+        }
+        size_t top = cgroup_dir(dir, sizeof dir, mnt, root, cg);
         best = lowest_up(dir, top, "memory.max");
     }
-    char mnt[1024], root[1024];
-    if (cgroup_path(buf, "memory", cg, sizeof cg) == 0 && memory_mount(mnt, sizeof mnt, root, sizeof root) == 0) {
-        /* A container's mount shows its cgroup as the root: cut that part. */
-        const char *rel = cg;
-        size_t rl = strlen(root);
-        if (strcmp(root, "/") != 0 && strncmp(cg, root, rl) == 0 && (cg[rl] == '/' || !cg[rl]))
-            rel = cg + rl;
-        size_t top = (size_t)snprintf(dir, sizeof dir, "%s%s", sysroot(), mnt);
-        if (strcmp(rel, "/") != 0 && *rel)
-            snprintf(dir + top, sizeof dir - top, "%s", rel);
+    if (cgroup_path(buf, "memory", cg, sizeof cg) == 0 &&
+        memory_mount("cgroup", mnt, sizeof mnt, root, sizeof root) == 0) {
+        size_t top = cgroup_dir(dir, sizeof dir, mnt, root, cg);
         uint64_t v1 = lowest_up(dir, top, "memory.limit_in_bytes");
         if (v1 && (!best || v1 < best))
             best = v1;

@@ -13,7 +13,9 @@
  *   - the default budget is 3/4 of the process's memory cgroup limit, v2's
  *     memory.max or v1's memory.limit_in_bytes, the lowest on the way to
  *     the root: shown made-up /proc and cgroup trees (UMM_SYSROOT), as a
- *     v1 host, a v1 container, a v2 host and a hybrid one have them.
+ *     v1 host, a v1 container, a v2 host and a hybrid one have them, v2
+ *     found where mountinfo says it is mounted (a hybrid host's
+ *     /sys/fs/cgroup/unified, a container's mount of its own cgroup).
  * The children report through their exit status; the figures go to the
  * TAP diagnostics. */
 #define _GNU_SOURCE
@@ -211,6 +213,24 @@ static uint64_t fake_tree(int how)
         put("sys/fs/cgroup/a/memory.max", "16777216\n");
         put("sys/fs/cgroup/a/b/memory.max", "max\n");
         return (16u << 20) / 4 * 3 / PAGE;
+    case 4: /* hybrid, as systemd lays it out: v2 at /sys/fs/cgroup/unified (a
+             * memory.max at the same path under /sys/fs/cgroup is a decoy) */
+        snprintf(buf, sizeof buf, V1_MOUNTS "35 30 0:32 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw\n",
+                 "/");
+        put("proc/self/mountinfo", buf);
+        put("proc/self/cgroup", "4:memory:/m\n0::/u\n");
+        put("sys/fs/cgroup/memory/m/memory.limit_in_bytes", V1_UNLIMITED);
+        put("sys/fs/cgroup/unified/u/memory.max", "20971520\n");
+        put("sys/fs/cgroup/u/memory.max", "8388608\n");
+        return (20u << 20) / 4 * 3 / PAGE;
+    case 5: /* v2 container without a cgroup namespace: the mount shows
+             * /kube/pod1 as its root, the process is in /kube/pod1/c, whose
+             * limit is at the mount's c/ */
+        put("proc/self/mountinfo", "40 30 0:27 /kube/pod1 /sys/fs/cgroup ro,relatime - cgroup2 cgroup2 rw\n");
+        put("proc/self/cgroup", "0::/kube/pod1/c\n");
+        put("sys/fs/cgroup/memory.max", "max\n");
+        put("sys/fs/cgroup/c/memory.max", "41943040\n");
+        return (40u << 20) / 4 * 3 / PAGE;
     default: /* hybrid: both; the lower counts */
         snprintf(buf, sizeof buf, V1_MOUNTS, "/");
         put("proc/self/mountinfo", buf);
@@ -278,8 +298,10 @@ int main(void)
     ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
        "woken once, just below 7/8 of the budget, the daemon reclaims down to 3/4 on its own (status %#x)", st);
     static const char *const trees[] = { "a v1 host (the parent's limit)", "a v1 container (mount root cut)",
-                                         "a v2 host (the parent's memory.max)", "a hybrid host (the lower of both)" };
-    for (int how = 0; how < 4; how++) {
+                                         "a v2 host (the parent's memory.max)", "a hybrid host (the lower of both)",
+                                         "a hybrid host with v2 at /sys/fs/cgroup/unified (mountinfo)",
+                                         "a v2 container whose mount shows its cgroup as root" };
+    for (int how = 0; how < 6; how++) {
         const char *dir = getenv("UMM_TEST_TMPDIR");
         snprintf(root, sizeof root, "%s/umm-sysroot-XXXXXX", dir && *dir ? dir : "/tmp");
         if (!mkdtemp(root)) {
