@@ -56,6 +56,9 @@
 #define K_VALID 1u
 #define K_REG 2u
 #define K_BUSY 4u
+#define K_FLAGS 8u   /* K_APPEND is known, under the F_SETFL epoch in bits 8-31 */
+#define K_APPEND 16u
+#define K_EPOCH(k) ((uint32_t)((k) >> 8) & 0xffffffu)
 struct fdt_entry {
     _Atomic uint64_t key;
     uint64_t dev, ino; /* read and written with __atomic, relaxed */
@@ -225,6 +228,50 @@ int umm__fd_close_own(int fd)
     return (int)syscall(SYS_close, fd);
 }
 
+/*
+ * Does fd write at the end of its file (O_APPEND)?  1, 0, or -1 with
+ * errno.  Kept with fd's identity (asked after umm__fd_identity), under
+ * the F_SETFL epoch: O_APPEND belongs to the open file description, which
+ * dup'd numbers and the processes of a fork family share, so any F_SETFL
+ * one of them makes through fcntl() forgets every kept answer (the epoch
+ * is in memory the family shares).  What cannot be seen: a raw
+ * syscall(SYS_fcntl), or a process outside the family that was handed the
+ * description (an exec'd child, a descriptor passed over a socket).
+ */
+static _Atomic uint32_t *setfl_epoch; /* shared by the fork family; NULL: ask every time */
+
+void umm__fd_flags_changed(void)
+{
+    if (setfl_epoch)
+        atomic_fetch_add_explicit(setfl_epoch, 1, memory_order_acq_rel);
+}
+
+int umm__fd_append(int fd)
+{
+    int keep = fd >= 0 && fd < FDT_SLOTS && setfl_epoch && fdt_enabled();
+    uint32_t gen = 0, ep = 0;
+    uint64_t k = 0;
+    struct fdt_entry *e = keep ? &fdt[fd] : NULL;
+    if (keep) {
+        ep = atomic_load_explicit(setfl_epoch, memory_order_acquire) & 0xffffffu;
+        gen = atomic_load_explicit(&fdt_gen[fd], memory_order_acquire);
+        k = atomic_load_explicit(&e->key, memory_order_acquire);
+        if ((k & K_VALID) && !(k & K_BUSY) && (uint32_t)(k >> 32) == gen && (k & K_FLAGS) && K_EPOCH(k) == ep)
+            return (k & K_APPEND) != 0;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -1;
+    int append = (fl & O_APPEND) != 0;
+    /* Kept only on the identity's entry of this generation; a close or an
+     * F_SETFL since the loads above leaves an answer nobody takes. */
+    if (keep && (k & K_VALID) && !(k & K_BUSY) && (uint32_t)(k >> 32) == gen) {
+        uint64_t nk = (k & ~(uint64_t)0xffffff18u) | K_FLAGS | (append ? K_APPEND : 0) | (uint64_t)ep << 8;
+        atomic_compare_exchange_strong(&e->key, &k, nk);
+    }
+    return append;
+}
+
 /* ----------------------------------- calls that close or hand out numbers */
 
 /* The C library's functions, looked up on first use (dlsym is not called
@@ -264,6 +311,9 @@ static struct {
 __attribute__((constructor)) static void fdtable_init(void)
 {
     fdt_enabled();
+    void *ep = mmap(NULL, sizeof *setfl_epoch, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (ep != MAP_FAILED)
+        setfl_epoch = ep;
     NEXT(close, "close");
     NEXT(dup2, "dup2");
     NEXT(fclose, "fclose");

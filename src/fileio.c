@@ -307,7 +307,7 @@ static int prefault_io(const struct io *io)
  * the offset. */
 static off_t where(const struct io *io, ssize_t n)
 {
-    if (is_write(io) && ((fcntl(io->fd, F_GETFL) & O_APPEND) || (io->flags & 0x10 /* RWF_APPEND */))) {
+    if (is_write(io) && (umm__fd_append(io->fd) != 0 || (io->flags & 0x10 /* RWF_APPEND */))) {
         struct stat st;
         return fstat(io->fd, &st) == 0 ? st.st_size - n : -1;
     }

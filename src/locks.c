@@ -259,6 +259,11 @@ static int fcntl_impl(int fd, int cmd, void *arg)
         umm__fd_changed(rc); /* an atomic add: errno stays the call's */
         return rc;
     }
+    if (cmd == F_SETFL) { /* O_APPEND may have changed (fdtable.c) */
+        int rc = next_fcntl(fd, cmd, arg);
+        umm__fd_flags_changed();
+        return rc;
+    }
     if (cmd != F_SETLK && cmd != F_SETLKW)
         return next_fcntl(fd, cmd, arg);
     lock_op_begin();

@@ -386,6 +386,10 @@ void umm__fd_own_number(int fd);
 void umm__fd_disown(int fd);
 int umm__fd_close_own(int fd);
 int umm__fd_is_own(int fd);
+/* O_APPEND of fd, kept with its identity (fdtable.c); the fcntl wrapper
+ * calls umm__fd_flags_changed after every F_SETFL. */
+int umm__fd_append(int fd);
+void umm__fd_flags_changed(void);
 
 /* --------------------------------------------------------------- fileio.c */
 /* The C library's own calls, for libumm's I/O (its names lead to fileio.c's

@@ -22,6 +22,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,24 @@ int fstat(int fd, struct stat *st)
     if (fd == watched)
         fstats++;
     return (int)syscall(SYS_fstat, fd, st);
+}
+
+/* F_GETFL asked of one descriptor, counted the same way (and passed on to
+ * the next fcntl: libumm's). */
+static int watched_fl = -1;
+static long getfls;
+int fcntl(int fd, int cmd, ...)
+{
+    static int (*next)(int, int, ...);
+    if (!next)
+        *(void **)&next = dlsym(RTLD_NEXT, "fcntl");
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    if (fd == watched_fl && cmd == F_GETFL)
+        getfls++;
+    return next(fd, cmd, arg);
 }
 
 static char path_a[512], path_b[512], dir[600];
@@ -103,6 +122,8 @@ int main(int argc, char **argv)
         return tap_done();
     }
 
+    pid_t pid;
+    int st;
     /* The cost: fstat once, not per call. */
     int b = open_b();
     watched = b;
@@ -202,11 +223,45 @@ int main(int argc, char **argv)
     close(n);
     close(a);
 
+    /* O_APPEND is asked once per descriptor, not per write of a mapped
+     * file -- and a change through another number of the same
+     * description, or in another process of the family, is seen. */
+    a = open(path_a, O_RDWR);
+    watched_fl = a;
+    bad = 0;
+    for (int i = 0; i < 1000; i++) {
+        unsigned char x = (unsigned char)(i | 1);
+        bad |= pwrite(a, &x, 1, 8) != 1 || map[8] != x;
+    }
+    ok(!bad, "1000 pwrites to the mapped file: each seen in the mapping");
+    ok(getfls <= 2, "... and F_GETFL asked %ld times (not per write)", getfls);
+    watched_fl = -1;
+    const off_t end = 16 * PAGE - 8;
+    ok(ftruncate(a, end) == 0, "file A cut to 8 bytes short of the mapping");
+    ok(map[end - 1] == pattern(end - 1, 1), "its last page resident in the mapping");
+    unsigned char first = map[0];
+    int twin = dup(a);
+    ok(fcntl(twin, F_SETFL, O_APPEND) == 0, "O_APPEND set through a dup of the descriptor");
+    ok(pwrite(a, "Z", 1, 0) == 1, "pwrite(offset 0) on the first number");
+    ok(map[end] == 'Z' && map[0] == first, "it went to the end (O_APPEND: pwrite appends), as the mapping shows (end %#x, first %#x)", map[end],
+       map[0]);
+    close(twin);
+    ok(fcntl(a, F_SETFL, 0) == 0 && pwrite(a, "y", 1, 16) == 1 && map[16] == 'y', "O_APPEND cleared: pwrite at 16");
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0)
+        _exit(fcntl(a, F_SETFL, O_APPEND) == 0 ? 0 : 1);
+    waitpid(pid, &st, 0);
+    ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "a child of fork sets O_APPEND on the shared description");
+    ok(pwrite(a, "Y", 1, 0) == 1, "pwrite(offset 0) after it");
+    ok(map[end + 1] == 'Y' && map[0] == first, "it went to the end (O_APPEND: pwrite appends), as the mapping shows");
+    close(a);
+
     umm_munmap(map, 16 * PAGE);
 
     /* UMM_FDCACHE=0, in a new process (the setting is read at start). */
     fflush(stdout);
-    pid_t pid = fork();
+    pid = fork();
     if (pid == 0) {
         setenv("UMM_FDCACHE", "0", 1);
         int out = open("/dev/null", O_WRONLY);
@@ -214,7 +269,6 @@ int main(int argc, char **argv)
         execl(argv[0], argv[0], "raw", (char *)NULL);
         _exit(127);
     }
-    int st;
     waitpid(pid, &st, 0);
     ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "UMM_FDCACHE=0: a close and an open by raw system calls are seen (status %d)",
        WIFEXITED(st) ? WEXITSTATUS(st) : -1);
