@@ -553,17 +553,63 @@ static int64_t run_scrub(uint64_t c, uint64_t n)
     return up;
 }
 
+/*
+ * Released runs kept back by one thread between umm__ram_batch_begin and
+ * umm__ram_batch_end, so that neighbours go back as one: a file that grew
+ * a chunk at a time has an extent per chunk, one after the other in frame
+ * space, and freeing it punched the memfd once per extent (150 calls, each
+ * a TLB flush on every CPU the process runs on, when SQLite closed its
+ * database).  The punch and the return to the allocator are deferred
+ * together: a chunk is never handed out again before its memory is gone.
+ */
+static __thread struct {
+    int on;
+    int cache;
+    uint64_t c, n;
+} batch __attribute__((tls_model("initial-exec")));
+
+static void run_free(uint64_t c, uint64_t n, int cache)
+{
+    if (n == 0)
+        return;
+    if (cache)
+        umm__ram_discard((umm__pfn)(c * CHUNK_PAGES), n * CHUNK_PAGES);
+    chunks_free(c, n);
+}
+
+void umm__ram_batch_begin(void)
+{
+    batch.on = 1;
+    batch.n = 0;
+}
+
+void umm__ram_batch_end(void)
+{
+    batch.on = 0;
+    run_free(batch.c, batch.n, batch.cache);
+    batch.n = 0;
+}
+
 /* The run [c, c+n) of chunks nobody holds goes back to the allocator. */
 static int64_t run_release(uint64_t c, uint64_t n, int cache)
 {
     int64_t up = 0;
     if (n == 0)
         return 0;
-    if (cache) {
+    if (cache)
         up = run_scrub(c, n);
-        umm__ram_discard((umm__pfn)(c * CHUNK_PAGES), n * CHUNK_PAGES);
+    if (!batch.on) {
+        run_free(c, n, cache);
+        return up;
     }
-    chunks_free(c, n);
+    if (batch.n && batch.cache == cache && batch.c + batch.n == c) {
+        batch.n += n;
+        return up;
+    }
+    run_free(batch.c, batch.n, batch.cache);
+    batch.c = c;
+    batch.n = n;
+    batch.cache = cache;
     return up;
 }
 

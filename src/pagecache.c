@@ -339,8 +339,10 @@ int umm__object_cover(struct umm__object *obj, uint64_t fpage, uint64_t npages)
  * free it. */
 static void object_free(struct umm__object *obj)
 {
+    umm__ram_batch_begin(); /* neighbouring extents punched as one (frame.c) */
     for (size_t i = 0; i < obj->nex; i++)
         umm__extent_release(obj, &obj->ext[i]);
+    umm__ram_batch_end();
     umm__kfree(obj->ext, obj->capex * sizeof *obj->ext);
     if (obj->fd >= 0)
         umm__file_close(obj->fd, obj->fd_writable, obj->dev, obj->ino);

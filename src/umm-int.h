@@ -131,6 +131,11 @@ int umm__ram_alloc(uint64_t npages, umm__pfn *out);
  * unpins when it lets go (cache: page-cache frames, scrubbed at the last). */
 void umm__ram_pin(umm__pfn first, uint64_t npages);
 uint32_t umm__ram_unpin(umm__pfn first, uint64_t npages, int cache);
+/* Between these two, on one thread, runs that unpin lets go of are given
+ * back (punched and freed) together with their neighbours, at the latest
+ * at umm__ram_batch_end. */
+void umm__ram_batch_begin(void);
+void umm__ram_batch_end(void);
 /* A private frame's reference count went 0 -> 1 (live) or 1 -> 0 (dead,
  * discarded by the caller): it keeps its chunk while it lives. */
 void umm__ram_frames_live(umm__pfn first, uint64_t n);
