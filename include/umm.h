@@ -225,7 +225,9 @@ int   umm_shutdown(void);
  * the memory budget.  Offsets and lengths are whole pages of the store.
  *
  * The callbacks run on libumm's pager thread, one at a time, while the
- * thread that needs the pages waits.  They may block, allocate, do I/O;
+ * thread that needs the pages waits.  They may block, allocate, do I/O
+ * (their file I/O goes straight to the C library, not through libumm's
+ * page cache: do not also map a store file with umm_mmap);
  * they must not touch libumm memory (any umm_mmap mapping), call umm_*
  * functions, or take a lock the program may hold while it touches the
  * mapping.  After fork each process calls its own copy of the callbacks

@@ -89,6 +89,21 @@ static struct {
 
 static int enabled = 1;
 
+/*
+ * Does libumm stand in front of this thread's file I/O?  Not with
+ * UMM_FILEIO=0, and not on libumm's pager thread: a pager's callbacks run
+ * there while the thread that needs the pages waits, holding the
+ * address-space lock (for writing, in msync's write-back and
+ * MS_INVALIDATE's refill), so a read, write or fsync of theirs that took
+ * the lock waited for ever (a hiredis read() did).  What they give up: a
+ * store file that the program also maps with libumm is not coherent with
+ * the callbacks' own calls (umm_pager(3)).
+ */
+static int active(void)
+{
+    return enabled && !umm__on_pager_thread;
+}
+
 extern void __chk_fail(void) __attribute__((noreturn));
 
 #define LOOKUP(field, name, alt)                                                                  \
@@ -328,7 +343,7 @@ static off_t where(const struct io *io, ssize_t n)
  */
 static ssize_t io_run(const struct io *io, int force)
 {
-    if (!(enabled || force) || umm__ram.sh == NULL)
+    if (!(active() || force) || umm__ram.sh == NULL)
         return do_call(io);
     int bufs = mapped() && bufs_maybe_ours(io), files = umm__pagecache_files();
     if (!bufs && !files)
@@ -450,7 +465,7 @@ ssize_t umm_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 /* The file behind fd, if libumm caches it: 1 and its identity. */
 static int cached_fd(int fd, int force, struct stat *st)
 {
-    return (enabled || force) && umm__pagecache_files() && fstat(fd, st) == 0 && S_ISREG(st->st_mode) &&
+    return (active() || force) && umm__pagecache_files() && fstat(fd, st) == 0 && S_ISREG(st->st_mode) &&
            umm__pagecache_maybe(st->st_dev, st->st_ino);
 }
 
@@ -492,7 +507,7 @@ int umm_ftruncate(int fd, off_t len) { return do_ftruncate(fd, len, 1); }
 int truncate(const char *path, off_t len)
 {
     struct stat st;
-    int cached = enabled && umm__pagecache_files() && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    int cached = active() && umm__pagecache_files() && stat(path, &st) == 0 && S_ISREG(st.st_mode);
     if (!cached)
         return REAL(truncate)(path, len);
     struct held h; /* as do_ftruncate */
@@ -651,7 +666,7 @@ int sync_file_range(int fd, off_t off, off_t n, unsigned int flags)
 
 static void flush_all(void)
 {
-    if (!enabled || !umm__pagecache_files())
+    if (!active() || !umm__pagecache_files())
         return;
     struct held h;
     hold_write(&h);

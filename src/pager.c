@@ -95,9 +95,12 @@ static void run(struct req *r)
     }
 }
 
+__thread int umm__on_pager_thread __attribute__((tls_model("initial-exec")));
+
 static void *pager_thread(void *arg)
 {
     (void)arg;
+    umm__on_pager_thread = 1;
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* the program's signals go to its threads */

@@ -729,6 +729,10 @@ struct umm__note {
     uint32_t pages;
 };
 extern __thread struct umm__note umm__note __attribute__((tls_model("initial-exec")));
+/* Set on libumm's pager thread (pager.c): the program's callbacks run
+ * there while the thread that asked may hold the address-space lock, so
+ * their file I/O goes straight to the C library (fileio.c). */
+extern __thread int umm__on_pager_thread __attribute__((tls_model("initial-exec")));
 static inline void umm__noted(int kind, int write, uint64_t fpage, uint64_t pages)
 {
     umm__note.kind = kind;
