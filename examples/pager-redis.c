@@ -13,8 +13,7 @@
  * process family only: a second writer's pages would overwrite the first's
  * at each write-back, and a reader sees another process's writes only for
  * pages it fills after they were stored (umm_msync with MS_INVALIDATE drops
- * its clean copies; but see the bug noted in main).  So: one process
- * (family) maps the prefix writable
+ * its clean copies).  So: one process (family) maps the prefix writable
  * and msyncs; any number of others map it read-only (ops without
  * writeback), anywhere.
  *
@@ -481,11 +480,11 @@ int main(int argc, char **argv)
     check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the reader process ended well");
 
     /* 3. The store goes away mid-run. */
-    /* Not MS_INVALIDATE to push pages out: in a process that has forked,
-     * libumm refills the clean pages in place there, with its lock held,
-     * and hiredis's read() waits for that lock (a libumm bug).  Reclaim
-     * has pushed out the middle page already: the read-back went on for
-     * 1024 pages past it under a 256-page budget. */
+    /* Reclaim has pushed out the middle page already: the read-back went
+     * on for 1024 pages past it under a 256-page budget.  (MS_INVALIDATE
+     * would not drop it here: in a process that has forked, libumm refills
+     * clean pages in place -- which once deadlocked on hiredis's read(),
+     * now tests/test-pager-io.) */
     page_bytes(m, 0, 1); /* page 0 filled again, then dirty */
     long fails = s.failed;
     stop_server();
