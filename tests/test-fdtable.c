@@ -249,8 +249,11 @@ int main(int argc, char **argv)
     ok(fcntl(a, F_SETFL, 0) == 0 && pwrite(a, "y", 1, 16) == 1 && map[16] == 'y', "O_APPEND cleared: pwrite at 16");
     fflush(stdout);
     pid = fork();
-    if (pid == 0)
-        _exit(fcntl(a, F_SETFL, O_APPEND) == 0 ? 0 : 1);
+    if (pid == 0) {
+        int rc = fcntl(a, F_SETFL, O_APPEND) == 0 ? 0 : 1;
+        vg_abrupt_end();
+        _exit(rc);
+    }
     waitpid(pid, &st, 0);
     ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "a child of fork sets O_APPEND on the shared description");
     ok(pwrite(a, "Y", 1, 0) == 1, "pwrite(offset 0) after it");
