@@ -281,7 +281,6 @@ int umm__fd_append(int fd)
 static struct {
     int (*close)(int);
     int (*close_range)(unsigned, unsigned, int);
-    void (*closefrom)(int);
     int (*dup)(int);
     int (*dup2)(int, int);
     int (*dup3)(int, int, int);

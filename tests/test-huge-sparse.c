@@ -14,19 +14,6 @@
 #include <unistd.h>
 #include "util.h"
 
-static long rss_shmem_kb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "RssShmem: %ld kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 int main(void)
 {
     const uint64_t size = (uint64_t)64 << 30;

@@ -16,7 +16,6 @@
  * of its exit status.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -32,28 +31,6 @@
 #define NPAGES 4
 
 static char path[512];
-
-/* Descriptors whose link names one of libumm's memfds, at most max. */
-static int libumm_fds(int *out, int max)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char link[64], target[256];
-        snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
-        ssize_t len = readlink(link, target, sizeof target - 1);
-        if (len <= 0)
-            continue;
-        target[len] = 0;
-        if (strstr(target, "memfd:libumm-") && n < max)
-            out[n++] = atoi(e->d_name);
-    }
-    closedir(d);
-    return n;
-}
 
 /* Even bits: 1 is Valgrind's exit status for an error it found. */
 enum { BAD_MSYNC = 2, BAD_FILE = 4, BAD_OTHERS = 8, BAD_FORK = 16, BAD_CHILD = 32, BAD_RELEASED = 64, BAD_OPEN = 128 };
@@ -174,7 +151,7 @@ int main(int argc, char **argv)
             return 2;
         p[0] = 1; /* libumm's memory and daemon started */
         int own[16];
-        int n = libumm_fds(own, 16);
+        int n = fds_named("memfd:libumm-", own, 16);
         int low = 0;
         for (int i = 0; i < n; i++)
             low |= own[i] <= 2;
@@ -197,7 +174,7 @@ int main(int argc, char **argv)
 
     /* close and dup2 onto libumm's own numbers. */
     int own[16];
-    int n = libumm_fds(own, 16);
+    int n = fds_named("memfd:libumm-", own, 16);
     ok(n >= 1, "libumm holds memfds of its own (%d)", n);
     if (n >= 1) {
         errno = 0;
@@ -210,7 +187,7 @@ int main(int argc, char **argv)
         ok(dup3(other, own[0], O_CLOEXEC) == -1 && errno == EBADF, "dup3() onto libumm's number: EBADF");
         close(other);
         int m2 = 0, again[16];
-        m2 = libumm_fds(again, 16);
+        m2 = fds_named("memfd:libumm-", again, 16);
         is_int(m2, n, "libumm's memfds are all still open");
     }
 

@@ -34,22 +34,8 @@ static int ram_fd = -1;
 /* libumm's RAM as the host sees it: the memfd, found among the open files. */
 static void find_ram(void)
 {
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        char path[300], target[300];
-        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
-        ssize_t n = readlink(path, target, sizeof target - 1);
-        if (n <= 0)
-            continue;
-        target[n] = 0;
-        if (strstr(target, "memfd:libumm-ram")) {
-            ram_fd = atoi(e->d_name);
-            break;
-        }
-    }
-    if (d)
-        closedir(d);
+    if (fds_named("memfd:libumm-ram", &ram_fd, 1) != 1)
+        ram_fd = -1;
 }
 
 /* Pages of memory the memfd holds now (its blocks). */

@@ -15,19 +15,6 @@
 #define STEPS 48
 #define GROW (128 * 1024)
 
-static long rss_shmem_kb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "RssShmem: %ld kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 /* Every page of [0, len) of p holds the file's pattern (seed 5). */
 static int pattern_ok(const unsigned char *p, size_t len)
 {

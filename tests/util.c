@@ -12,6 +12,7 @@
 #include <valgrind/memcheck.h>
 #endif
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -441,4 +442,38 @@ __attribute__((constructor)) static void test_timeout(void)
 {
     const char *s = getenv("UMM_TEST_TIMEOUT");
     alarm(s ? (unsigned)atoi(s) : 300);
+}
+
+long rss_shmem_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "RssShmem: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+int fds_named(const char *what, int *out, int max)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0, self = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < max) {
+        char link[300], target[300];
+        snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+        ssize_t len = readlink(link, target, sizeof target - 1);
+        if (len <= 0 || atoi(e->d_name) == self)
+            continue;
+        target[len] = 0;
+        if (strstr(target, what))
+            out[n++] = atoi(e->d_name);
+    }
+    closedir(d);
+    return n;
 }

@@ -133,6 +133,14 @@ void check_released(void);
 
 uint64_t stat_get(const char *which);
 
+/* libumm's shared memory as the host counts it: RssShmem of
+ * /proc/self/status, in kB (-1 if not found). */
+long rss_shmem_kb(void);
+
+/* The open descriptors whose link contains `what` ("memfd:libumm-" for
+ * libumm's memfds), at most max of them into out; their number, or -1. */
+int fds_named(const char *what, int *out, int max);
+
 /* Lines of /proc/self/maps; in *libumm (if not NULL) those of libumm's
  * pages: mappings of its memfds, less its direct map of the RAM. */
 int maps_lines(int *libumm);
