@@ -23,10 +23,18 @@
 #include <uv.h>
 
 static uv_loop_t loop;
-static uv_async_t kick;
+static uv_async_t kick, stop, reclaim;
 static uv_timer_t timer;
 static uv_thread_t thread;
 static _Atomic int running;
+
+/* Running or not; while it runs, its doorbells ring it (mm.c). */
+static int set_running(int on)
+{
+    atomic_store(&umm__mm.bell[UMM__BELL_FLUSH], on ? (void *)&kick : NULL);
+    atomic_store(&umm__mm.bell[UMM__BELL_RECLAIM], on ? (void *)&reclaim : NULL);
+    return atomic_exchange(&running, on);
+}
 
 static void flush(void)
 {
@@ -49,7 +57,6 @@ static void on_timer(uv_timer_t *h)
     flush();
 }
 
-static uv_async_t stop, reclaim;
 static uv_timer_t reclaim_again;
 
 #define RECLAIM_AGAIN_MS 20 /* time for the program to touch what the hand made OLD */
@@ -175,7 +182,7 @@ int umm__daemon_start(void)
     own_loop_fds(1);
     if (spawn() != 0)
         return -1;
-    atomic_store(&running, 1);
+    set_running(1);
     return 0;
 }
 
@@ -209,19 +216,19 @@ void umm__daemon_resume(int child)
         release_low(held, nheld);
         own_loop_fds(1);
         if (rc != 0) {
-            atomic_store(&running, 0); /* write-back still happens at msync, munmap, exit */
+            set_running(0); /* write-back still happens at msync, munmap, exit */
             return;
         }
     }
     if (spawn() != 0)
-        atomic_store(&running, 0);
+        set_running(0);
 }
 
 /* Stop the daemon and free its loop (at exit, so that nothing is left
  * running or allocated behind the program's back). */
 void umm__daemon_stop(void)
 {
-    if (!atomic_exchange(&running, 0))
+    if (!set_running(0))
         return;
     uv_async_send(&stop);
     uv_thread_join(&thread);
@@ -239,18 +246,4 @@ void umm__daemon_stop(void)
 int umm__daemon_running(void)
 {
     return atomic_load(&running) && !atomic_load(&paused);
-}
-
-/* Ask the daemon to write back soon (msync MS_ASYNC).  Safe anywhere. */
-void umm__daemon_kick(void)
-{
-    if (atomic_load(&running))
-        uv_async_send(&kick);
-}
-
-/* Wake background reclaim (vmscan.c).  Safe anywhere, the trap included. */
-void umm__daemon_kick_reclaim(void)
-{
-    if (atomic_load(&running))
-        uv_async_send(&reclaim);
 }

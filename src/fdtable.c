@@ -137,97 +137,6 @@ int umm__fd_identity(int fd, dev_t *dev, ino_t *ino)
     return reg;
 }
 
-/* ------------------------------------------------- libumm's own numbers */
-
-/*
- * libumm holds descriptors of its own for as long as the process lives:
- * its memory (the frames' memfd and their descriptors'), the swap file,
- * the SIGBUS page, the files it maps (reopened: pagecache.c), and the
- * daemon's event loop (libuv's epoll and eventfd).  A program that closes
- * "every descriptor but 0, 1 and 2" -- closefrom(3), close_range(3, ~0U,
- * 0), a loop of close() up to the limit, as daemons and spawners do --
- * would close them under libumm: the next fork aborted in libuv, and a
- * mapped file's number, handed out again, would have taken its write-back.
- * The kernel's own descriptors for a mapping are not numbers at all, so
- * under the kernel the program cannot close them; here libumm's close,
- * close_range, closefrom, dup2 and dup3 leave them alone, and close or
- * dup2 onto one fails with EBADF, as for a number that is not open
- * (Valgrind does the same for its own).  One bit per number below
- * OWN_SLOTS, in zero pages until used.
- */
-#define OWN_SLOTS (1u << 20)
-static _Atomic uint64_t own_bits[OWN_SLOTS / 64];
-static _Atomic unsigned own_top; /* one past the highest number ever held */
-
-int umm__fd_is_own(int fd)
-{
-    if (fd < 0 || (unsigned)fd >= OWN_SLOTS)
-        return 0;
-    return (atomic_load_explicit(&own_bits[fd / 64], memory_order_relaxed) >> (fd % 64)) & 1;
-}
-
-/* The first of libumm's numbers at or above fd, or -1. */
-static int own_next(unsigned fd)
-{
-    unsigned top = atomic_load_explicit(&own_top, memory_order_relaxed);
-    for (unsigned w = fd / 64; w * 64 < top; w++) {
-        uint64_t bits = atomic_load_explicit(&own_bits[w], memory_order_relaxed);
-        if (w == fd / 64)
-            bits &= ~(uint64_t)0 << (fd % 64);
-        if (bits)
-            return (int)(w * 64 + (unsigned)__builtin_ctzll(bits));
-    }
-    return -1;
-}
-
-/*
- * fd is libumm's from now on; returns its number, moved above 2 (a program
- * that started with 0, 1 or 2 closed puts its own there, and expects
- * open() to hand them out), or fd itself if moving fails.  Close it with
- * umm__fd_close_own.
- */
-int umm__fd_own(int fd)
-{
-    if (fd >= 0 && fd <= 2) {
-        int moved = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 3);
-        if (moved >= 0) {
-            syscall(SYS_close, fd);
-            fd = moved;
-        }
-    }
-    umm__fd_own_number(fd);
-    return fd;
-}
-
-/* Number fd is libumm's, where it is (libuv's, which cannot move). */
-void umm__fd_own_number(int fd)
-{
-    if (fd < 0 || (unsigned)fd >= OWN_SLOTS)
-        return;
-    atomic_fetch_or_explicit(&own_bits[fd / 64], (uint64_t)1 << (fd % 64), memory_order_relaxed);
-    unsigned top = atomic_load_explicit(&own_top, memory_order_relaxed);
-    while ((unsigned)fd + 1 > top &&
-           !atomic_compare_exchange_weak_explicit(&own_top, &top, (unsigned)fd + 1, memory_order_relaxed,
-                                                  memory_order_relaxed))
-        ;
-}
-
-/* Number fd is no longer libumm's (it is about to be closed by libumm, or
- * already was by a library that closes with a system call). */
-void umm__fd_disown(int fd)
-{
-    if (fd >= 0 && (unsigned)fd < OWN_SLOTS)
-        atomic_fetch_and_explicit(&own_bits[fd / 64], ~((uint64_t)1 << (fd % 64)), memory_order_relaxed);
-}
-
-/* Close one of libumm's numbers: the bit goes first, so that the number,
- * once the kernel hands it out again, is the program's. */
-int umm__fd_close_own(int fd)
-{
-    umm__fd_disown(fd);
-    return (int)syscall(SYS_close, fd);
-}
-
 /*
  * Does fd write at the end of its file (O_APPEND)?  1, 0, or -1 with
  * errno.  Kept with fd's identity (asked after umm__fd_identity), under
@@ -259,7 +168,7 @@ int umm__fd_append(int fd)
         if ((k & K_VALID) && !(k & K_BUSY) && (uint32_t)(k >> 32) == gen && (k & K_FLAGS) && K_EPOCH(k) == ep)
             return (k & K_APPEND) != 0;
     }
-    int fl = fcntl(fd, F_GETFL);
+    int fl = umm__sys_fcntl(fd, F_GETFL, 0);
     if (fl < 0)
         return -1;
     int append = (fl & O_APPEND) != 0;
@@ -390,7 +299,7 @@ static int close_around(unsigned first, unsigned last, int flags)
     if (flags & CLOSE_RANGE_CLOEXEC)
         return next.close_range(first, last, flags);
     unsigned from = first;
-    for (int o = own_next(first); o >= 0 && (unsigned)o <= last; o = own_next((unsigned)o + 1)) {
+    for (int o = umm__fd_own_next(first); o >= 0 && (unsigned)o <= last; o = umm__fd_own_next((unsigned)o + 1)) {
         if ((unsigned)o > from && next.close_range(from, (unsigned)o - 1, flags) != 0)
             return -1;
         from = (unsigned)o + 1;

@@ -59,34 +59,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* ------------------------------------------------ the C library's own */
-
-static struct {
-    ssize_t (*read)(int, void *, size_t);
-    ssize_t (*pread)(int, void *, size_t, off_t);
-    ssize_t (*readv)(int, const struct iovec *, int);
-    ssize_t (*preadv)(int, const struct iovec *, int, off_t);
-    ssize_t (*preadv2)(int, const struct iovec *, int, off_t, int);
-    ssize_t (*write)(int, const void *, size_t);
-    ssize_t (*pwrite)(int, const void *, size_t, off_t);
-    ssize_t (*writev)(int, const struct iovec *, int);
-    ssize_t (*pwritev)(int, const struct iovec *, int, off_t);
-    ssize_t (*pwritev2)(int, const struct iovec *, int, off_t, int);
-    int (*ftruncate)(int, off_t);
-    int (*truncate)(const char *, off_t);
-    int (*fallocate)(int, int, off_t, off_t);
-    int (*fsync)(int);
-    int (*fdatasync)(int);
-    int (*sync_file_range)(int, off_t, off_t, unsigned int);
-    int (*syncfs)(int);
-    void (*sync)(void);
-    ssize_t (*copy_file_range)(int, off_t *, int, off_t *, size_t, unsigned int);
-    ssize_t (*sendfile)(int, int, off_t *, size_t);
-    ssize_t (*splice)(int, off_t *, int, off_t *, size_t, unsigned int);
-    int (*open)(const char *, int, ...);
-    int (*openat)(int, const char *, int, ...);
-} real;
-
 static int enabled = 1;
 
 /*
@@ -106,77 +78,14 @@ static int active(void)
 
 extern void __chk_fail(void) __attribute__((noreturn));
 
-#define LOOKUP(field, name, alt)                                                                  \
-    do {                                                                                          \
-        *(void **)&real.field = dlsym(RTLD_NEXT, name);                                           \
-        if (!real.field)                                                                          \
-            *(void **)&real.field = dlsym(RTLD_NEXT, alt);                                        \
-    } while (0)
-
-/* Looked up once, before main (the wrappers may run in signal handlers,
- * where dlsym may not); again on first use if a library's constructor
- * calls in before this one ran. */
+/* UMM_FILEIO=0: read once, before main. */
 __attribute__((constructor)) static void fileio_init(void)
 {
-    if (real.read)
-        return;
     const char *e = getenv("UMM_FILEIO");
     enabled = !(e && strcmp(e, "0") == 0);
-    LOOKUP(pread, "pread64", "pread");
-    LOOKUP(preadv, "preadv64", "preadv");
-    LOOKUP(preadv2, "preadv64v2", "preadv2");
-    LOOKUP(pwrite, "pwrite64", "pwrite");
-    LOOKUP(pwritev, "pwritev64", "pwritev");
-    LOOKUP(pwritev2, "pwritev64v2", "pwritev2");
-    LOOKUP(readv, "readv", "readv");
-    LOOKUP(write, "write", "write");
-    LOOKUP(writev, "writev", "writev");
-    LOOKUP(ftruncate, "ftruncate64", "ftruncate");
-    LOOKUP(truncate, "truncate64", "truncate");
-    LOOKUP(fallocate, "fallocate64", "fallocate");
-    LOOKUP(fsync, "fsync", "fsync");
-    LOOKUP(fdatasync, "fdatasync", "fdatasync");
-    LOOKUP(sync_file_range, "sync_file_range", "sync_file_range");
-    LOOKUP(syncfs, "syncfs", "syncfs");
-    LOOKUP(sync, "sync", "sync");
-    LOOKUP(copy_file_range, "copy_file_range", "copy_file_range");
-    LOOKUP(sendfile, "sendfile64", "sendfile");
-    LOOKUP(splice, "splice", "splice");
-    LOOKUP(open, "open64", "open");
-    LOOKUP(openat, "openat64", "openat");
-    LOOKUP(read, "read", "read"); /* last: it says the rest is done */
 }
 
-#define REAL(f) (real.f ? real.f : (fileio_init(), real.f))
-
-ssize_t umm__sys_pread(int fd, void *buf, size_t n, off_t off)
-{
-    return REAL(pread)(fd, buf, n, off);
-}
-ssize_t umm__sys_pwrite(int fd, const void *buf, size_t n, off_t off)
-{
-    return REAL(pwrite)(fd, buf, n, off);
-}
-ssize_t umm__sys_read(int fd, void *buf, size_t n)
-{
-    return REAL(read)(fd, buf, n);
-}
-ssize_t umm__sys_write(int fd, const void *buf, size_t n)
-{
-    return REAL(write)(fd, buf, n);
-}
-int umm__sys_fallocate(int fd, int mode, off_t off, off_t len)
-{
-    return REAL(fallocate)(fd, mode, off, len);
-}
-int umm__sys_fdatasync(int fd)
-{
-    return REAL(fdatasync)(fd);
-}
-int umm__sys_ftruncate(int fd, off_t len)
-{
-    return REAL(ftruncate)(fd, len);
-}
+#define REAL(f) UMM__LIBC(f)
 
 /* ------------------------------------------------------------ the core */
 

@@ -272,11 +272,11 @@ static int count_threads_once(int want)
 {
     /* open and read, not stdio: this also runs in signal handlers. */
     char buf[4096];
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    int fd = umm__sys_open("/proc/self/status", O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
         return -1;
     ssize_t len = umm__sys_pread(fd, buf, sizeof buf - 1, 0);
-    close(fd);
+    umm__sys_close(fd);
     if (len <= 0)
         return -1;
     buf[len] = 0;

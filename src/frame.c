@@ -50,59 +50,6 @@ struct umm__ramshared {
 struct umm__ram umm__ram = { .fd = -1 };
 int umm__vg_hg; /* under helgrind or drd (a Valgrind tool but memcheck): vg.h */
 
-/* ------------------------------------------------------------ bit locks */
-
-static long futex(_Atomic uint32_t *word, int op, uint32_t val, int shared)
-{
-    return syscall(SYS_futex, word, op | (shared ? 0 : FUTEX_PRIVATE_FLAG), val, NULL, NULL, 0);
-}
-
-int umm__bittrylock(_Atomic uint32_t *word)
-{
-    uint32_t v = atomic_load_explicit(word, memory_order_relaxed);
-    if (v & UMM__F_LOCKED ||
-        !atomic_compare_exchange_strong_explicit(word, &v, v | UMM__F_LOCKED, memory_order_acquire,
-                                                 memory_order_relaxed))
-        return 0;
-    umm__vg_hb_after(word); /* for helgrind and drd: see vg.h */
-    return 1;
-}
-
-/* Take the lock bit of *word; sleep on the futex while another holds it.
- * Bits other than LOCKED and WAITERS are left alone. */
-void umm__bitlock(_Atomic uint32_t *word, int shared)
-{
-    int spins = 0;
-    for (;;) {
-        uint32_t v = atomic_load_explicit(word, memory_order_relaxed);
-        if (!(v & UMM__F_LOCKED)) {
-            if (atomic_compare_exchange_weak_explicit(word, &v, v | UMM__F_LOCKED, memory_order_acquire,
-                                                      memory_order_relaxed)) {
-                umm__vg_hb_after(word);
-                return;
-            }
-            continue;
-        }
-        if (spins++ < 64)
-            continue;
-        if (!(v & UMM__F_WAITERS)) {
-            if (!atomic_compare_exchange_weak_explicit(word, &v, v | UMM__F_WAITERS, memory_order_relaxed,
-                                                       memory_order_relaxed))
-                continue;
-            v |= UMM__F_WAITERS;
-        }
-        futex(word, FUTEX_WAIT, v, shared);
-    }
-}
-
-void umm__bitunlock(_Atomic uint32_t *word, int shared)
-{
-    umm__vg_hb_before(word);
-    uint32_t v = atomic_fetch_and_explicit(word, ~(UMM__F_LOCKED | UMM__F_WAITERS), memory_order_release);
-    if (v & UMM__F_WAITERS)
-        futex(word, FUTEX_WAKE, INT_MAX, shared);
-}
-
 void umm__frame_lock(umm__pfn pfn)
 {
     umm__bitlock(&umm__frame(pfn)->flags, 1);
@@ -119,23 +66,6 @@ void umm__frame_unlock(umm__pfn pfn)
 }
 
 /* ------------------------------------------------------------ the memfd */
-
-/* A size from the environment ("512M", "2G", "16T"); dflt if unset or 0. */
-uint64_t umm__parse_size(const char *s, uint64_t dflt)
-{
-    char *end;
-    if (!s || !*s)
-        return dflt;
-    unsigned long long v = strtoull(s, &end, 0);
-    switch (*end) {
-    case 't': case 'T': v <<= 10; /* fall through */
-    case 'g': case 'G': v <<= 10; /* fall through */
-    case 'm': case 'M': v <<= 10; /* fall through */
-    case 'k': case 'K': v <<= 10; break;
-    default: break;
-    }
-    return v ? v : dflt;
-}
 
 static void *map_shared_anon(size_t len)
 {
@@ -156,7 +86,7 @@ static int desc_fd = -1;
 static void *map_desc(size_t len)
 {
     uint64_t size = len;
-    desc_fd = memfd_create("libumm-frames", MFD_CLOEXEC);
+    desc_fd = umm__sys_memfd_create("libumm-frames", MFD_CLOEXEC);
     if (desc_fd >= 0)
         desc_fd = umm__fd_own(desc_fd);
     if (desc_fd < 0 || ram_truncate(desc_fd, &size) != 0 || size < len)
@@ -301,7 +231,7 @@ int umm__ram_init(void)
     size &= ~(uint64_t)(CHUNK_PAGES * UMM_PAGE_SIZE - 1);
 
     umm__vg_hg = umm__vg_not_memcheck();
-    int fd = memfd_create("libumm-ram", MFD_CLOEXEC);
+    int fd = umm__sys_memfd_create("libumm-ram", MFD_CLOEXEC);
     if (fd < 0)
         return -1;
     fd = umm__fd_own(fd); /* the program's closefrom(3) leaves it (fdtable.c) */

@@ -16,19 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
-struct umm__mm umm__mm = { .lock = PTHREAD_RWLOCK_INITIALIZER };
-
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int init_errno;
-
-void umm__panic(const char *file, int line, const char *what)
-{
-    char buf[512];
-    int n = snprintf(buf, sizeof buf, "libumm: panic: %s:%d: %s\n", file, line, what);
-    if (n > 0)
-        (void)!umm__sys_write(2, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
-    abort();
-}
 
 static void at_exit(void)
 {
@@ -84,27 +73,6 @@ int umm__init(void)
         !atomic_exchange(&vg_checked, 1))
         umm__trap_selfcheck();
     return 0;
-}
-
-void umm__enter(sigset_t *saved)
-{
-    sigset_t all;
-    sigfillset(&all);
-    /* Faults on the program's own errors must still be delivered. */
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGILL);
-    sigdelset(&all, SIGFPE);
-    pthread_sigmask(SIG_BLOCK, &all, saved);
-    pthread_rwlock_wrlock(&umm__mm.lock);
-}
-
-void umm__leave(const sigset_t *saved)
-{
-    int e = errno;
-    pthread_rwlock_unlock(&umm__mm.lock);
-    pthread_sigmask(SIG_SETMASK, saved, NULL);
-    errno = e;
 }
 
 int umm_stats(struct umm_stats *out)

@@ -58,6 +58,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -186,13 +187,9 @@ uint64_t umm__as_room(void)
     struct rlimit rl;
     if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
         return UINT64_MAX;
-    FILE *f = fopen("/proc/self/status", "re");
-    char line[128];
-    unsigned long kb = 0;
-    while (f && fgets(line, sizeof line, f) && sscanf(line, "VmSize: %lu kB", &kb) != 1)
-        ;
-    if (f)
-        fclose(f);
+    char buf[4096];
+    const char *at = umm__slurp("/proc/self/status", buf, sizeof buf) > 0 ? strstr(buf, "\nVmSize:") : NULL;
+    unsigned long kb = at ? strtoul(at + sizeof "\nVmSize:" - 1, NULL, 10) : 0;
     uint64_t used = (uint64_t)kb << 10;
     return rl.rlim_cur > used ? rl.rlim_cur - used : 0;
 }

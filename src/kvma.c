@@ -180,14 +180,8 @@ static int overcommit_never(void)
 {
     static int mode = -1;
     if (mode < 0) {
-        char c = '0';
-        int fd = open("/proc/sys/vm/overcommit_memory", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            if (read(fd, &c, 1) != 1)
-                c = '0';
-            close(fd);
-        }
-        mode = c == '2';
+        char buf[8];
+        mode = umm__slurp("/proc/sys/vm/overcommit_memory", buf, sizeof buf) > 0 && buf[0] == '2';
     }
     return mode;
 }

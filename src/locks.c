@@ -93,7 +93,7 @@ static int our_posix_lock(const char *line, long me, unsigned long long *ino)
  * longer.  When the answer cannot be had, everything counts as locked. */
 static int posix_locked(ino_t ino, char *mark)
 {
-    int fd = open("/proc/locks", O_RDONLY | O_CLOEXEC);
+    int fd = umm__sys_open("/proc/locks", O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) {
         if (mark)
             memset(mark, 1, nparked);
@@ -131,7 +131,7 @@ static int posix_locked(ino_t ino, char *mark)
         memmove(buf, buf + linelen, len - linelen);
         len -= linelen;
     }
-    close(fd);
+    umm__sys_close(fd);
     return found;
 }
 
@@ -247,7 +247,7 @@ static void lock_op_end(int unlocked)
 {
     atomic_fetch_sub(&lock_ops, 1);
     if (unlocked && atomic_load(&nparked_hint))
-        umm__daemon_kick();
+        umm__ring(UMM__BELL_FLUSH);
 }
 
 static int fcntl_impl(int fd, int cmd, void *arg)

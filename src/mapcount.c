@@ -79,12 +79,7 @@ static void budget_init(void)
      * malloc maps an arena, perhaps where the program just unmapped, and
      * libumm's memory is never there (kmem.c). */
     char buf[32];
-    int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
-    ssize_t len = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (len > 0) {
-        buf[len] = 0;
+    if (umm__slurp("/proc/sys/vm/max_map_count", buf, sizeof buf) > 0) {
         unsigned long long max = strtoull(buf, NULL, 10);
         if (max > 2048) {
             cap = max - 1024;

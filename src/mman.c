@@ -923,7 +923,7 @@ int umm_msync(void *addr, size_t length, int flags)
     }
     umm__leave(&saved);
     if (kick)
-        umm__daemon_kick(); /* MS_ASYNC: the daemon writes back soon */
+        umm__ring(UMM__BELL_FLUSH); /* MS_ASYNC: the daemon writes back soon */
     if (!err && unmapped)
         err = ENOMEM;
     return err ? fail(err) : 0;

@@ -46,13 +46,13 @@
 /* Open the file behind fd anew, with the same access, no O_APPEND. */
 static int reopen_file(int fd, int *writable)
 {
-    int fl = fcntl(fd, F_GETFL);
+    int fl = umm__sys_fcntl(fd, F_GETFL, 0);
     if (fl < 0)
         return -1;
     int mode = fl & O_ACCMODE;
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    int nfd = open(path, (mode == O_RDWR ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
+    int nfd = umm__sys_open(path, (mode == O_RDWR ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY, 0);
     if (nfd >= 0) {
         *writable = mode == O_RDWR;
         return nfd;
@@ -62,11 +62,11 @@ static int reopen_file(int fd, int *writable)
      * to it: the kernel maps it shared and writable for nobody. */
     if (mode == O_RDWR && errno == EPERM && (fl & O_APPEND)) {
         *writable = 0;
-        return open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        return umm__sys_open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0);
     }
     if (fl & O_APPEND)
         return -1;
-    nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0); /* no /proc: share the program's */
+    nfd = umm__sys_fcntl(fd, F_DUPFD_CLOEXEC, 0); /* no /proc: share the program's */
     *writable = nfd >= 0 && mode == O_RDWR;
     return nfd;
 }
@@ -429,7 +429,7 @@ struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t n
         obj->ino = st.st_ino;
         /* A descriptor kept open for a lock (locks.c) serves again. */
         if (!anon)
-            obj->fd = umm__file_unpark(st.st_dev, st.st_ino, (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR,
+            obj->fd = umm__file_unpark(st.st_dev, st.st_ino, (umm__sys_fcntl(fd, F_GETFL, 0) & O_ACCMODE) == O_RDWR,
                                        &obj->fd_writable);
         if (!anon && obj->fd < 0 && (obj->fd = reopen(fd, &obj->fd_writable)) < 0) {
             *err = errno;
@@ -440,7 +440,7 @@ struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t n
             atomic_store(&obj->hole_from, first_hole(obj->fd, (uint64_t)st.st_size));
         object_racy(obj);
         created = 1;
-    } else if (!obj->fd_writable && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR) {
+    } else if (!obj->fd_writable && (umm__sys_fcntl(fd, F_GETFL, 0) & O_ACCMODE) == O_RDWR) {
         /* A writable descriptor arrived: write-back may now be needed. */
         int w, nfd = reopen(fd, &w);
         if (nfd >= 0 && w) {

@@ -133,7 +133,7 @@ static void atfork_child(void)
     qhead = qtail = NULL;
     pthread_mutex_init(&start_lock, NULL);
     stopping = 0;
-    if (atomic_exchange(&running, 0) && pthread_create(&worker, NULL, pager_thread, NULL) == 0)
+    if (atomic_exchange(&running, 0) && umm__sys_pthread_create(&worker, pager_thread, NULL) == 0)
         atomic_store(&running, 1);
 }
 
@@ -171,7 +171,7 @@ static int pager_start(void)
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, &old); /* born with every signal blocked */
-        err = pthread_create(&worker, NULL, pager_thread, NULL);
+        err = umm__sys_pthread_create(&worker, pager_thread, NULL);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (!err)
             atomic_store(&running, 1);

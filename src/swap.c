@@ -46,7 +46,7 @@ static _Atomic uint64_t *swapped;
 
 static int open_in_dir(const char *dir)
 {
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    int fd = umm__sys_open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd >= 0)
         return fd;
     /* No O_TMPFILE there: a named file, unlinked at once. */
@@ -56,7 +56,7 @@ static int open_in_dir(const char *dir)
         return -1;
     memcpy(path, dir, n);
     memcpy(path + n, "/libumm-swap-XXXXXX", sizeof "/libumm-swap-XXXXXX");
-    fd = mkostemp(path, O_CLOEXEC);
+    fd = umm__sys_mkostemp(path, O_CLOEXEC);
     if (fd >= 0)
         unlink(path);
     return fd;
@@ -79,7 +79,7 @@ int umm__swap_init(void)
     if (stat(where, &st) == 0 && S_ISDIR(st.st_mode))
         swap_fd = open_in_dir(where);
     else
-        swap_fd = open(where, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        swap_fd = umm__sys_open(where, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (swap_fd >= 0)
         swap_fd = umm__fd_own(swap_fd);
     swap_cap = umm__parse_size(getenv("UMM_SWAP_SIZE"), UINT64_MAX) >> UMM_PAGE_SHIFT;

@@ -299,7 +299,7 @@ void umm__trace_file_write(void)
     }
 #undef PUT
     (void)!umm__sys_write(fd, out, olen);
-    close(fd);
+    umm__sys_close(fd);
 }
 
 /* ------------------------------------------------------------ the trap */
@@ -401,7 +401,7 @@ static void trap(int sig, siginfo_t *si, void *uctx)
 
 int umm__trap_init(void)
 {
-    sigbus_fd = memfd_create("libumm-sigbus", MFD_CLOEXEC);
+    sigbus_fd = umm__sys_memfd_create("libumm-sigbus", MFD_CLOEXEC);
     if (sigbus_fd < 0)
         return -1;
     sigbus_fd = umm__fd_own(sigbus_fd);

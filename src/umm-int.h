@@ -49,6 +49,98 @@
     } while (0)
 void umm__panic(const char *file, int line, const char *what) __attribute__((noreturn));
 
+/* ------------------------------------------------------------------- mm.c */
+struct umm__mm {
+    pthread_rwlock_t lock;
+    struct umm__vma **vmas;       /* sorted by start, disjoint */
+    size_t nvmas, capvmas;
+    struct umm__object *objects;
+    _Atomic uint64_t faults, pages_read, pages_written, resident, cow_copies, signals;
+    _Atomic uint64_t nobjects;
+    int forked;                   /* this process forked, or was forked (fork.c) */
+    pid_t pid;                    /* whose structures these are (not a vfork child's) */
+    _Atomic(void *) bell[2];      /* the daemon's uv_async_t handles while it runs (daemon.c) */
+};
+extern struct umm__mm umm__mm;
+
+/* Enter and leave a call: block signals (so a handler of the program that
+ * touches a mapping cannot fault in while this thread holds the lock) and
+ * take the address-space lock for writing. */
+void umm__enter(sigset_t *saved);
+void umm__leave(const sigset_t *saved);
+
+/* Wake the daemon (mm.c): write back soon (msync MS_ASYNC, a parked
+ * descriptor to retry), or reclaim in the background (vmscan.c). */
+enum umm__bell { UMM__BELL_FLUSH, UMM__BELL_RECLAIM };
+void umm__ring(enum umm__bell b);
+
+/* ----------------------------------------------------------------- host.c */
+/* The C library's own functions, looked up once (dlsym RTLD_NEXT) before
+ * main, again on first use if a constructor calls in earlier: fileio.c's
+ * wrappers call through them, and every piece's own I/O uses umm__sys_*. */
+struct umm__libc {
+    ssize_t (*read)(int, void *, size_t);
+    ssize_t (*pread)(int, void *, size_t, off_t);
+    ssize_t (*readv)(int, const struct iovec *, int);
+    ssize_t (*preadv)(int, const struct iovec *, int, off_t);
+    ssize_t (*preadv2)(int, const struct iovec *, int, off_t, int);
+    ssize_t (*write)(int, const void *, size_t);
+    ssize_t (*pwrite)(int, const void *, size_t, off_t);
+    ssize_t (*writev)(int, const struct iovec *, int);
+    ssize_t (*pwritev)(int, const struct iovec *, int, off_t);
+    ssize_t (*pwritev2)(int, const struct iovec *, int, off_t, int);
+    int (*ftruncate)(int, off_t);
+    int (*truncate)(const char *, off_t);
+    int (*fallocate)(int, int, off_t, off_t);
+    int (*fsync)(int);
+    int (*fdatasync)(int);
+    int (*sync_file_range)(int, off_t, off_t, unsigned int);
+    int (*syncfs)(int);
+    void (*sync)(void);
+    ssize_t (*copy_file_range)(int, off_t *, int, off_t *, size_t, unsigned int);
+    ssize_t (*sendfile)(int, int, off_t *, size_t);
+    ssize_t (*splice)(int, off_t *, int, off_t *, size_t, unsigned int);
+    int (*open)(const char *, int, ...);
+    int (*openat)(int, const char *, int, ...);
+    int (*mkostemp)(char *, int);
+    int (*pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+};
+extern struct umm__libc umm__libc;
+void umm__libc_init(void);
+#define UMM__LIBC(f) (umm__libc.f ? umm__libc.f : (umm__libc_init(), umm__libc.f))
+ssize_t umm__sys_pread(int fd, void *buf, size_t n, off_t off);
+ssize_t umm__sys_pwrite(int fd, const void *buf, size_t n, off_t off);
+ssize_t umm__sys_read(int fd, void *buf, size_t n);
+ssize_t umm__sys_write(int fd, const void *buf, size_t n);
+int umm__sys_fallocate(int fd, int mode, off_t off, off_t len);
+int umm__sys_fdatasync(int fd);
+int umm__sys_ftruncate(int fd, off_t len);
+int umm__sys_open(const char *path, int flags, mode_t mode);
+int umm__sys_close(int fd);
+int umm__sys_fcntl(int fd, int cmd, long arg);
+int umm__sys_memfd_create(const char *name, unsigned flags);
+int umm__sys_mkostemp(char *tmpl, int flags);
+int umm__sys_pthread_create(pthread_t *t, void *(*fn)(void *), void *arg);
+ssize_t umm__slurp(const char *path, char *buf, size_t n);
+/* A size from the environment ("512M", "2G"); dflt if unset or 0. */
+uint64_t umm__parse_size(const char *s, uint64_t dflt);
+/* Futex-backed bit locks, usable from the trap (no malloc, no stdio). */
+void umm__bitlock(_Atomic uint32_t *word, int shared);
+int umm__bittrylock(_Atomic uint32_t *word);
+void umm__bitunlock(_Atomic uint32_t *word, int shared);
+/* libumm's own descriptors (host.c): the program's close, close_range,
+ * closefrom, dup2 and dup3 leave them alone.  umm__fd_own marks fd (moved
+ * above 2) and returns its number; umm__fd_own_number marks one that
+ * cannot move; umm__fd_close_own unmarks and closes; umm__fd_disown
+ * unmarks one another library closes. */
+int umm__fd_own(int fd);
+void umm__fd_own_number(int fd);
+void umm__fd_disown(int fd);
+int umm__fd_close_own(int fd);
+int umm__fd_is_own(int fd);
+/* The first of libumm's numbers at or above fd, or -1. */
+int umm__fd_own_next(unsigned fd);
+
 /* ----------------------------------------------------------------- kmem.c */
 
 /*
@@ -122,7 +214,6 @@ extern struct umm__ram umm__ram;
 extern int umm__vg_hg; /* under helgrind or drd: vg.h, frame.c */
 
 int umm__ram_init(void);
-uint64_t umm__parse_size(const char *s, uint64_t dflt);
 /* Reserve a contiguous run of npages frame numbers (holes until touched),
  * pinned once for the caller.  Returns 0 and the first frame in *out, or -1
  * (ENOMEM). */
@@ -210,11 +301,6 @@ int umm__swap_out(umm__pfn pfn, uint64_t n);
 int umm__swap_in(umm__pfn pfn);
 void umm__swap_forget(umm__pfn pfn, uint64_t n);
 uint64_t umm__swap_used(void);
-
-/* Futex-backed bit locks, usable from the trap (no malloc, no stdio). */
-void umm__bitlock(_Atomic uint32_t *word, int shared);
-int umm__bittrylock(_Atomic uint32_t *word);
-void umm__bitunlock(_Atomic uint32_t *word, int shared);
 
 /* ------------------------------------------------------------ pagecache.c */
 
@@ -381,31 +467,12 @@ void umm__cache_truncated(struct umm__object *obj, dev_t dev, ino_t ino, uint64_
  * description; umm__fd_changed: a call closed or handed out number fd. */
 int umm__fd_identity(int fd, dev_t *dev, ino_t *ino);
 void umm__fd_changed(int fd);
-/* libumm's own descriptors (fdtable.c): the program's close, close_range,
- * closefrom, dup2 and dup3 leave them alone.  umm__fd_own marks fd (moved
- * above 2) and returns its number; umm__fd_own_number marks one that
- * cannot move; umm__fd_close_own unmarks and closes; umm__fd_disown
- * unmarks one another library closes. */
-int umm__fd_own(int fd);
-void umm__fd_own_number(int fd);
-void umm__fd_disown(int fd);
-int umm__fd_close_own(int fd);
-int umm__fd_is_own(int fd);
 /* O_APPEND of fd, kept with its identity (fdtable.c); the fcntl wrapper
  * calls umm__fd_flags_changed after every F_SETFL. */
 int umm__fd_append(int fd);
 void umm__fd_flags_changed(void);
 
 /* --------------------------------------------------------------- fileio.c */
-/* The C library's own calls, for libumm's I/O (its names lead to fileio.c's
- * wrappers, which would cache the bytes twice). */
-ssize_t umm__sys_pread(int fd, void *buf, size_t n, off_t off);
-ssize_t umm__sys_pwrite(int fd, const void *buf, size_t n, off_t off);
-ssize_t umm__sys_read(int fd, void *buf, size_t n);
-ssize_t umm__sys_write(int fd, const void *buf, size_t n);
-int umm__sys_fallocate(int fd, int mode, off_t off, off_t len);
-int umm__sys_fdatasync(int fd);
-int umm__sys_ftruncate(int fd, off_t len);
 
 /* ------------------------------------------------------------------ vma.c */
 
@@ -763,8 +830,6 @@ void umm__vg_exit(uintptr_t fault);
 
 /* --------------------------------------------------------------- daemon.c */
 int umm__daemon_start(void);
-void umm__daemon_kick(void);
-void umm__daemon_kick_reclaim(void);
 void umm__daemon_stop(void);
 /* Around fork (fork.c): the thread ends before, and starts again after,
  * in the child on a loop given its own kernel objects (uv_loop_fork). */
@@ -774,24 +839,8 @@ int umm__daemon_running(void);
 
 /* ----------------------------------------------------------------- init.c */
 
-struct umm__mm {
-    pthread_rwlock_t lock;
-    struct umm__vma **vmas;       /* sorted by start, disjoint */
-    size_t nvmas, capvmas;
-    struct umm__object *objects;
-    _Atomic uint64_t faults, pages_read, pages_written, resident, cow_copies, signals;
-    _Atomic uint64_t nobjects;
-    int forked;                   /* this process forked, or was forked (fork.c) */
-    pid_t pid;                    /* whose structures these are (not a vfork child's) */
-};
-extern struct umm__mm umm__mm;
-
+/* ----------------------------------------------------------------- init.c */
 /* Start libumm once; returns 0 or -1 with errno. */
 int umm__init(void);
-/* Enter and leave a call: block signals (so a handler of the program that
- * touches a mapping cannot fault in while this thread holds the lock) and
- * take the address-space lock for writing. */
-void umm__enter(sigset_t *saved);
-void umm__leave(const sigset_t *saved);
 
 #endif

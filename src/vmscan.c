@@ -68,19 +68,6 @@ static _Atomic uint64_t obj_hand_page; /* and file page */
 
 /* -------------------------------------------------------------- budget */
 
-/* Read a small file whole (no stdio: its buffer is malloc'ed, kmem.c). */
-static ssize_t slurp(const char *path, char *buf, size_t n)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t len = umm__sys_read(fd, buf, n - 1);
-    close(fd);
-    if (len >= 0)
-        buf[len] = 0;
-    return len;
-}
-
 /*
  * The process's memory cgroup limit, in bytes (0: none): the lowest limit
  * on the way from its cgroup up to the root of its hierarchy, in both
@@ -113,7 +100,7 @@ static uint64_t lowest_up(char *dir, size_t top, const char *name)
     uint64_t best = 0;
     for (;;) {
         snprintf(path, sizeof path, "%s/%s", dir, name);
-        if (slurp(path, val, sizeof val) > 0 && val[0] >= '0' && val[0] <= '9') {
+        if (umm__slurp(path, val, sizeof val) > 0 && val[0] >= '0' && val[0] <= '9') {
             uint64_t v = strtoull(val, NULL, 10);
             if (v && (!best || v < best))
                 best = v;
@@ -164,7 +151,7 @@ static int memory_mount(const char *fstype, char *mnt, size_t mn, char *root, si
     static char buf[16384]; /* under the address-space lock or at start: one at a time */
     char path[4200];
     snprintf(path, sizeof path, "%s/proc/self/mountinfo", sysroot());
-    if (slurp(path, buf, sizeof buf) <= 0)
+    if (umm__slurp(path, buf, sizeof buf) <= 0)
         return -1;
     for (char *line = buf; line && *line;) {
         char *nl = strchr(line, '\n');
@@ -224,7 +211,7 @@ static uint64_t cgroup_limit(void)
     char buf[4096], cg[1024], dir[4400];
     uint64_t best = 0;
     snprintf(dir, sizeof dir, "%s/proc/self/cgroup", sysroot());
-    if (slurp(dir, buf, sizeof buf) <= 0)
+    if (umm__slurp(dir, buf, sizeof buf) <= 0)
         return 0;
     char mnt[1024], root[1024];
     if (cgroup_path(buf, "", cg, sizeof cg) == 0) { /* v2 */
@@ -623,7 +610,7 @@ void umm__reclaim_before(uint64_t n)
     uint64_t in_use = umm__ram_frames_in_use();
     note_high_water(in_use);
     if (in_use + n > budget - budget / 8 && !atomic_exchange(&daemon_kicked, 1))
-        umm__daemon_kick_reclaim();
+        umm__ring(UMM__BELL_RECLAIM);
     if (in_use + n <= budget || in_use < atomic_load_explicit(&futile_below, memory_order_relaxed))
         return;
     uint64_t room = budget / 16 > BATCH ? budget / 16 : BATCH;
