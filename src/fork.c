@@ -160,20 +160,16 @@ static void rehome(int side)
             umm__ram_unpin(old, a->npages, 0);
         /* The other side's reservation is the other side's to hold. */
     }
-    /* The child, as the kernel's: no MADV_DONTFORK mappings, and zeros in
-     * MADV_WIPEONFORK ones.  Their pages were shared like all others, so
-     * the child lets go of them as munmap and MADV_DONTNEED would.  Nor is
-     * anything locked in the child (dup_mmap clears VM_LOCKED). */
-    for (size_t i = 0; side == 1 && i < umm__vma_count();) {
+    /* The child, as the kernel's: zeros in MADV_WIPEONFORK mappings.  Their
+     * pages were shared like all others, so the child lets go of them as
+     * MADV_DONTNEED would.  Nor is anything locked in the child (dup_mmap
+     * clears VM_LOCKED).  MADV_DONTFORK mappings leave the child as munmap
+     * would, right after this (mman.c's fork handler). */
+    for (size_t i = 0; side == 1 && i < umm__vma_count(); i++) {
         struct umm__vma *v = umm__vma_at(i);
         v->vflags &= ~UMM__V_LOCKED;
-        if (v->vflags & UMM__V_DONTFORK) {
-            umm__unmap_vma(v); /* the set shifts down: i is the next one */
-            continue;
-        }
-        if (v->vflags & UMM__V_WIPEONFORK)
+        if ((v->vflags & UMM__V_WIPEONFORK) && !(v->vflags & UMM__V_DONTFORK))
             umm__vma_release_pages(v, 0, umm__vma_pages(v));
-        i++;
     }
     if (side == 1)
         umm__kvma_forked(); /* anon_vma_fork() */
@@ -250,21 +246,15 @@ int umm__fork_init(void)
     return pthread_atfork(prepare, parent, child) == 0 ? 0 : -1;
 }
 
-pid_t umm_fork(void)
+/* umm_fork (mman.c): reserve what the child needs now, where failing is
+ * still an errno; prepare() finds it done.  0 or -1. */
+int umm__fork_reserve(void)
 {
-    if (umm__init() != 0)
-        return -1;
-    /* Reserve what the child needs now, where failing is still an errno;
-     * prepare() finds it done. */
     sigset_t saved;
     umm__enter(&saved);
     int rc = reserve_ranges();
     umm__leave(&saved);
-    if (rc != 0) {
-        errno = ENOMEM;
-        return -1;
-    }
-    return fork();
+    return rc;
 }
 
 /* 0: at most want threads; 1: more; -1: cannot tell. */
@@ -294,7 +284,7 @@ static int count_threads_once(int want)
 
 /* Is this the process's only thread (besides the daemon's, if it runs)?
  * A thread just joined may still be counted for a moment: look again. */
-static int only_thread(void)
+int umm__fork_only_thread(void)
 {
     /* The daemon's and the pager thread (pager.c) never touch a mapping. */
     int want = 1 + umm__daemon_running() + umm__pager_running();
@@ -308,24 +298,6 @@ static int only_thread(void)
     return 0;
 }
 
-/*
- * A process of a family lets go of its mappings when it exits normally,
- * after every exit handler (init.c calls this from the library's last
- * destructor), so the frames it shared are freed when the last process
- * lets go.  A process that never forked needs nothing: its RAM goes with
- * it.  Nor is it done while another thread runs (it might still touch a
- * mapping): what such a process held stays until the family ends, as
- * after SIGKILL.
- */
-void umm__fork_exit(void)
-{
-    if (!umm__mm.forked || getpid() != umm__mm.pid || !only_thread())
-        return;
-    sigset_t saved;
-    umm__enter(&saved);
-    umm__unmap_all();
-    umm__leave(&saved);
-}
 
 /*
  * A process of a family dying of a fatal signal (signals.c, after the crash
@@ -336,7 +308,7 @@ void umm__fork_exit(void)
  */
 void umm__fork_let_go(void)
 {
-    if (!umm__mm.forked || !only_thread())
+    if (!umm__mm.forked || !umm__fork_only_thread())
         return;
     /* As munmap would: private frames lose a reference (the last one
      * frees), page-cache frames a writer.  No malloc, no I/O in there. */

@@ -634,3 +634,36 @@ uint64_t umm__ram_frames_in_use(void)
 {
     return umm__ram.sh ? (uint64_t)atomic_load(&umm__ram.sh->frames_in_use) : 0;
 }
+
+/* ------------------------------------------------------------------ swap */
+
+/*
+ * Frames [pfn, pfn + n) out to their slots in the swap file (swap.c, which
+ * is indexed by frame number), or frame pfn back in, through kmap
+ * windows.  Out: the slots are reserved first and let go again if the
+ * write fails.  In: the slot is let go once the frame has its bytes.
+ * 0 or an errno.
+ */
+int umm__swap_out(umm__pfn pfn, uint64_t n)
+{
+    int err = umm__swap_reserve(pfn, n);
+    for (uint64_t done = 0, k; !err && done < n; done += k) {
+        k = umm__kmap_span(n - done);
+        char *mem = umm__kmap(pfn + (umm__pfn)done, k);
+        err = umm__swap_rw(1, mem, k << UMM_PAGE_SHIFT, (uint64_t)(pfn + done) << UMM_PAGE_SHIFT);
+        umm__kunmap(mem, k);
+        if (err)
+            umm__swap_forget(pfn, n);
+    }
+    return err;
+}
+
+int umm__swap_in(umm__pfn pfn)
+{
+    char *mem = umm__kmap(pfn, 1);
+    int err = umm__swap_rw(0, mem, UMM_PAGE_SIZE, (uint64_t)pfn << UMM_PAGE_SHIFT);
+    umm__kunmap(mem, 1);
+    if (!err)
+        umm__swap_forget(pfn, 1);
+    return err;
+}

@@ -29,17 +29,6 @@ static void at_exit(void)
     umm__pager_stop(); /* pager.c: after the last write-back through it */
 }
 
-/* The last of libumm in a process that exits normally, after the program's
- * atexit handlers and destructors: a process of a fork family lets go of
- * what it shares (fork.c), and under Valgrind the mappings still alive go
- * to memcheck's leak check (mman.c). */
-__attribute__((destructor)) static void at_last(void)
-{
-    umm__trace_file_write(); /* UMM_TRACE_FILE */
-    umm__fork_exit();
-    umm__vg_exit(0);
-}
-
 static void init_once(void)
 {
     /* The region for libumm's own memory right after the direct map (the
@@ -62,16 +51,11 @@ static void init_once(void)
 
 int umm__init(void)
 {
-    static _Atomic int vg_checked;
     pthread_once(&once, init_once);
     if (init_errno) {
         errno = init_errno;
         return -1;
     }
-    /* After start-up, not in it: the check maps a page (trap.c). */
-    if (umm__vg_running() && !atomic_load_explicit(&vg_checked, memory_order_relaxed) &&
-        !atomic_exchange(&vg_checked, 1))
-        umm__trap_selfcheck();
     return 0;
 }
 

@@ -164,6 +164,26 @@ static int host_unmap_first(uintptr_t start, uintptr_t end)
     return munmap((void *)s, e - s);
 }
 
+/* A VMA leaves (vma.c), and with it its hold on the file's page-cache
+ * object: put here, by the caller of the address space, so that vma.c
+ * never calls up into the page cache. */
+static void vma_destroy(struct umm__vma *v)
+{
+    struct umm__object *obj = v->obj;
+    umm__vma_destroy(v);
+    if (obj)
+        umm__object_put(obj);
+}
+
+/* The same for a VMA that was never inserted (a failed mmap). */
+static void vma_discard(struct umm__vma *v)
+{
+    struct umm__object *obj = v->obj;
+    umm__vma_discard(v);
+    if (obj)
+        umm__object_put(obj);
+}
+
 /*
  * Remove libumm's mappings in [start, end): write back their dirty shared
  * pages, release their frames, and (host_unmap) give the address range
@@ -194,7 +214,7 @@ static int unmap_range(uintptr_t start, uintptr_t end, int host_unmap, int check
         else
             mprotect((void *)v->start, v->end - v->start, PROT_NONE);
         umm__vma_release_pages(v, 0, umm__vma_pages(v));
-        umm__vma_destroy(v);
+        vma_destroy(v);
         v = next; /* the set shifted down: next is now at index i */
     }
     umm__kvma_cut(end);
@@ -267,8 +287,9 @@ static void release_gaps(uintptr_t start, uintptr_t end)
  * block that holds it, would then blame the old mapping for a touch of the
  * new one after its munmap; so addresses are not reused while there are
  * fresh ones (memcheck delays the reuse of free'd heap blocks the same
- * way).  Only a hint: the host places the mapping elsewhere if it must. */
-static uintptr_t vg_next_hint;
+ * way).  Only a hint: the host places the mapping elsewhere if it must.
+ * It is umm__mm.vg_next_hint (vma.c's umm__vg_exit hides it from the leak
+ * check). */
 
 /*
  * MAP_HUGETLB's size bits ((flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK, the
@@ -530,7 +551,7 @@ static struct umm__vma *make_vma(uintptr_t start, size_t len, int prot, int shar
         v->obj = pm ? umm__object_pager(pm->ops, pm->cookie, fpage, umm__vma_pages(v), err) /* pager.c */
                     : umm__object_get(fd, anon, anon ? 0 : fpage, umm__vma_pages(v), err);
         if (!v->obj) {
-            umm__vma_discard(v);
+            vma_discard(v);
             return NULL;
         }
         v->fpage = anon ? 0 : fpage;
@@ -538,10 +559,35 @@ static struct umm__vma *make_vma(uintptr_t start, size_t len, int prot, int shar
     }
     if (!shared && umm__vma_new_anon(v) != 0) {
         *err = ENOMEM;
-        umm__vma_discard(v);
+        vma_discard(v);
         return NULL;
     }
     return v;
+}
+
+/*
+ * Start libumm (init.c) on the first call; under Valgrind, once started,
+ * check that the registers of instructions libumm restarts are exact
+ * (trap.c), on two pages of libumm's own (umm__own_mmap, below).  Every
+ * entry of the system-call layer starts this way.
+ */
+static void register_dontfork(void);
+
+int umm__start(void)
+{
+    static _Atomic int vg_checked;
+    static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+    if (umm__init() != 0)
+        return -1;
+    pthread_once(&fork_once, register_dontfork);
+    if (umm__vg_running() && !atomic_load_explicit(&vg_checked, memory_order_relaxed) &&
+        !atomic_exchange(&vg_checked, 1)) {
+        char *page = umm__own_mmap(2 * UMM_PAGE_SIZE);
+        umm__trap_selfcheck(page);
+        if (page)
+            umm__own_munmap(page, 2 * UMM_PAGE_SIZE);
+    }
+    return 0;
 }
 
 /* umm_mmap_pager's pager (pager.c), for the umm_mmap it calls: a file with
@@ -558,7 +604,7 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
     enum kind kind = K_REGULAR;
     struct stat st;
 
-    if (umm__init() != 0)
+    if (umm__start() != 0)
         return MAP_FAILED;
     /* The order of the checks is the kernel's. */
     if (offset & (off_t)(UMM_PAGE_SIZE - 1))
@@ -633,7 +679,7 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
          * there (arch_get_unmapped_area()) are then the ones that apply.
          * Valgrind's next hint, past everything, would only be ignored. */
         int low = flags & MAP_32BIT;
-        void *hint = addr || low || !umm__vg_running() ? addr : (void *)vg_next_hint;
+        void *hint = addr || low || !umm__vg_running() ? addr : (void *)umm__mm.vg_next_hint;
         void *r = mmap(hint, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | low, -1, 0);
         if (r == MAP_FAILED) {
             umm__leave(&saved);
@@ -688,7 +734,7 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
     struct umm__vma *v = err ? NULL : make_vma(a, len, prot, shared, anon, fd, pgoff, pm, &err);
     if (!v || ((flags & MAP_FIXED) && unmap_range(a, a + len, 0, 0) != 0) || umm__vma_host_map(v, a, a + len) != 0) {
         if (v)
-            umm__vma_discard(v);
+            vma_discard(v);
         if (!(flags & MAP_FIXED)) {
             if (a)
                 munmap((void *)a, len);
@@ -716,8 +762,8 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
     v->block = a;
     umm__vg_block_new(a, len);
     umm__vg_forget((void *)a, len); /* helgrind: new memory, as after the kernel's mmap (vg.h) */
-    if (!addr && !(flags & (MAP_FIXED | MAP_32BIT)) && a + len > vg_next_hint)
-        vg_next_hint = a + len;
+    if (!addr && !(flags & (MAP_FIXED | MAP_32BIT)) && a + len > umm__mm.vg_next_hint)
+        umm__mm.vg_next_hint = a + len;
     /* As the kernel: a locked mapping is populated (mlock's residency),
      * and so is MAP_POPULATE unless MAP_NONBLOCK says not to wait for it;
      * private writable mappings are populated for write.  A PROT_NONE
@@ -729,9 +775,24 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
     return (void *)a;
 }
 
-void *umm__mmap_pager(void *addr, size_t length, int prot, int flags, const struct umm__pager_map *pm, off_t offset)
+/* umm_mmap with the program's pager as the file (pager.c runs its
+ * callbacks). */
+void *umm_mmap_pager(void *addr, size_t length, int prot, int flags, const struct umm_pager_ops *ops, void *cookie,
+                     off_t offset)
 {
-    pager_pm = pm;
+    if (!ops || !ops->fill || (flags & MAP_ANONYMOUS) || offset < 0) {
+        errno = EINVAL;
+        return MAP_FAILED;
+    }
+    if (umm__start() != 0)
+        return MAP_FAILED;
+    int err = umm__pager_start();
+    if (err) {
+        errno = err == EAGAIN ? ENOMEM : err;
+        return MAP_FAILED;
+    }
+    struct umm__pager_map pm = { ops, cookie };
+    pager_pm = &pm;
     return umm_mmap(addr, length, prot, flags & ~MAP_ANONYMOUS, -1, offset);
 }
 
@@ -767,7 +828,7 @@ int umm_munmap(void *addr, size_t length)
     size_t len = page_align(length);
     if (len == 0)
         return fail(EINVAL);
-    if (umm__init() != 0)
+    if (umm__start() != 0)
         return -1;
     sigset_t saved;
     umm__enter(&saved);
@@ -797,7 +858,7 @@ int umm_mprotect(void *addr, size_t length, int prot)
         return fail(ENOMEM);
     if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | 0x8 /* PROT_SEM */))
         return fail(EINVAL);
-    if (umm__init() != 0)
+    if (umm__start() != 0)
         return -1;
 
     sigset_t saved;
@@ -867,7 +928,7 @@ int umm_msync(void *addr, size_t length, int flags)
         return fail(ENOMEM);
     if (end == start)
         return 0;
-    if (umm__init() != 0)
+    if (umm__start() != 0)
         return -1;
 
     sigset_t saved;
@@ -1116,7 +1177,7 @@ int umm_madvise(void *addr, size_t length, int advice)
         return fail(EINVAL);
     if (end == start)
         return 0;
-    if (umm__init() != 0)
+    if (umm__start() != 0)
         return -1;
 
     sigset_t saved;
@@ -1166,7 +1227,7 @@ int umm_prefault(void *addr, size_t length, int prot)
     uintptr_t end = start + page_align(length);
     if (end < start)
         return fail(ENOMEM);
-    if (umm__init() != 0)
+    if (umm__start() != 0)
         return -1;
     /* umm__enter(), but the address-space lock for reading: prefaulting is
      * what the trap does for a touch, under the lock the trap takes, so that
@@ -1221,7 +1282,7 @@ void *umm__own_mmap(size_t len)
         umm__kvma_new(v, -1, MAP_NORESERVE, 0);
     if (!v || umm__vma_host_map(v, v->start, v->end) != 0 || umm__vma_insert(v) != 0) {
         if (v)
-            umm__vma_discard(v);
+            vma_discard(v);
         if (r != MAP_FAILED)
             munmap(r, len);
         umm__leave(&saved);
@@ -1242,60 +1303,65 @@ void umm__own_munmap(void *p, size_t len)
 
 /* ------------------------------------------------------------ at exit */
 
-/* A fork child's MADV_DONTFORK mapping: gone from the child, as under the
- * kernel (its pages were shared at the fork like any other: let go). */
-void umm__unmap_vma(struct umm__vma *v)
+/*
+ * fork (fork.c keeps the family's pages exact through its atfork handlers).
+ * The child, as the kernel's, has no MADV_DONTFORK mappings: their pages
+ * were shared at the fork like all others, so the child lets go of them
+ * as munmap would, in a handler of its own that runs after fork.c's
+ * (registered after it, at the first call: atfork child handlers run in
+ * the order they were registered).
+ */
+static void dontfork_child(void)
 {
-    unmap_range(v->start, v->end, 1, 0);
+    sigset_t saved;
+    umm__enter(&saved);
+    for (size_t i = 0; i < umm__vma_count();) {
+        struct umm__vma *v = umm__vma_at(i);
+        if (v->vflags & UMM__V_DONTFORK)
+            unmap_range(v->start, v->end, 1, 0); /* the set shifts down: i is the next one */
+        else
+            i++;
+    }
+    umm__leave(&saved);
 }
 
-void umm__unmap_all(void)
+static void register_dontfork(void)
 {
-    unmap_range(0, UINTPTR_MAX & UMM_PAGE_MASK, 1, 0);
+    pthread_atfork(NULL, NULL, dontfork_child);
+}
+
+pid_t umm_fork(void)
+{
+    if (umm__start() != 0)
+        return -1;
+    if (umm__fork_reserve() != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return fork();
 }
 
 /*
- * Under Valgrind, the last thing a process does: give memcheck's leak check
- * the blocks still alive as the program holds them (vg.h).  It counts a
- * pointer only to a page the host lets it read, so the first page of a
- * block that is not readable gets a zero page in its place (nothing runs
- * any more that could read the page's own bytes there); and it reads no
- * undefined word as a pointer, so the VMAs' copies of the mappings'
- * addresses, which would keep every mapping reachable, become undefined.
- * A process of a fork family gives its mappings back at exit instead
- * (umm__fork_exit), whichever way it exits: its blocks are free'd.
- * The lock is held for reading while this runs, and not waited for long:
- * the process may be dying of a signal in the middle of a call.  fault is
- * the address of a fault about to be retried to kill the process, or 0:
- * its page keeps what it has, so that the retry faults again.
+ * The last of libumm in a process that exits normally, after the
+ * program's atexit handlers and destructors (init.c's exit handler wrote
+ * every dirty page back before): the trace file (UMM_TRACE_FILE), then a
+ * process of a fork family lets go of its mappings, so the frames it
+ * shared are freed when the last process lets go.  A process that never
+ * forked needs nothing: its RAM goes with it.  Nor is it done while
+ * another thread runs (it might still touch a mapping): what such a
+ * process held stays until the family ends, as after SIGKILL.  Under
+ * Valgrind the mappings still alive go to memcheck's leak check (vma.c).
  */
-void umm__vg_exit(uintptr_t fault)
+__attribute__((destructor)) static void at_last(void)
 {
-    static _Atomic int done;
-    if (!umm__vg_running() || getpid() != umm__mm.pid || atomic_exchange(&done, 1))
-        return;
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 1;
-    if (pthread_rwlock_timedrdlock(&umm__mm.lock, &deadline) != 0)
-        return;
-    for (size_t i = 0; i < umm__vma_count(); i++) {
-        struct umm__vma *v = umm__vma_at(i);
-        if (umm__mm.forked) {
-            if (v->start == v->block)
-                umm__vg_block_free(v->block);
-            continue;
-        }
-        if (v->start == v->block && v->start != (fault & UMM_PAGE_MASK) &&
-            !(umm__host_prot(v, atomic_load(&umm__vma_pte(v, 0)->flags)) & PROT_READ))
-            mmap((void *)v->start, UMM_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-        umm__vg_undefined(&v->start, sizeof v->start);
-        umm__vg_undefined(&v->end, sizeof v->end);
-        umm__vg_undefined(&v->block, sizeof v->block);
+    umm__trace_file_write(umm__budget());
+    if (umm__mm.forked && getpid() == umm__mm.pid && umm__fork_only_thread()) {
+        sigset_t saved;
+        umm__enter(&saved);
+        unmap_range(0, UINTPTR_MAX & UMM_PAGE_MASK, 1, 0);
+        umm__leave(&saved);
     }
-    umm__vg_undefined(&vg_next_hint, sizeof vg_next_hint);
-    umm__trace_vg_exit();
-    pthread_rwlock_unlock(&umm__mm.lock);
+    umm__vg_exit(0);
 }
 
 /* --------------------------------------------------------------- mremap */
@@ -1414,7 +1480,7 @@ static struct umm__vma *vma_like(const struct umm__vma *t, uintptr_t start, uint
     v->advice = t->advice;
     if (t->obj) {
         if (umm__object_cover(t->obj, fpage, umm__vma_pages(v)) != 0) {
-            umm__vma_discard(v);
+            vma_discard(v);
             return NULL;
         }
         v->obj = t->obj;
@@ -1423,7 +1489,7 @@ static struct umm__vma *vma_like(const struct umm__vma *t, uintptr_t start, uint
         umm__rmap_add(v->obj, v);
     }
     if (!(t->vflags & UMM__V_SHARED) && umm__vma_new_anon(v) != 0) {
-        umm__vma_discard(v);
+        vma_discard(v);
         return NULL;
     }
     umm__kvma_like(v, t, fpage);
@@ -1438,7 +1504,7 @@ static int add_like(const struct umm__vma *t, uintptr_t start, uintptr_t end, ui
     struct umm__vma *v = vma_like(t, start, end, fpage);
     if (!v || umm__vma_host_map(v, start, end) != 0) {
         if (v)
-            umm__vma_discard(v);
+            vma_discard(v);
         return ENOMEM;
     }
     umm__assert(umm__vma_insert(v) == 0);
@@ -1529,12 +1595,12 @@ static int reserve_free(uintptr_t start, uintptr_t end)
 static uintptr_t reserve_any(uintptr_t hint, size_t len)
 {
     if (!hint && umm__vg_running())
-        hint = vg_next_hint; /* see vg_next_hint */
+        hint = umm__mm.vg_next_hint; /* see vg_next_hint above */
     void *r = mmap((void *)hint, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (r == MAP_FAILED)
         return 0;
-    if ((uintptr_t)r + len > vg_next_hint)
-        vg_next_hint = (uintptr_t)r + len;
+    if ((uintptr_t)r + len > umm__mm.vg_next_hint)
+        umm__mm.vg_next_hint = (uintptr_t)r + len;
     return (uintptr_t)r;
 }
 
@@ -1752,7 +1818,7 @@ void *umm_mremap(void *old_address, size_t old_size, size_t new_size, int flags,
         if (a + olen > na && na + nlen > a)
             return fail(EINVAL), MAP_FAILED;
     }
-    if (umm__init() != 0)
+    if (umm__start() != 0)
         return MAP_FAILED;
     sigset_t saved;
     int err = 0;

@@ -80,37 +80,6 @@ static int reopen(int fd, int *writable)
     return nfd >= 0 ? umm__fd_own(nfd) : nfd;
 }
 
-static int extent_index(const struct umm__object *obj, uint64_t fpage)
-{
-    size_t lo = 0, hi = obj->nex;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        const struct umm__extent *e = &obj->ext[mid];
-        if (fpage < e->fpage)
-            hi = mid;
-        else if (fpage >= e->fpage + e->npages)
-            lo = mid + 1;
-        else
-            return (int)mid;
-    }
-    return -1;
-}
-
-umm__pfn umm__object_pfn(struct umm__object *obj, uint64_t fpage)
-{
-    int i = extent_index(obj, fpage);
-    umm__assert(i >= 0);
-    return obj->ext[i].base + (umm__pfn)(fpage - obj->ext[i].fpage);
-}
-
-uint64_t umm__object_run(struct umm__object *obj, uint64_t fpage, uint64_t max)
-{
-    int i = extent_index(obj, fpage);
-    umm__assert(i >= 0);
-    uint64_t left = obj->ext[i].fpage + obj->ext[i].npages - fpage;
-    return left < max ? left : max;
-}
-
 /* ------------------------------------------- the family's extent index */
 
 /*
@@ -293,7 +262,7 @@ static int extent_place(struct umm__object *obj, uint64_t p, uint64_t end)
         return -1;
     }
     if (listed)
-        idx_add(obj, &obj->ext[extent_index(obj, p)]);
+        idx_add(obj, &obj->ext[umm__extent_index(obj, p)]);
     return 0;
 }
 
@@ -319,7 +288,7 @@ int umm__object_cover(struct umm__object *obj, uint64_t fpage, uint64_t npages)
     if (listed)
         idx_lock();
     while (p < end) {
-        int i = extent_index(obj, p);
+        int i = umm__extent_index(obj, p);
         if (i >= 0) {
             p = obj->ext[i].fpage + obj->ext[i].npages;
             continue;
@@ -921,7 +890,7 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
     struct umm__fscan fs;
     umm__fscan_begin(&fs, n);
     while (p < end) {
-        if (extent_index(obj, p) < 0) {
+        if (umm__extent_index(obj, p) < 0) {
             p++;
             continue;
         }
@@ -1108,7 +1077,7 @@ static void object_refresh(struct umm__object *obj, uint64_t fpage, uint64_t n)
     struct umm__fscan fs;
     umm__fscan_begin(&fs, n);
     for (uint64_t p = fpage; p < fpage + n; p++) {
-        if (extent_index(obj, p) < 0)
+        if (umm__extent_index(obj, p) < 0)
             continue;
         umm__pfn pfn = umm__object_pfn(obj, p);
         uint64_t q = skip_unused(obj, &fs, p, pfn, fpage + n);
@@ -1145,7 +1114,7 @@ void umm__object_punch(struct umm__object *obj, uint64_t fpage, uint64_t n)
     struct umm__fscan fs;
     umm__fscan_begin(&fs, n);
     for (uint64_t p = fpage; p < fpage + n; p++) {
-        if (extent_index(obj, p) < 0)
+        if (umm__extent_index(obj, p) < 0)
             continue;
         umm__pfn pfn = umm__object_pfn(obj, p);
         uint64_t q = skip_unused(obj, &fs, p, pfn, fpage + n);
@@ -1185,7 +1154,7 @@ void umm__object_drop(struct umm__object *obj, uint64_t fpage, uint64_t n)
     struct umm__fscan fs;
     umm__fscan_begin(&fs, n);
     for (uint64_t p = fpage; p < fpage + n; p++) {
-        if (extent_index(obj, p) < 0)
+        if (umm__extent_index(obj, p) < 0)
             continue;
         umm__pfn pfn = umm__object_pfn(obj, p);
         uint64_t q = skip_unused(obj, &fs, p, pfn, fpage + n);
@@ -1484,7 +1453,7 @@ static void cache_walk(struct umm__object *obj, dev_t dev, ino_t ino, struct cac
     struct umm__fscan fs; /* frames never used are not up to date: nothing to visit */
     umm__fscan_begin(&fs, last - p + 1);
     while (p <= last) {
-        int i = obj ? extent_index(obj, p) : -1;
+        int i = obj ? umm__extent_index(obj, p) : -1;
         if (i >= 0) {
             umm__pfn pfn = obj->ext[i].base + (umm__pfn)(p - obj->ext[i].fpage);
             uint64_t q = skip_unused(obj, &fs, p, pfn, last + 1);

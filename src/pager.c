@@ -162,7 +162,7 @@ static void register_atfork(void)
 }
 
 /* Start the pager thread (umm_mmap_pager, outside libumm's locks). */
-static int pager_start(void)
+int umm__pager_start(void)
 {
     pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&start_lock);
@@ -261,22 +261,4 @@ int umm__pager_running(void)
 int umm__pager_foreign(const struct umm__object *obj)
 {
     return obj->pager && obj->pager->owner != umm__mm.pid;
-}
-
-void *umm_mmap_pager(void *addr, size_t length, int prot, int flags, const struct umm_pager_ops *ops, void *cookie,
-                     off_t offset)
-{
-    if (!ops || !ops->fill || (flags & MAP_ANONYMOUS) || offset < 0) {
-        errno = EINVAL;
-        return MAP_FAILED;
-    }
-    if (umm__init() != 0)
-        return MAP_FAILED;
-    int err = pager_start();
-    if (err) {
-        errno = err == EAGAIN ? ENOMEM : err;
-        return MAP_FAILED;
-    }
-    struct umm__pager_map pm = { ops, cookie };
-    return umm__mmap_pager(addr, length, prot, flags, &pm, offset);
 }

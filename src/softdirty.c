@@ -37,7 +37,7 @@ long umm_dirty(void *addr, size_t length, unsigned char *vec, int flags)
     }
     if (end == start)
         return 0;
-    if (umm__init() != 0)
+    if (umm__start() != 0)
         return -1;
     sigset_t saved;
     umm__enter(&saved);

@@ -97,23 +97,10 @@ uint64_t umm__swap_used(void)
 
 /* pread or pwrite the whole of [off, off+len) of the swap file, frame
  * memory made visible to memcheck meanwhile.  0 or an errno. */
-static int swap_io1(int write, char *mem, uint64_t len, uint64_t off);
-
-/* The frames [pfn, pfn+n) to or from their place, through kmap windows
- * (frame.c) a piece at a time. */
-static int swap_io(int write, umm__pfn pfn, uint64_t n)
-{
-    int err = 0;
-    for (uint64_t done = 0, k; !err && done < n; done += k) {
-        k = umm__kmap_span(n - done);
-        char *mem = umm__kmap(pfn + (umm__pfn)done, k);
-        err = swap_io1(write, mem, k << UMM_PAGE_SHIFT, (uint64_t)(pfn + done) << UMM_PAGE_SHIFT);
-        umm__kunmap(mem, k);
-    }
-    return err;
-}
-
-static int swap_io1(int write, char *mem, uint64_t len, uint64_t off)
+/* Bytes [off, off + len) of the swap file to or from mem (a kmap window:
+ * frame.c's umm__frame_swap calls this, so that the swap file knows
+ * nothing of how frames are mapped); 0 or an errno. */
+int umm__swap_rw(int write, char *mem, uint64_t len, uint64_t off)
 {
     uint64_t done = 0;
     int err = 0;
@@ -133,9 +120,9 @@ static int swap_io1(int write, char *mem, uint64_t len, uint64_t off)
     return err;
 }
 
-/* Write frames [pfn, pfn+n) to their place in the swap file.  0, or an
- * errno (no swap file, full, past the file-size limit, I/O error). */
-int umm__swap_out(umm__pfn pfn, uint64_t n)
+/* Slots for frames [pfn, pfn + n), about to be written: 0, or ENODEV (no
+ * swap file), EFBIG (past RLIMIT_FSIZE), ENOSPC (UMM_SWAP_SIZE). */
+int umm__swap_reserve(umm__pfn pfn, uint64_t n)
 {
     uint64_t off = (uint64_t)pfn << UMM_PAGE_SHIFT, len = n << UMM_PAGE_SHIFT;
     if (swap_fd < 0)
@@ -146,28 +133,11 @@ int umm__swap_out(umm__pfn pfn, uint64_t n)
         atomic_fetch_sub(swapped, n);
         return ENOSPC;
     }
-    int err = swap_io(1, pfn, n);
-    if (err) {
-        atomic_fetch_sub(swapped, n);
-        /* What did reach the file is let go again. */
-        umm__sys_fallocate(swap_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
-    }
-    return err;
+    return 0;
 }
 
-/* Read frame pfn back from the swap file (its memory was given back, so
- * it reads zeros until then) and let go of its place there.  0 or an
- * errno: the faulting access gets SIGBUS, as the kernel's on a swap read
- * error. */
-int umm__swap_in(umm__pfn pfn)
-{
-    int err = swap_io(0, pfn, 1);
-    if (!err)
-        umm__swap_forget(pfn, 1);
-    return err;
-}
-/* Frames [pfn, pfn+n), swapped out, are swapped in or died: their place in
- * the swap file goes back to the file system. */
+/* Slots [pfn, pfn + n) are free again (swapped in, the frame freed, or a
+ * write that failed: what did reach the file is let go). */
 void umm__swap_forget(umm__pfn pfn, uint64_t n)
 {
     umm__sys_fallocate(swap_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)((uint64_t)pfn << UMM_PAGE_SHIFT),

@@ -32,6 +32,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 
 #include "umm.h"
@@ -49,6 +50,22 @@
     } while (0)
 void umm__panic(const char *file, int line, const char *what) __attribute__((noreturn));
 
+/* ---------------------------------------------------------------- trace.c */
+uint64_t umm__now_ns(void);
+int umm__tracing(void);
+/* The trap handled a fault at addr from t0 on: what umm__note says. */
+void umm__trace_fault(uintptr_t addr, uint64_t t0);
+/* Reclaim took pages [addr, addr + pages) away (addr 0: page-cache pages
+ * no mapping showed, at file page fpage): a trace event if tracing. */
+void umm__trace_reclaim(uintptr_t addr, uint64_t fpage, uint64_t pages);
+/* The process is ending: the trace ring's addresses are not pointers any
+ * more, for memcheck's leak check (vg.h). */
+void umm__trace_vg_exit(void);
+/* UMM_TRACE_FILE: record from start-up (init.c), write the file at exit
+ * (its header names the memory budget). */
+void umm__trace_file_init(void);
+void umm__trace_file_write(uint64_t budget);
+
 /* ------------------------------------------------------------------- mm.c */
 struct umm__mm {
     pthread_rwlock_t lock;
@@ -60,6 +77,7 @@ struct umm__mm {
     int forked;                   /* this process forked, or was forked (fork.c) */
     pid_t pid;                    /* whose structures these are (not a vfork child's) */
     _Atomic(void *) bell[2];      /* the daemon's uv_async_t handles while it runs (daemon.c) */
+    uintptr_t vg_next_hint;       /* under Valgrind, where mman.c places the next mapping */
 };
 extern struct umm__mm umm__mm;
 
@@ -297,6 +315,9 @@ static inline void umm__frame_unpin(umm__pfn pfn)
 /* ----------------------------------------------------------------- swap.c */
 /* libumm's swap file, indexed by frame number (swap.c). */
 int umm__swap_init(void);
+int umm__swap_reserve(umm__pfn pfn, uint64_t n);
+int umm__swap_rw(int write, char *mem, uint64_t len, uint64_t off);
+/* Frames to and from their slots (frame.c: through kmap windows). */
 int umm__swap_out(umm__pfn pfn, uint64_t n);
 int umm__swap_in(umm__pfn pfn);
 void umm__swap_forget(umm__pfn pfn, uint64_t n);
@@ -341,10 +362,39 @@ struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t n
 /* Make sure frames are placed for [fpage, fpage+npages). */
 int umm__object_cover(struct umm__object *obj, uint64_t fpage, uint64_t npages);
 void umm__object_put(struct umm__object *obj);
+/* Which extent holds file page fpage (-1: none): the object's index of
+ * its frames, read by the address space and the map count as well, so
+ * here rather than in pagecache.c (calls point down). */
+static inline int umm__extent_index(const struct umm__object *obj, uint64_t fpage)
+{
+    size_t lo = 0, hi = obj->nex;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const struct umm__extent *e = &obj->ext[mid];
+        if (fpage < e->fpage)
+            hi = mid;
+        else if (fpage >= e->fpage + e->npages)
+            lo = mid + 1;
+        else
+            return (int)mid;
+    }
+    return -1;
+}
 /* Frame of a file page; the page must be covered. */
-umm__pfn umm__object_pfn(struct umm__object *obj, uint64_t fpage);
+static inline umm__pfn umm__object_pfn(const struct umm__object *obj, uint64_t fpage)
+{
+    int i = umm__extent_index(obj, fpage);
+    umm__assert(i >= 0);
+    return obj->ext[i].base + (umm__pfn)(fpage - obj->ext[i].fpage);
+}
 /* Length of the contiguous run of frames starting at fpage (at most max). */
-uint64_t umm__object_run(struct umm__object *obj, uint64_t fpage, uint64_t max);
+static inline uint64_t umm__object_run(const struct umm__object *obj, uint64_t fpage, uint64_t max)
+{
+    int i = umm__extent_index(obj, fpage);
+    umm__assert(i >= 0);
+    uint64_t left = obj->ext[i].fpage + obj->ext[i].npages - fpage;
+    return left < max ? left : max;
+}
 /* Number of pages of the file (rounded up); anonymous objects: unlimited. */
 uint64_t umm__object_filepages(struct umm__object *obj, uint64_t *size_out);
 /* The same as last seen, without an fstat while nothing in the family
@@ -431,9 +481,10 @@ int umm__pager_foreign(const struct umm__object *obj);
 int umm__pager_running(void); /* the pager thread runs (one more thread, fork.c) */
 /* At exit: the pager thread ends (joined); callbacks then run in the caller. */
 void umm__pager_stop(void);
-/* mman.c's umm_mmap with the object a pager's (pg: ops and cookie). */
+/* A pager's ops and cookie, handed from umm_mmap_pager to umm_mmap (mman.c). */
 struct umm__pager_map { const struct umm_pager_ops *ops; void *cookie; };
-void *umm__mmap_pager(void *addr, size_t length, int prot, int flags, const struct umm__pager_map *pm, off_t offset);
+/* Start the pager thread (outside libumm's locks); 0 or an errno. */
+int umm__pager_start(void);
 
 /* ---------------------------------------------------------------- locks.c */
 /* Close libumm's descriptor of a file, or keep it open (parked) while the
@@ -598,14 +649,55 @@ static inline int umm__pte_writes_cache(const struct umm__vma *v, uint32_t f)
     return v->obj && (f & (UMM__P_PRESENT | UMM__P_WRITE | UMM__P_ANON | UMM__P_SIGBUS)) ==
                          (UMM__P_PRESENT | UMM__P_WRITE);
 }
-/* The protection the host should give page `page` of the VMA now. */
-int umm__host_prot(const struct umm__vma *v, uint32_t pteflags);
+/* The protection the host should give a page of v whose entry has flags f
+ * now (the map count reads it too: inline, calls point down). */
+static inline int umm__host_prot(const struct umm__vma *v, uint32_t f)
+{
+    if (!(f & UMM__P_PRESENT) || (f & UMM__P_OLD)) /* OLD: reclaim watches for a touch */
+        return PROT_NONE;
+    int prot = v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
+    if (prot & PROT_WRITE)
+        prot |= PROT_READ; /* as on x86: write implies read */
+    if (!(f & UMM__P_WRITE))
+        prot &= ~PROT_WRITE;
+    return prot;
+}
 
-struct umm__vma *umm__vma_find(uintptr_t addr);
+/* The set of VMAs, sorted by start (umm__mm.vmas), looked up under the
+ * address-space lock: first index whose VMA ends after addr. */
+static inline size_t umm__vma_index(uintptr_t addr)
+{
+    size_t lo = 0, hi = umm__mm.nvmas;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (umm__mm.vmas[mid]->end <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+static inline struct umm__vma *umm__vma_find(uintptr_t addr)
+{
+    size_t i = umm__vma_index(addr);
+    return i < umm__mm.nvmas && umm__mm.vmas[i]->start <= addr ? umm__mm.vmas[i] : NULL;
+}
 /* First VMA that ends after addr, or NULL. */
-struct umm__vma *umm__vma_next(uintptr_t addr, size_t *index);
-struct umm__vma *umm__vma_at(size_t index);
-size_t umm__vma_count(void);
+static inline struct umm__vma *umm__vma_next(uintptr_t addr, size_t *index)
+{
+    size_t i = umm__vma_index(addr);
+    if (index)
+        *index = i;
+    return i < umm__mm.nvmas ? umm__mm.vmas[i] : NULL;
+}
+static inline struct umm__vma *umm__vma_at(size_t index)
+{
+    return index < umm__mm.nvmas ? umm__mm.vmas[index] : NULL;
+}
+static inline size_t umm__vma_count(void)
+{
+    return umm__mm.nvmas;
+}
 struct umm__vma *umm__vma_new(uintptr_t start, uintptr_t end);
 int umm__vma_insert(struct umm__vma *v);
 /* Might [p, p+len) meet a libumm VMA?  0 is sure; lock not needed. */
@@ -641,6 +733,16 @@ int umm__host_mprotect(void *addr, size_t len, int prot);
 int umm__host_map_frames(void *addr, size_t len, int prot, umm__pfn pfn);
 /* The same for any file (the SIGBUS memfd): see vma.c. */
 int umm__host_map(void *addr, size_t len, int prot, int fd, off_t off);
+
+/* Map page `page` of v to an empty memfd, so that the program's next access
+ * raises a real SIGBUS; 0 or -1.  The page's entry is held.  The memfd is
+ * made at start-up (umm__sigbus_init). */
+int umm__arm_sigbus(struct umm__vma *v, uint64_t page);
+int umm__sigbus_init(void);
+/* The process is ending: under Valgrind, hand the mappings still alive to
+ * memcheck's leak check (vg.h).  Nothing may use them afterwards but the
+ * retry of a fatal fault at fault (0: none). */
+void umm__vg_exit(uintptr_t fault);
 
 /* --------------------------------------------------------------- vmscan.c */
 /* Reclaim: keep libumm's frames under the memory budget (vmscan.c). */
@@ -753,20 +855,8 @@ void umm__kvma_forked(void);
 /* ----------------------------------------------------------------- trap.c */
 int umm__trap_init(void);
 /* Under Valgrind: are restarted instructions' registers exact?  Says so
- * on stderr, once, when not. */
-void umm__trap_selfcheck(void);
-/* The process is ending: the trace ring's addresses are not pointers any
- * more, for memcheck's leak check (vg.h). */
-void umm__trace_vg_exit(void);
-/* UMM_TRACE_FILE: record from start-up (init.c), write the file at exit. */
-void umm__trace_file_init(void);
-void umm__trace_file_write(void);
-/* Reclaim took pages [addr, addr + pages) away (addr 0: page-cache pages
- * no mapping showed, at file page fpage): a trace event if tracing. */
-void umm__trace_reclaim(uintptr_t addr, uint64_t fpage, uint64_t pages);
-/* Map page `page` of v to an empty memfd, so that the program's next access
- * raises a real SIGBUS; 0 or -1.  The page's entry is held. */
-int umm__arm_sigbus(struct umm__vma *v, uint64_t page);
+ * on stderr, once, when not.  page: two pages of libumm's own (mman.c). */
+void umm__trap_selfcheck(char *page);
 
 /* -------------------------------------------------------------- signals.c */
 int umm__signals_init(void (*trap)(int, siginfo_t *, void *));
@@ -810,23 +900,21 @@ static inline void umm__noted(int kind, int write, uint64_t fpage, uint64_t page
 
 /* ------------------------------------------------------------------ fork.c */
 int umm__fork_init(void);
-/* A process of a fork family exiting normally lets go of everything. */
-void umm__fork_exit(void);
+/* umm_fork: reserve what the child needs (0 or -1). */
+int umm__fork_reserve(void);
+/* Is this the process's only thread (besides libumm's own)? */
+int umm__fork_only_thread(void);
 /* A process of a fork family dying of a signal lets go of what it shares. */
 void umm__fork_let_go(void);
 /* ----------------------------------------------------------------- mman.c */
-/* Unmap every mapping (a process of a fork family at exit). */
-void umm__unmap_all(void);
-void umm__unmap_vma(struct umm__vma *v);
 /* A private anonymous read-write mapping of len bytes that is libumm's own
  * (trap.c's start-up check): its pages trap like any other, but memcheck
  * is told of no block for it (vg.h).  NULL if there is no room. */
 void *umm__own_mmap(size_t len);
 void umm__own_munmap(void *p, size_t len);
-/* The process is ending: under Valgrind, hand the mappings still alive to
- * memcheck's leak check (vg.h).  Nothing may use them afterwards but the
- * retry of a fatal fault at fault (0: none). */
-void umm__vg_exit(uintptr_t fault);
+/* Start libumm on a call of the program's (init.c, and under Valgrind
+ * trap.c's check of its options); 0 or -1 with errno. */
+int umm__start(void);
 
 /* --------------------------------------------------------------- daemon.c */
 int umm__daemon_start(void);

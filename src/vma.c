@@ -28,46 +28,6 @@
 
 /* ------------------------------------------------------------ the set */
 
-static size_t lower_bound(uintptr_t addr)
-{
-    /* First index whose VMA ends after addr. */
-    size_t lo = 0, hi = umm__mm.nvmas;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (umm__mm.vmas[mid]->end <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-struct umm__vma *umm__vma_find(uintptr_t addr)
-{
-    size_t i = lower_bound(addr);
-    if (i < umm__mm.nvmas && umm__mm.vmas[i]->start <= addr)
-        return umm__mm.vmas[i];
-    return NULL;
-}
-
-struct umm__vma *umm__vma_next(uintptr_t addr, size_t *index)
-{
-    size_t i = lower_bound(addr);
-    if (index)
-        *index = i;
-    return i < umm__mm.nvmas ? umm__mm.vmas[i] : NULL;
-}
-
-struct umm__vma *umm__vma_at(size_t index)
-{
-    return index < umm__mm.nvmas ? umm__mm.vmas[index] : NULL;
-}
-
-size_t umm__vma_count(void)
-{
-    return umm__mm.nvmas;
-}
-
 static int reserve(size_t more)
 {
     if (umm__mm.nvmas + more <= umm__mm.capvmas)
@@ -89,7 +49,7 @@ static int reserve(size_t more)
  * second half of a split is no change on the host. */
 static void vma_insert(struct umm__vma *v)
 {
-    size_t i = lower_bound(v->start);
+    size_t i = umm__vma_index(v->start);
     umm__assert(i == umm__mm.nvmas || umm__mm.vmas[i]->start >= v->end);
     memmove(&umm__mm.vmas[i + 1], &umm__mm.vmas[i], (umm__mm.nvmas - i) * sizeof v);
     umm__mm.vmas[i] = v;
@@ -149,7 +109,7 @@ int umm__vma_insert(struct umm__vma *v)
 
 static void vma_remove(struct umm__vma *v)
 {
-    size_t i = lower_bound(v->start);
+    size_t i = umm__vma_index(v->start);
     umm__assert(i < umm__mm.nvmas && umm__mm.vmas[i] == v);
     memmove(&umm__mm.vmas[i], &umm__mm.vmas[i + 1], (umm__mm.nvmas - i - 1) * sizeof v);
     umm__mm.nvmas--;
@@ -310,18 +270,6 @@ int umm__vma_split(uintptr_t addr)
 }
 
 /* ------------------------------------------------------ pages and host */
-
-int umm__host_prot(const struct umm__vma *v, uint32_t f)
-{
-    if (!(f & UMM__P_PRESENT) || (f & UMM__P_OLD)) /* OLD: reclaim watches for a touch */
-        return PROT_NONE;
-    int prot = v->prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
-    if (prot & PROT_WRITE)
-        prot |= PROT_READ; /* as on x86: write implies read */
-    if (!(f & UMM__P_WRITE))
-        prot &= ~PROT_WRITE;
-    return prot;
-}
 
 /* The host protection page p of v needs, and through *next the page after
  * the run known to need it (entries never written: PROT_NONE, unread). */
@@ -491,10 +439,8 @@ void umm__vma_destroy(struct umm__vma *v)
     umm__mc_vma_removing(v);
     vma_remove(v);
     regions_mark(v->start, v->end, 0);
-    if (v->obj) {
+    if (v->obj)
         umm__rmap_del(v->obj, v);
-        umm__object_put(v->obj);
-    }
     anon_put(v->anon);
     ptes_put(v->ptes);
     umm__kfree(v, sizeof *v);
@@ -571,11 +517,83 @@ int umm__vma_host_map_entries(struct umm__vma *v)
 /* Free a VMA that was never inserted (a failed mmap). */
 void umm__vma_discard(struct umm__vma *v)
 {
-    if (v->obj) {
+    if (v->obj)
         umm__rmap_del(v->obj, v);
-        umm__object_put(v->obj);
-    }
     anon_put(v->anon);
     ptes_put(v->ptes);
     umm__kfree(v, sizeof *v);
+}
+
+/* ------------------------------------------------------------- SIGBUS */
+
+static int sigbus_fd = -1; /* an empty memfd: touching it is SIGBUS */
+
+/* At start-up (init.c): the empty file that armed pages map. */
+int umm__sigbus_init(void)
+{
+    sigbus_fd = umm__sys_memfd_create("libumm-sigbus", MFD_CLOEXEC);
+    if (sigbus_fd < 0)
+        return -1;
+    sigbus_fd = umm__fd_own(sigbus_fd);
+    return 0;
+}
+
+/* Map page addr of v to the empty memfd, so the retried access raises a
+ * real SIGBUS.  With the mapping's own protection, so that an access it
+ * forbids (a write to a PROT_READ page) still raises SIGSEGV there, as in
+ * the kernel, which checks the protection before it looks at the file.
+ * Called by fault.c with the page's entry held; trap.c disarms. */
+int umm__arm_sigbus(struct umm__vma *v, uint64_t page)
+{
+    if (umm__host_map((void *)(v->start + (page << UMM_PAGE_SHIFT)), UMM_PAGE_SIZE,
+                      umm__host_prot(v, UMM__P_PRESENT | UMM__P_WRITE), sigbus_fd, 0) != 0)
+        return -1;
+    umm__mc_update(v, page, page + 1, UMM__P_SIGBUS, 0, UMM__MC_NOLIMIT);
+    return 0;
+}
+
+/* ------------------------------------------------------------- at exit */
+
+/*
+ * Under Valgrind, the last thing a process does: give memcheck's leak check
+ * the blocks still alive as the program holds them (vg.h).  It counts a
+ * pointer only to a page the host lets it read, so the first page of a
+ * block that is not readable gets a zero page in its place (nothing runs
+ * any more that could read the page's own bytes there); and it reads no
+ * undefined word as a pointer, so the VMAs' copies of the mappings'
+ * addresses, which would keep every mapping reachable, become undefined.
+ * A process of a fork family gives its mappings back at exit instead
+ * (umm__fork_exit), whichever way it exits: its blocks are free'd.
+ * The lock is held for reading while this runs, and not waited for long:
+ * the process may be dying of a signal in the middle of a call.  fault is
+ * the address of a fault about to be retried to kill the process, or 0:
+ * its page keeps what it has, so that the retry faults again.
+ */
+void umm__vg_exit(uintptr_t fault)
+{
+    static _Atomic int done;
+    if (!umm__vg_running() || getpid() != umm__mm.pid || atomic_exchange(&done, 1))
+        return;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 1;
+    if (pthread_rwlock_timedrdlock(&umm__mm.lock, &deadline) != 0)
+        return;
+    for (size_t i = 0; i < umm__vma_count(); i++) {
+        struct umm__vma *v = umm__vma_at(i);
+        if (umm__mm.forked) {
+            if (v->start == v->block)
+                umm__vg_block_free(v->block);
+            continue;
+        }
+        if (v->start == v->block && v->start != (fault & UMM_PAGE_MASK) &&
+            !(umm__host_prot(v, atomic_load(&umm__vma_pte(v, 0)->flags)) & PROT_READ))
+            mmap((void *)v->start, UMM_PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        umm__vg_undefined(&v->start, sizeof v->start);
+        umm__vg_undefined(&v->end, sizeof v->end);
+        umm__vg_undefined(&v->block, sizeof v->block);
+    }
+    umm__vg_undefined(&umm__mm.vg_next_hint, sizeof umm__mm.vg_next_hint);
+    umm__trace_vg_exit();
+    pthread_rwlock_unlock(&umm__mm.lock);
 }
