@@ -143,7 +143,7 @@ static void charge(struct umm__vma *v, uint64_t from, uint64_t to, uint32_t set)
     uint64_t budget = umm__mc_budget();
     if (umm__mc_update(v, from, to, set, 0, budget) == 0)
         return;
-    umm__mc_make_room();
+    umm__reclaim_host_maps();
     if (umm__mc_update(v, from, to, set, 0, budget) == 0)
         return;
     umm__mc_update(v, from, to, set, 0, UMM__MC_NOLIMIT);

@@ -25,10 +25,11 @@
  * kept the same way: the count as it would be if every resident page-cache
  * page were released, what releasing can never bring it below.
  *
- * Near the budget the fault stages (fault.c) first release resident
- * page-cache pages elsewhere (umm__mc_make_room): the frame stays in the
- * page cache, dirty or not, so only this mapping of it goes and the next
- * touch is a cheap fault that reads nothing.  Private copies (ANON) are the
+ * Near the budget, reclaim (vmscan.c: asked by the fault stages, and by
+ * mmap and mprotect after they changed the count) has resident page-cache
+ * pages released elsewhere (umm__mc_release, a clock of this file's own):
+ * the frame stays in the page cache, dirty or not, so only this mapping of
+ * it goes and the next touch is a cheap fault that reads nothing.  Private copies (ANON) are the
  * only copy of their bytes and are never released; once the floor passes
  * half the budget the fault stages widen them instead, so that a new one
  * joins its resident neighbours, and the other half stays for the page
@@ -433,8 +434,6 @@ void umm__mc_vma_added(struct umm__vma *v)
     atomic_fetch_add(&count, added(v, &as_is)); /* modulo 2^64: a fall too */
     atomic_fetch_add(&floor_, added(v, &fl));
     count_unlock();
-    if (umm__mc_count() > umm__mc_budget())
-        umm__mc_make_room();
 }
 
 void umm__mc_vma_removing(struct umm__vma *v)
@@ -496,7 +495,7 @@ static uint64_t release_run(struct umm__vma *v, uint64_t p)
 /* Release runs in clock order until the count is at most target, nothing
  * is left to release, or the hand went round once.  The mm lock is held
  * (read or write). */
-static void reclaim(uint64_t target)
+void umm__mc_release(uint64_t target)
 {
     size_t nv = umm__mm.nvmas, i = atomic_load_explicit(&hand_vma, memory_order_relaxed);
     uint64_t p = atomic_load_explicit(&hand_page, memory_order_relaxed), seen = 0, look = 0;
@@ -524,14 +523,6 @@ static void reclaim(uint64_t target)
     atomic_store_explicit(&hand_page, p, memory_order_relaxed);
 }
 
-int umm__mc_make_room(void)
-{
-    uint64_t b = umm__mc_budget();
-    /* A little below the budget, so that not every fault comes here. */
-    reclaim(b - b / 32 - (b > 2 ? 2 : 0));
-    return umm__mc_count() < b;
-}
-
 /* The host refused a mapping: the program's own mappings leave libumm
  * fewer than its budget.  From now on the budget is what the host gave,
  * less an eighth (so private pages widen in time, and the page cache keeps
@@ -543,6 +534,6 @@ int umm__mc_squeeze(void)
         b = 64;
     if (b < umm__mc_budget())
         atomic_store(&budget, b);
-    reclaim(c / 2);
+    umm__mc_release(c / 2);
     return umm__mc_count() < c;
 }

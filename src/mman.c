@@ -164,6 +164,18 @@ static int host_unmap_first(uintptr_t start, uintptr_t end)
     return munmap((void *)s, e - s);
 }
 
+/* A new VMA joins the set (vma.c); its host mappings count against the
+ * host's map count, and past that budget reclaim takes page-cache pages
+ * out of host mappings elsewhere (vmscan.c), as after a fault.  0, or -1
+ * (no room in the set). */
+static int vma_insert(struct umm__vma *v)
+{
+    if (umm__vma_insert(v) != 0)
+        return -1;
+    umm__reclaim_host_maps_over();
+    return 0;
+}
+
 /* A VMA leaves (vma.c), and with it its hold on the file's page-cache
  * object: put here, by the caller of the address space, so that vma.c
  * never calls up into the page cache. */
@@ -757,7 +769,7 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
     if (!shared || (flags & MAP_ANONYMOUS) || fmode == O_RDWR)
         v->vflags |= UMM__V_MAYWRITE;
     umm__kvma_new(v, (flags & MAP_ANONYMOUS) || pm ? -1 : fd, flags, pgoff);
-    umm__assert(umm__vma_insert(v) == 0);
+    vma_insert(v);
     umm__kvma_mapped(v);
     v->block = a;
     umm__vg_block_new(a, len);
@@ -890,6 +902,7 @@ int umm_mprotect(void *addr, size_t length, int prot)
             }
             int was = v->prot;
             umm__vma_set_prot(v, prot & (PROT_READ | PROT_WRITE | PROT_EXEC));
+            umm__reclaim_host_maps_over();
             /* mprotect_fixup(): a private locked mapping becoming writable
              * is copied now, to spare the faults of its first writes. */
             if ((v->vflags & (UMM__V_LOCKED | UMM__V_SHARED)) == UMM__V_LOCKED && !(was & PROT_WRITE) &&
@@ -1280,7 +1293,7 @@ void *umm__own_mmap(size_t len)
         v = make_vma((uintptr_t)r, len, PROT_READ | PROT_WRITE, 0, 1, -1, 0, NULL, &err);
     if (v)
         umm__kvma_new(v, -1, MAP_NORESERVE, 0);
-    if (!v || umm__vma_host_map(v, v->start, v->end) != 0 || umm__vma_insert(v) != 0) {
+    if (!v || umm__vma_host_map(v, v->start, v->end) != 0 || vma_insert(v) != 0) {
         if (v)
             vma_discard(v);
         if (r != MAP_FAILED)
@@ -1507,7 +1520,7 @@ static int add_like(const struct umm__vma *t, uintptr_t start, uintptr_t end, ui
             vma_discard(v);
         return ENOMEM;
     }
-    umm__assert(umm__vma_insert(v) == 0);
+    vma_insert(v);
     if (!(v->vflags & UMM__V_OWN)) {
         if (!block) {
             block = start;

@@ -762,6 +762,11 @@ struct umm__reclaim_stats {
 void umm__reclaim_stats(struct umm__reclaim_stats *s);
 void umm__reclaim_note_swapin(void);
 
+/* The host's map count as a budget (vmscan.c, mapcount.c releasing): 1 if
+ * the count is below the budget afterwards. */
+int umm__reclaim_host_maps(void);
+void umm__reclaim_host_maps_over(void);
+
 /* ------------------------------------------------------------- mapcount.c */
 
 /*
@@ -786,9 +791,10 @@ int umm__mc_floor_fits(struct umm__vma *v, uint64_t from, uint64_t to, uint32_t 
 void umm__mc_set_prot(struct umm__vma *v, int prot);
 void umm__mc_vma_added(struct umm__vma *v);    /* just inserted, nothing resident */
 void umm__mc_vma_removing(struct umm__vma *v); /* about to leave the set */
-/* Near the budget: release resident page-cache pages elsewhere until the
- * count is a little below it.  Returns 1 if the count is below the budget. */
-int umm__mc_make_room(void);
+/* Release resident page-cache pages from host mappings, in the count's own
+ * clock order, until the count is at most target (reclaim decides when:
+ * vmscan.c's umm__reclaim_host_maps). */
+void umm__mc_release(uint64_t target);
 /* The host refused a mapping (ENOMEM): release all that can be released.
  * Returns 1 if anything was. */
 int umm__mc_squeeze(void);

@@ -314,10 +314,7 @@ int umm__vma_reprotect(struct umm__vma *v, uint64_t from, uint64_t to)
 int umm__vma_set_prot(struct umm__vma *v, int prot)
 {
     umm__mc_set_prot(v, prot);
-    int rc = umm__vma_reprotect(v, 0, umm__vma_pages(v));
-    if (umm__mc_count() > umm__mc_budget())
-        umm__mc_make_room();
-    return rc;
+    return umm__vma_reprotect(v, 0, umm__vma_pages(v));
 }
 
 int umm__host_mprotect(void *addr, size_t len, int prot)

@@ -688,3 +688,29 @@ void umm__reclaim_stats(struct umm__reclaim_stats *s)
     s->swapped_in = atomic_load(&swapped_in);
     s->swap_used = umm__swap_used();
 }
+
+/* ------------------------------------------------- the host's map count */
+
+/*
+ * The host's map count (mapcount.c) is the other budget reclaim keeps:
+ * near it, page-cache pages are taken out of host mappings elsewhere,
+ * their frames staying in the page cache (the next touch is a cheap fault
+ * that reads nothing), down to a little below the budget so that not every
+ * fault comes here.  The releasing itself is mapcount.c's, which walks its
+ * own clock over the page tables; the host refusing a mapping outright
+ * (ENOMEM: the program's own mappings count too) is met there, inside the
+ * host call (umm__mc_squeeze).  Returns 1 if the count is below the budget.
+ */
+int umm__reclaim_host_maps(void)
+{
+    uint64_t b = umm__mc_budget();
+    umm__mc_release(b - b / 32 - (b > 2 ? 2 : 0));
+    return umm__mc_count() < b;
+}
+
+/* The same after a call that may have raised the count (mmap, mprotect). */
+void umm__reclaim_host_maps_over(void)
+{
+    if (umm__mc_count() > umm__mc_budget())
+        umm__reclaim_host_maps();
+}
