@@ -42,10 +42,12 @@
  *     20 us or more, so counting apart would only double the run;
  *   - traps: faults, every SIGSEGV handled: misses, first touches of pages
  *     read ahead, and second chances (a touch of a page the hand made OLD);
- *   - held: its frames in use (umm_stats' frames at every touch), a mean
- *     over the trace: the memory its policy really had.  LRU is simulated
- *     again with that many pages: what libumm misses beyond that is its
- *     choice of pages, not the memory its watermarks leave unused.
+ *   - held: its frames in use (umm_stats' frames after every touch), a
+ *     mean over the touches from the first reclaim on (before, the memory
+ *     is filling, for every policy): the memory its policy really had.
+ *     LRU is simulated again with that many pages: what libumm misses
+ *     beyond that is its choice of pages, not the memory its watermarks
+ *     leave unused.
  * Read-ahead makes read and missed differ: a sequential pass misses one
  * touch a window (32 pages) yet reads every page.
  *
@@ -102,7 +104,7 @@ struct result {
     double secs;
     uint64_t sum;
     uint64_t pages_read, faults, missed, budget; /* libumm's */
-    double held;              /* libumm's frames in use, mean over the touches */
+    double held;              /* libumm's frames in use, mean once reclaim began */
     long majflt;
     int done;
 };
@@ -384,7 +386,7 @@ static void child(const struct workload *w, enum world world, struct result *out
         _exit(3);
     }
     const uint32_t *t = w->trace;
-    uint64_t s = 0, missed = 0, frames = 0;
+    uint64_t s = 0, missed = 0, frames = 0, full = 0; /* full: touches since reclaim began */
     struct umm_stats st = { 0 };
     double t0 = now();
     if (world == LIBUMM) {
@@ -394,7 +396,10 @@ static void child(const struct workload *w, enum world world, struct result *out
             umm_stats(&st);
             missed += st.pages_read != read;
             read = st.pages_read;
-            frames += st.frames;
+            if (st.reclaimed) {
+                frames += st.frames;
+                full++;
+            }
         }
     } else {
         for (uint64_t i = 0; i < w->n; i++)
@@ -407,7 +412,7 @@ static void child(const struct workload *w, enum world world, struct result *out
         out->faults = st.faults;
         out->missed = missed;
         out->budget = st.budget;
-        out->held = (double)frames / (double)w->n;
+        out->held = full ? (double)frames / (double)full : (double)st.frames;
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -565,7 +570,7 @@ int main(int argc, char **argv)
     printf("  (file: its pages over C; libumm's own budget: %llu pages)\n", (unsigned long long)u[0][0].r.budget);
 
     int majors = cold && have_cg;
-    printf("\n libumm's memory and traps (medians): held = its frames in use, mean over the trace, over C; LRU@held = "
+    printf("\n libumm's memory and traps (medians): held = its frames in use once reclaim began, mean, over C; LRU@held = "
            "LRU's misses with that many pages; time per touch, medians of %d%s\n",
            reps, majors ? "; the kernel's major faults (median)" : "");
     printf("  %-11s %5s %8s %7s | %9s %9s %7s | %13s%s\n", "workload", "held", "LRU@held", "traps", "kernel", "libumm",
