@@ -49,7 +49,12 @@
  *     beyond that is its choice of pages, not the memory its watermarks
  *     leave unused.
  * Read-ahead makes read and missed differ: a sequential pass misses one
- * touch a window (32 pages) yet reads every page.
+ * touch a window (32 pages) yet reads every page.  And read-around brings
+ * neighbours in, which fault-around maps (young, to the hand), so that
+ * they compete with the pages the trace touches.  Reclaim's choice alone
+ * is seen in one more run of each trace (untimed: no kernel counterpart)
+ * with MADV_RANDOM, which turns read-ahead, read-around and fault-around
+ * off: there read equals missed, every trap is a miss or a second chance.
  *
  * The kernel's mmap of the same file runs the same traces, timed: the
  * ratio is libumm's time over the kernel's, medians of REPS runs, the two
@@ -88,7 +93,7 @@
 #define PAGE 4096
 #define MAXREPS 64
 
-enum world { KERNEL, LIBUMM };
+enum world { KERNEL, LIBUMM, LIBUMM_RANDOM };
 enum { OPT, LRU, FIFO, CLOCK, NPOLICY };
 
 struct workload {
@@ -385,11 +390,15 @@ static void child(const struct workload *w, enum world world, struct result *out
         perror("bench-policy: mmap");
         _exit(3);
     }
+    if (world == LIBUMM_RANDOM && umm_madvise((void *)p, len, MADV_RANDOM) != 0) {
+        perror("bench-policy: umm_madvise");
+        _exit(3);
+    }
     const uint32_t *t = w->trace;
     uint64_t s = 0, missed = 0, frames = 0, full = 0; /* full: touches since reclaim began */
     struct umm_stats st = { 0 };
     double t0 = now();
-    if (world == LIBUMM) {
+    if (world != KERNEL) {
         uint64_t read = 0;
         for (uint64_t i = 0; i < w->n; i++) {
             s += *(const volatile uint64_t *)(p + (uint64_t)t[i] * PAGE);
@@ -407,7 +416,7 @@ static void child(const struct workload *w, enum world world, struct result *out
     }
     out->secs = now() - t0;
     out->sum = s;
-    if (world == LIBUMM) {
+    if (world != KERNEL) {
         out->pages_read = st.pages_read;
         out->faults = st.faults;
         out->missed = missed;
@@ -538,13 +547,15 @@ int main(int argc, char **argv)
         printf(" no memory cgroup: %s; the runs go without one\n", cg_why);
 
     make_file(4 * C);
-    static struct run k[NW][MAXREPS], u[NW][MAXREPS];
+    static struct run k[NW][MAXREPS], u[NW][MAXREPS], r[NW];
     for (int i = 0; i < reps; i++)
         for (int j = 0; j < NW; j++) {
             enum world first = (i + j) % 2 ? LIBUMM : KERNEL;
             run(&ws[j], first, first == KERNEL ? &k[j][i] : &u[j][i]);
             run(&ws[j], first == KERNEL ? LIBUMM : KERNEL, first == KERNEL ? &u[j][i] : &k[j][i]);
         }
+    for (int j = 0; j < NW; j++)
+        run(&ws[j], LIBUMM_RANDOM, &r[j]);
 
     int bad = 0;
     for (int j = 0; j < NW; j++) {
@@ -552,6 +563,7 @@ int main(int argc, char **argv)
             bad += !ok(&ws[j], &k[j][i], KERNEL);
             bad += !ok(&ws[j], &u[j][i], LIBUMM);
         }
+        bad += !ok(&ws[j], &r[j], LIBUMM_RANDOM);
     }
 
     printf("\n misses on the same trace: the simulated policies' with C pages, and libumm's (medians): missed = "
@@ -569,22 +581,33 @@ int main(int argc, char **argv)
     }
     printf("  (file: its pages over C; libumm's own budget: %llu pages)\n", (unsigned long long)u[0][0].r.budget);
 
-    int majors = cold && have_cg;
-    printf("\n libumm's memory and traps (medians): held = its frames in use once reclaim began, mean, over C; LRU@held = "
-           "LRU's misses with that many pages; time per touch, medians of %d%s\n",
-           reps, majors ? "; the kernel's major faults (median)" : "");
-    printf("  %-11s %5s %8s %7s | %9s %9s %7s | %13s%s\n", "workload", "held", "LRU@held", "traps", "kernel", "libumm",
-           "ratio", "read, min-max", majors ? "   majflt" : "");
+    printf("\n libumm's memory: held = its frames in use once reclaim began, mean, over C; LRU@held = LRU's misses "
+           "with that many pages; traps = faults it handled (medians); with MADV_RANDOM (one run): missed = read\n");
+    printf("  %-11s %5s %8s %7s | %-13s %7s %5s %8s %7s\n", "workload", "held", "LRU@held", "traps", "MADV_RANDOM:",
+           "missed", "held", "LRU@held", "traps");
     for (int j = 0; j < NW; j++) {
-        double held = med(u[j], HELD), ks = med(k[j], SECS), us = med(u[j], SECS), n = (double)ws[j].n;
+        double held = med(u[j], HELD), rheld = r[j].r.held;
+        printf("  %-11s %5.2f %8llu %7.0f | %-13s %7llu %5.2f %8llu %7llu\n", ws[j].name, held / (double)C,
+               (unsigned long long)sim_lru(&ws[j], held >= 1 ? (uint64_t)(held + 0.5) : 1), med(u[j], TRAPS), "",
+               (unsigned long long)r[j].r.missed, rheld / (double)C,
+               (unsigned long long)sim_lru(&ws[j], rheld >= 1 ? (uint64_t)(rheld + 0.5) : 1),
+               (unsigned long long)r[j].r.faults);
+    }
+
+    int majors = cold && have_cg;
+    printf("\n time per touch, medians of %d; libumm's pages read in, least and most of its runs%s\n", reps,
+           majors ? "; the kernel's major faults (median)" : "");
+    printf("  %-11s %9s %9s %7s | %13s%s\n", "workload", "kernel", "libumm", "ratio", "read, min-max",
+           majors ? "   majflt" : "");
+    for (int j = 0; j < NW; j++) {
+        double ks = med(k[j], SECS), us = med(u[j], SECS), n = (double)ws[j].n;
         uint64_t lo = UINT64_MAX, hi = 0;
         for (int i = 0; i < reps; i++) {
             lo = u[j][i].r.pages_read < lo ? u[j][i].r.pages_read : lo;
             hi = u[j][i].r.pages_read > hi ? u[j][i].r.pages_read : hi;
         }
-        printf("  %-11s %5.2f %8llu %7.0f | %6.2f us %6.2f us %6.1fx | %6llu-%-6llu", ws[j].name, held / (double)C,
-               (unsigned long long)sim_lru(&ws[j], held >= 1 ? (uint64_t)(held + 0.5) : 1), med(u[j], TRAPS),
-               ks / n * 1e6, us / n * 1e6, ks > 0 ? us / ks : 0, (unsigned long long)lo, (unsigned long long)hi);
+        printf("  %-11s %6.2f us %6.2f us %6.2fx | %6llu-%-6llu", ws[j].name, ks / n * 1e6, us / n * 1e6,
+               ks > 0 ? us / ks : 0, (unsigned long long)lo, (unsigned long long)hi);
         if (majors)
             printf(" %8.0f", med(k[j], MAJFLT));
         printf("\n");
