@@ -548,6 +548,8 @@ struct side {
 static void alternate(struct side *s, int n, size_t max_touches)
 {
     double fig[8][REPS];
+    if (n > 8)
+        abort();
     for (int r = 0; r < REPS; r++)
         for (int k = 0; k < n; k++) {
             warm_file();
@@ -614,18 +616,18 @@ struct row {
 
 static void print_row(const struct row *r)
 {
-    char k[16], u[16], rk[16], rr[16], goal[24], v[16];
+    char k[16], u[16] = "-", rk[16] = "-", rr[16] = "-", goal[24], v[16];
     snprintf(k, sizeof k, "%.3f", r->k);
-    if (r->u < 0) {
-        printf("%-34s %9s %9s %8s  %-24s %8.3f %8s  <= %.2fx   not built\n", r->name, k, "-", "-", r->ref,
-               r->refv, "-", r->goal);
-        return;
-    }
-    snprintf(u, sizeof u, "%.3f", r->u);
-    snprintf(rk, sizeof rk, "%.2fx", r->u / r->k);
     double x = r->speedup ? r->refv / r->u : r->u / r->refv;
-    snprintf(rr, sizeof rr, "%.2fx", x);
-    if (r->goal == 0) {
+    if (r->u >= 0) {
+        snprintf(u, sizeof u, "%.3f", r->u);
+        snprintf(rk, sizeof rk, "%.2fx", r->u / r->k);
+        snprintf(rr, sizeof rr, "%.2fx", x);
+    }
+    if (r->u < 0) {
+        snprintf(goal, sizeof goal, "<= %.2fx", r->goal);
+        snprintf(v, sizeof v, "not built");
+    } else if (r->goal == 0) {
         snprintf(goal, sizeof goal, "(report)");
         snprintf(v, sizeof v, "-");
     } else {
