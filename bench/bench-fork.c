@@ -45,7 +45,7 @@
 
 #define PAGE 4096
 #define REPS 5
-#define FORK_TARGET 2.0 /* libumm fork at most 2x the kernel's */
+#define FORK_TARGET 1.5 /* libumm fork at most 1.5x the kernel's (issue 15; issue 5 asked 2x) */
 #define COW_TARGET 3.0  /* libumm copy-on-write fault at most 3x */
 
 struct world {
@@ -223,13 +223,13 @@ static void measure(double (*fn)(const struct world *, size_t), size_t size, dou
 
 static void row(const char *name, double mk, double mu, const char *unit, double target)
 {
-    char tgt[16] = "";
+    char tgt[32] = "";
     if (target > 0)
-        snprintf(tgt, sizeof tgt, "<= %.0fx", target);
+        snprintf(tgt, sizeof tgt, "<= %gx", target);
     int prec = strcmp(unit, "us") == 0 ? 1 : 3; /* whole forks: 0.1 us is plenty */
     if (mu > 0)
         printf("%-42s %10.*f %-5s %10.*f %-5s %7.2fx  %s%s\n", name, prec, mk, unit, prec, mu, unit, mu / mk,
-               tgt, target > 0 && mu / mk > target ? "  MISSED" : "");
+               tgt, target <= 0 ? "" : mu / mk > target ? "  NOT MET" : "  met");
     else
         printf("%-42s %10.*f %-5s %10s %-5s %8s  %s\n", name, prec, mk, unit, "n/a", "", "-", tgt);
 }
