@@ -2,17 +2,31 @@
  * umm-int.h: libumm's internal structures and the prototypes that tie the
  * pieces together.  Every internal name starts with umm__.
  *
- * The pieces (DESIGN.md) and their files:
+ * The pieces (doc/DESIGN.md) and their files, top to bottom: a piece calls
+ * only pieces below it (tests/test-layers.sh).
+ *   fileio.c     the program's read()/write(): one truth with the mappings
+ *   softdirty.c  umm_dirty: pages written since the last clear
  *   mman.c       system-call layer: argument checks, locks, errno
+ *   init.c       start-up, statistics, write-back at exit
  *   trap.c       the SIGSEGV handler: decode, ask fault.c, return or chain
+ *   signals.c    the program's signal handlers, crash write-back
+ *   fork.c       fork's copy-on-write bookkeeping (atfork handlers)
+ *   daemon.c     the background loop (libuv): write-back, kswapd
+ *   kvma.c       the kernel's VMAs, as /proc/self/maps would show them
  *   fault.c      the state machine of a page
- *   vma.c        the address space: VMAs, software page tables
+ *   vmscan.c     reclaim: the memory budget and the host's map count
  *   pagecache.c  one object per file; fill (pread) and write-back (pwrite)
+ *   pager.c      the program's pagers, on a thread of libumm's
  *   locks.c      libumm's descriptors never drop the program's POSIX locks
+ *   vma.c        the address space: VMAs, software page tables, rmap
+ *   mapcount.c   the host's map count, kept exactly
+ *   fdtable.c    which file each descriptor is
+ *   trace.c      the trace ring
  *   frame.c      physical memory: the memfd, the direct map, descriptors
+ *   swap.c       the swap file
  *   kmem.c       libumm's own memory: a region of its own for its structures
- *   daemon.c     the background loop (libuv): periodic and async write-back
- *   init.c       start-up, statistics, exit
+ *   mm.c         the address-space lock, the daemon's doorbells
+ *   host.c       the C library's own calls, libumm's descriptors, bit locks
  *
  * Lock order: umm__mm.lock (rwlock; faults read, calls write) -> a PTE's
  * lock bit -> a frame's lock bit -> the RAM allocator's lock.  The map
