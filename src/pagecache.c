@@ -992,8 +992,8 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
 int umm__object_evict(struct umm__object *obj, uint64_t fpage, uint64_t n)
 {
     umm__pfn pfn = umm__object_pfn(obj, fpage);
-    uint64_t fsize, dirty = 0;
-    umm__object_filepages(obj, &fsize);
+    uint64_t fsize = 0, dirty = 0;
+    int sized = 0;
     if (umm__pager_foreign(obj)) /* pager.c: dirty pages are for the owner's store */
         for (uint64_t i = 0; i < n; i++)
             if (atomic_load(&umm__frame(pfn + (umm__pfn)i)->flags) & UMM__F_DIRTY)
@@ -1006,6 +1006,10 @@ int umm__object_evict(struct umm__object *obj, uint64_t fpage, uint64_t n)
         uint64_t k = 1;
         while (i + k < n && (atomic_load(&umm__frame(pfn + (umm__pfn)(i + k))->flags) & UMM__F_DIRTY))
             k++;
+        /* The exact size, asked only for a write-back (an fstat: clean
+         * pages, the most that reclaim drops, need none). */
+        if (!sized++)
+            umm__object_filepages(obj, &fsize);
         int e = write_run(obj, fpage + i, k, fsize);
         if (e)
             return e; /* what was written stays dirty: written again later */

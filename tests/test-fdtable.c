@@ -60,6 +60,25 @@ int fcntl(int fd, int cmd, ...)
     return next(fd, cmd, arg);
 }
 
+/* libumm asks its own F_GETFL with a system call of the host's (host.c,
+ * not through the program's fcntl): counted here too.  syscall() passes
+ * six words on, whatever the call takes, as the C library's does. */
+long syscall(long n, ...)
+{
+    static long (*next)(long, ...);
+    if (!next)
+        *(void **)&next = dlsym(RTLD_NEXT, "syscall");
+    va_list ap;
+    va_start(ap, n);
+    long a[6];
+    for (int i = 0; i < 6; i++)
+        a[i] = va_arg(ap, long);
+    va_end(ap);
+    if (n == SYS_fcntl && a[0] == watched_fl && a[1] == F_GETFL)
+        getfls++;
+    return next(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
 static char path_a[512], path_b[512], dir[600];
 static unsigned char *map;
 static unsigned char mark = 1;
@@ -234,7 +253,7 @@ int main(int argc, char **argv)
         bad |= pwrite(a, &x, 1, 8) != 1 || map[8] != x;
     }
     ok(!bad, "1000 pwrites to the mapped file: each seen in the mapping");
-    ok(getfls <= 2, "... and F_GETFL asked %ld times (not per write)", getfls);
+    ok(getfls >= 1 && getfls <= 2, "... and F_GETFL asked %ld times (once, not per write)", getfls);
     watched_fl = -1;
     const off_t end = 16 * PAGE - 8;
     ok(ftruncate(a, end) == 0, "file A cut to 8 bytes short of the mapping");
