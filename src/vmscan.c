@@ -310,6 +310,12 @@ static uint64_t evict_frames(struct umm__object *obj, uint64_t fpage, umm__pfn p
     return n;
 }
 
+/* Can the hand do anything with this entry? */
+static int candidate(uint32_t f)
+{
+    return (f & (UMM__P_PRESENT | UMM__P_SIGBUS | UMM__P_GUARD)) == UMM__P_PRESENT;
+}
+
 /* May reclaim take frame pfn's bytes now?  Locks it if so.  A private
  * frame is live whatever its flags; a page-cache frame must be up to date
  * (a frame being filled is locked anyway). */
@@ -336,13 +342,13 @@ static uint64_t evict_run(struct umm__vma *v, uint64_t p, uint64_t q, const uint
     uint64_t gone = 0;
     for (uint64_t i = p; i < q;) {
         enum kind k = kind_of(v, flags[i - p]);
-        if (!frame_takeable(pfns[i - p], k)) {
+        if (!candidate(flags[i - p]) || !frame_takeable(pfns[i - p], k)) { /* bridged over, or held */
             i++;
             continue;
         }
         uint64_t j = i + 1;
-        while (j < q && kind_of(v, flags[j - p]) == k && pfns[j - p] == pfns[i - p] + (umm__pfn)(j - i) &&
-               frame_takeable(pfns[j - p], k))
+        while (j < q && candidate(flags[j - p]) && kind_of(v, flags[j - p]) == k &&
+               pfns[j - p] == pfns[i - p] + (umm__pfn)(j - i) && frame_takeable(pfns[j - p], k))
             j++;
         gone += evict_frames(v->obj, v->obj ? v->fpage + i : 0, pfns[i - p], j - i, k);
         for (uint64_t r = i; r < j; r++)
@@ -352,14 +358,25 @@ static uint64_t evict_run(struct umm__vma *v, uint64_t p, uint64_t q, const uint
     return gone;
 }
 
-/* Can the hand do anything with this entry? */
-static int candidate(uint32_t f)
-{
-    return (f & (UMM__P_PRESENT | UMM__P_SIGBUS | UMM__P_GUARD)) == UMM__P_PRESENT;
-}
-
 #define RUN_MAX 64
 enum mode { M_CLOCK, M_COLD, M_PAGEOUT };
+
+/* Set and clear bits of the run's resident pages in [p, q) (flags[] as
+ * they were; pages bridged over keep theirs), a stretch of them at once. */
+static void mark(struct umm__vma *v, uint64_t p, uint64_t q, const uint32_t *flags, uint32_t set, uint32_t clear)
+{
+    for (uint64_t i = p; i < q;) {
+        if (!candidate(flags[i - p])) {
+            i++;
+            continue;
+        }
+        uint64_t j = i + 1;
+        while (j < q && candidate(flags[j - p]))
+            j++;
+        umm__mc_update(v, i, j, set, clear, UMM__MC_NOLIMIT);
+        i = j;
+    }
+}
 
 /*
  * The hand at page p of v: take the run of resident pages from p that are
@@ -390,38 +407,62 @@ static uint64_t hand_run(struct umm__vma *v, uint64_t p, uint64_t end, enum mode
     umm__pfn pfns[RUN_MAX];
     flags[0] = f0;
     pfns[0] = pte->pfn;
-    uint64_t q = p + 1;
+    /*
+     * The run goes on over pages that are not resident (the host maps them
+     * PROT_NONE already: bridged, their entries held but unchanged), so
+     * that pages scattered by random access go in one mprotect -- each
+     * one a TLB shoot-down on every CPU the process runs on (2.3 mprotect
+     * calls a page in a random pass over a file 4x the budget, 0.9 of them
+     * the hand's).  Not into a page of entries the run has not reached
+     * yet with a gap pending: reading it would cost a page (kmem.c).
+     */
+    uint64_t q = p + 1, last = p + 1, taken = 1;
     while (q < end && q - p < RUN_MAX) {
+        if (last < q && umm__pte_page_start(v, q))
+            break;
         struct umm__pte *e = umm__vma_pte(v, q);
         uint32_t g = atomic_load(&e->flags);
-        if (!candidate(g) || (!pageout && (g & UMM__P_OLD) != (f0 & UMM__P_OLD)) || !umm__bittrylock(&e->flags))
+        int gap = !(g & (UMM__P_PRESENT | UMM__P_SIGBUS | UMM__P_GUARD));
+        if ((!gap && (!candidate(g) || (!pageout && (g & UMM__P_OLD) != (f0 & UMM__P_OLD)))) ||
+            !umm__bittrylock(&e->flags))
             break;
         g = atomic_load(&e->flags);
-        if (!candidate(g) || (!pageout && (g & UMM__P_OLD) != (f0 & UMM__P_OLD))) {
+        int still = gap ? !(g & (UMM__P_PRESENT | UMM__P_SIGBUS | UMM__P_GUARD))
+                        : candidate(g) && (pageout || (g & UMM__P_OLD) == (f0 & UMM__P_OLD));
+        if (!still) {
             umm__bitunlock(&e->flags, 0);
             break;
         }
         flags[q - p] = g;
         pfns[q - p] = e->pfn;
         q++;
+        if (!gap) {
+            last = q;
+            taken++;
+        }
     }
+    for (uint64_t i = last; i < q; i++) /* a gap at the end is not the run's */
+        umm__bitunlock(&umm__vma_pte(v, i)->flags, 0);
+    q = last;
     void *addr = (void *)(v->start + (p << UMM_PAGE_SHIFT));
     size_t len = (q - p) << UMM_PAGE_SHIFT;
     if (!old) {
-        umm__mc_update(v, p, q, UMM__P_OLD, 0, UMM__MC_NOLIMIT);
+        mark(v, p, q, flags, UMM__P_OLD, 0);
         if (mprotect(addr, len, PROT_NONE) != 0) /* the host's map count: leave them */
-            umm__mc_update(v, p, q, 0, UMM__P_OLD, UMM__MC_NOLIMIT);
+            mark(v, p, q, flags, 0, UMM__P_OLD);
     } else {
         /* The private pages keep ANON and their frame: that is where
          * their bytes are, in memory or in the swap file. */
-        umm__mc_update(v, p, q, 0, UMM__P_PRESENT | UMM__P_WRITE | UMM__P_OLD, UMM__MC_NOLIMIT);
-        if (mprotect(addr, len, PROT_NONE) != 0) {
-            uint64_t i = p;
-            for (; i < q; i++) /* put them back as they were */
-                umm__mc_update(v, i, i + 1, flags[i - p] & (UMM__P_PRESENT | UMM__P_WRITE | UMM__P_OLD), 0,
-                               UMM__MC_NOLIMIT);
+        mark(v, p, q, flags, 0, UMM__P_PRESENT | UMM__P_WRITE | UMM__P_OLD);
+        /* Pages the hand made OLD have no host access already (a touch
+         * would have taken OLD away, under the entry's lock): no call. */
+        if ((pageout || !(f0 & UMM__P_OLD)) && mprotect(addr, len, PROT_NONE) != 0) {
+            for (uint64_t i = p; i < q; i++) /* put them back as they were */
+                if (candidate(flags[i - p]))
+                    umm__mc_update(v, i, i + 1, flags[i - p] & (UMM__P_PRESENT | UMM__P_WRITE | UMM__P_OLD), 0,
+                                   UMM__MC_NOLIMIT);
         } else {
-            atomic_fetch_sub(&umm__mm.resident, q - p);
+            atomic_fetch_sub(&umm__mm.resident, taken);
             *freed += evict_run(v, p, q, flags, pfns);
             umm__trace_reclaim((uintptr_t)addr, v->obj ? v->fpage + p : 0, q - p);
         }
