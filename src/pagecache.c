@@ -989,7 +989,7 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
  * forgets the file's bytes; the next touch reads them again.  The caller
  * holds the frames' locks, so no fault or file I/O sees them half done.
  */
-int umm__object_evict(struct umm__object *obj, uint64_t fpage, uint64_t n)
+int umm__object_evict(struct umm__object *obj, uint64_t fpage, uint64_t n, int discard)
 {
     umm__pfn pfn = umm__object_pfn(obj, fpage);
     uint64_t fsize = 0, dirty = 0;
@@ -1025,7 +1025,8 @@ int umm__object_evict(struct umm__object *obj, uint64_t fpage, uint64_t n)
         atomic_fetch_sub(&obj->ndirty, (int64_t)dirty);
         atomic_fetch_add(&umm__mm.pages_written, dirty);
     }
-    umm__ram_discard(pfn, n);
+    if (discard)
+        umm__ram_discard(pfn, n);
     umm__ram_count(-(int64_t)n);
     return 0;
 }

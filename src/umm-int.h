@@ -445,8 +445,9 @@ void umm__object_wait_unmapped(void);
 void umm__object_fork_child(void);
 /* Reclaim: the frames of [fpage, fpage+n), up to date, locked by the
  * caller, mapped and pinned by nobody: write the dirty ones back, then
- * give their memory back.  Returns 0, or an errno (nothing dropped). */
-int umm__object_evict(struct umm__object *obj, uint64_t fpage, uint64_t n);
+ * give their memory back (discard 0: the caller does, before it lets the
+ * frames' locks go).  Returns 0, or an errno (nothing dropped). */
+int umm__object_evict(struct umm__object *obj, uint64_t fpage, uint64_t n, int discard);
 /* Drop clean pages in [fpage, fpage+n) from every mapping and the cache. */
 void umm__object_drop(struct umm__object *obj, uint64_t fpage, uint64_t n);
 /* The same for msync(MS_INVALIDATE): files only. */

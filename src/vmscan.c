@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #define BATCH 256 /* pages of room direct reclaim makes at once, at least */
+#define RUN_MAX 64 /* pages the hand takes at once, at most */
 /* kswapd's marks, as distances below the budget: a fault's window that
  * would take frames past budget - WAKE wakes the daemon, which reclaims
  * down to budget - BALANCED.  What lies between is memory the page cache
@@ -284,13 +285,14 @@ static enum kind kind_of(const struct umm__vma *v, uint32_t f)
  * They are locked, up to date (or live private frames), and nothing maps
  * or pins them.  Returns how many went.
  */
-static uint64_t evict_frames(struct umm__object *obj, uint64_t fpage, umm__pfn pfn, uint64_t n, enum kind k)
+static uint64_t evict_frames(struct umm__object *obj, uint64_t fpage, umm__pfn pfn, uint64_t n, enum kind k,
+                             int discard)
 {
     if (k == K_FILE) {
         uint64_t dirty = 0;
         for (uint64_t i = 0; i < n; i++)
             dirty += (atomic_load(&umm__frame(pfn + (umm__pfn)i)->flags) & UMM__F_DIRTY) != 0;
-        if (umm__object_evict(obj, fpage, n) != 0)
+        if (umm__object_evict(obj, fpage, n, discard) != 0)
             return 0; /* an I/O error: they stay, dirty */
         atomic_fetch_add(&written, dirty);
         return n;
@@ -332,14 +334,82 @@ static int frame_takeable(umm__pfn pfn, enum kind k)
 }
 
 /*
+ * Frames a run of the hand gave up, not yet given back to the host: their
+ * memory goes in one punch of the memfd, which is a TLB shoot-down on
+ * every CPU the process runs on.  A random pass leaves resident pages a
+ * few apart, each its own run, so the runs of one hand_run are joined over
+ * the frames between them when those hold nothing: frames of the same
+ * extent of the object (page-cache frames: a private frame in between
+ * might hold a page that could not be swapped), not up to date, not
+ * dirty, under write-back or mapped by nobody -- locked meanwhile, so that
+ * no fill starts in them before the punch.  Every frame of [from, to) is
+ * locked until the punch.
+ */
+struct punch {
+    umm__pfn from, to;
+    const struct umm__object *obj;
+    int ext; /* the extent of obj that holds them */
+};
+
+static void punch_flush(struct punch *pu)
+{
+    if (pu->to == pu->from)
+        return;
+    umm__ram_discard(pu->from, pu->to - pu->from);
+    for (umm__pfn f = pu->from; f < pu->to; f++)
+        umm__frame_unlock(f);
+    pu->from = pu->to = 0;
+    pu->obj = NULL;
+}
+
+/* May frame pfn go in the punch with the runs around it?  Locked if so. */
+static int frame_empty(umm__pfn pfn)
+{
+    const uint32_t busy = UMM__F_UPTODATE | UMM__F_DIRTY | UMM__F_WRITEBACK | UMM__F_SWAPPED;
+    if ((atomic_load(&umm__frame(pfn)->flags) & busy) || atomic_load(&umm__frame(pfn)->mapped) ||
+        !umm__frame_trylock(pfn))
+        return 0;
+    if (!(atomic_load(&umm__frame(pfn)->flags) & busy) && atomic_load(&umm__frame(pfn)->mapped) == 0)
+        return 1;
+    umm__frame_unlock(pfn);
+    return 0;
+}
+
+/* The run of obj's frames [pfn, pfn + n) (file page fpage on), locked and
+ * given up, joins the punch if the frames between are empty (at most a
+ * run's length of them), or the punch goes first. */
+static void punch_add(struct punch *pu, const struct umm__object *obj, uint64_t fpage, umm__pfn pfn, uint64_t n)
+{
+    int ext = umm__extent_index(obj, fpage);
+    if (pu->to != pu->from && pu->obj == obj && pu->ext == ext && pfn >= pu->to && pfn - pu->to <= RUN_MAX) {
+        umm__pfn f = pu->to;
+        while (f < pfn && frame_empty(f))
+            f++;
+        if (f == pfn) {
+            pu->to = pfn + (umm__pfn)n;
+            return;
+        }
+        for (umm__pfn g = pu->to; g < f; g++) /* not joined: let them go */
+            umm__frame_unlock(g);
+    }
+    punch_flush(pu);
+    pu->from = pfn;
+    pu->to = pfn + (umm__pfn)n;
+    pu->obj = obj;
+    pu->ext = ext;
+}
+
+/*
  * Pages [p, q) of v, entries held, were just taken out of this process's
  * page table (flags[] are what they were).  Give their frames' memory back
- * where nobody else maps them, in runs contiguous in RAM (one write each).
- * Returns how many frames went.
+ * where nobody else maps them, in runs contiguous in RAM (one write each),
+ * the file pages' in as few punches as the frames between allow.  Returns
+ * how many frames went.
  */
 static uint64_t evict_run(struct umm__vma *v, uint64_t p, uint64_t q, const uint32_t *flags, const umm__pfn *pfns)
 {
     uint64_t gone = 0;
+    struct punch pu = { 0, 0, NULL, -1 };
     for (uint64_t i = p; i < q;) {
         enum kind k = kind_of(v, flags[i - p]);
         if (!candidate(flags[i - p]) || !frame_takeable(pfns[i - p], k)) { /* bridged over, or held */
@@ -350,15 +420,20 @@ static uint64_t evict_run(struct umm__vma *v, uint64_t p, uint64_t q, const uint
         while (j < q && candidate(flags[j - p]) && kind_of(v, flags[j - p]) == k &&
                pfns[j - p] == pfns[i - p] + (umm__pfn)(j - i) && frame_takeable(pfns[j - p], k))
             j++;
-        gone += evict_frames(v->obj, v->obj ? v->fpage + i : 0, pfns[i - p], j - i, k);
-        for (uint64_t r = i; r < j; r++)
-            umm__frame_unlock(pfns[r - p]);
+        uint64_t went = evict_frames(v->obj, v->obj ? v->fpage + i : 0, pfns[i - p], j - i, k, k != K_FILE);
+        gone += went;
+        if (k == K_FILE && went) {
+            punch_add(&pu, v->obj, v->fpage + i, pfns[i - p], j - i); /* their locks go with the punch */
+        } else {
+            for (uint64_t r = i; r < j; r++)
+                umm__frame_unlock(pfns[r - p]);
+        }
         i = j;
     }
+    punch_flush(&pu);
     return gone;
 }
 
-#define RUN_MAX 64
 enum mode { M_CLOCK, M_COLD, M_PAGEOUT };
 
 /* Set and clear bits of the run's resident pages in [p, q) (flags[] as
@@ -560,7 +635,7 @@ static uint64_t cache_scan(struct umm__object *obj, const struct umm__extent *x,
         while (j < n && (atomic_load(&umm__frame(base + (umm__pfn)j)->flags) & UMM__F_UPTODATE) &&
                frame_takeable(base + (umm__pfn)j, k))
             j++;
-        uint64_t got = evict_frames(obj, x->fpage + from + i, base + (umm__pfn)i, j - i, k);
+        uint64_t got = evict_frames(obj, x->fpage + from + i, base + (umm__pfn)i, j - i, k, 1);
         *freed += got;
         umm__trace_reclaim(0, x->fpage + from + i, got);
         for (uint64_t r = i; r < j; r++)
