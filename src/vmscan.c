@@ -15,7 +15,7 @@
  * of room; so frames pass the budget by at most what the faults in flight
  * take at once (a read-ahead window each, 32 pages).  Ahead of that, the
  * daemon (daemon.c) is woken once a fault's window would take frames past
- * 15/16 of the budget and reclaims on its own thread down to 7/8 (kswapd's
+ * 7/8 of the budget and reclaims on its own thread down to 3/4 (kswapd's
  * low and high marks), running again until it is there or finds nothing
  * to take (umm__reclaim_background).
  *
@@ -57,11 +57,13 @@
 /* kswapd's marks, as distances below the budget: a fault's window that
  * would take frames past budget - WAKE wakes the daemon, which reclaims
  * down to budget - BALANCED.  What lies between is memory the page cache
- * does not use: bench-policy measured marks of 3/4 and 7/8 holding 0.84
- * of the budget on average, and missing 7 % more on a hot set than these
- * (0.92 held; doc/PERFORMANCE.md, session 12). */
-#define WAKE(b) ((b) / 16)
-#define BALANCED(b) ((b) / 8)
+ * does not use: bench-policy measured these marks (7/8, 3/4) holding 0.84
+ * of the budget on average; 15/16 and 7/8 held 0.92 and missed 6 % less
+ * on a hot set, but left direct reclaim so little room that, under load,
+ * frames counted passed the budget by 138 (doc/PERFORMANCE.md, session
+ * 12): not taken until that is understood. */
+#define WAKE(b) ((b) / 8)
+#define BALANCED(b) ((b) / 4)
 
 static uint64_t budget; /* pages */
 static _Atomic size_t hand_vma;
@@ -755,9 +757,9 @@ void umm__reclaim_before(uint64_t n)
 
 /*
  * The daemon's run (kswapd).  It was woken because a fault's window would
- * take frames past 15/16: it brings them to 7/8 whether or not they are past
- * 15/16 by the time it runs (a wake-up just below 15/16 that did nothing left
- * frames there for good: nothing else wakes it).  A run can end above 7/8
+ * take frames past 7/8: it brings them to 3/4 whether or not they are past
+ * 7/8 by the time it runs (a wake-up just below 7/8 that did nothing left
+ * frames there for good: nothing else wakes it).  A run can end above 3/4
  * when the program touched the pages the hand made OLD before the hand
  * came round again; then it asks to be run again a little later (returns
  * 1), as kswapd keeps going until its zone is balanced -- but not for
