@@ -32,7 +32,7 @@
  * after the fork by either side is read once and seen by both.
  *
  * When a process of the family exits normally, it lets go of everything it
- * holds (umm__fork_exit), so the last one out leaves libumm's RAM as it found
+ * holds (mman.c's last destructor), so the last one out leaves libumm's RAM as it found
  * it.  A process killed by SIGKILL, or one that calls exec, cannot: what
  * it held stays allocated until the whole family has gone (README).
  */

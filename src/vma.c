@@ -560,7 +560,7 @@ int umm__arm_sigbus(struct umm__vma *v, uint64_t page)
  * undefined word as a pointer, so the VMAs' copies of the mappings'
  * addresses, which would keep every mapping reachable, become undefined.
  * A process of a fork family gives its mappings back at exit instead
- * (umm__fork_exit), whichever way it exits: its blocks are free'd.
+ * (mman.c's at_last), whichever way it exits: its blocks are free'd.
  * The lock is held for reading while this runs, and not waited for long:
  * the process may be dying of a signal in the middle of a call.  fault is
  * the address of a fault about to be retried to kill the process, or 0:
