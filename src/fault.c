@@ -900,10 +900,12 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
     }
     if (!*err && n > first)
         *err = install_now(v, page + first, n - first, pfn + (umm__pfn)first, 0);
-    /* Writes too: a stream of first writes to a private mapping reads its
-     * window into the page cache at once, as a stream of reads; each page
-     * is still copied at its own write (the rest are installed showing the
-     * page cache, so they follow the file until then). */
+    /* The stream goes on past what this fault brought in, for a write as
+     * for a read: a stream of first writes to a private mapping reads its
+     * window into the page cache at once, yet copies each page only at its
+     * own write (the others are installed showing the page cache, so they
+     * follow the file until then; their write faults leave the stream
+     * alone). */
     ra_advance(v, slot, page + n);
     if (!*err && access != UMM__ACC_WRITE)
         mmap_miss_hits(obj, fault_around(v, page, n, fpages, &fresh));

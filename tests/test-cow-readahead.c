@@ -1,13 +1,13 @@
 /* Promise (issue 15, read-ahead for private first writes): a stream of
  * first writes to a private file mapping grows the read-ahead window as a
- * stream of reads does (fault_cow advances it): the second write of the
- * stream reads its page and the next one with one pread, not the whole
- * 128 KiB cluster around it (read-around is for faults outside a stream),
- * and every page still gets the file's bytes and the program's write, read
- * once.  Two such streams in one mapping (two cursors, or two threads)
- * keep a window each.  A page the window read but the program has not
- * written yet is still the file's: it shows what is written to the file
- * after it was read, until the program's own write copies it. */
+ * stream of reads does (a write fault that reads advances it): the second
+ * write of the stream reads its page and the next one with one pread, not
+ * the whole 128 KiB cluster around it (read-around is for faults outside a
+ * stream), and every page still gets the file's bytes and the program's
+ * write, read once.  Two such streams in one mapping (two cursors, or two
+ * threads) keep a window each.  A page the window read but the program has
+ * not written yet is still the file's: it shows what is written to the
+ * file after it was read, until the program's own write copies it. */
 #include <fcntl.h>
 #include <unistd.h>
 #include "util.h"
@@ -67,8 +67,8 @@ int main(void)
      * that read, here, against 69 for one stream). */
     uint64_t one = write_streams(1, 22, "one stream");
     uint64_t two = write_streams(2, 23, "two streams taking turns");
-    ok(two <= one * 3 / 2, "two streams: %llu of %d first writes read, one stream %llu", (unsigned long long)two, LONG,
-       (unsigned long long)one);
+    ok(two <= one * 3 / 2, "two streams: %llu of %d first writes read, one stream %llu",
+       (unsigned long long)two, LONG, (unsigned long long)one);
 
     /* What the window read ahead but the program has not written is still
      * the file's page, as in the kernel. */
