@@ -81,21 +81,56 @@ static uint64_t file_pages(struct umm__object *obj, uint64_t fpage, uint64_t *fs
     return umm__object_filepages_hint(obj, fsize);
 }
 
-/* How many pages to bring in at this fault: one for random access, a
- * window that doubles while the faults are sequential. */
-static uint64_t ra_window(struct umm__vma *v, uint64_t page)
+/*
+ * How many pages to bring in at a fault at `page`: one for random access, a
+ * window that doubles while a stream's faults are sequential.  A VMA keeps
+ * a few streams (UMM__RA_STREAMS), as the kernel's ondemand read-ahead
+ * matches a stream by the index it expects next: with one, two threads
+ * reading the two halves of a mapping reset each other's window to a page
+ * at every fault (0.14 traps a page against 0.03 for one thread, session
+ * 12).  A fault at a stream's expected page grows that stream's window; any
+ * other starts a stream of one page in the slot used least recently (so
+ * scattered touches still read a page each).  *slot says which stream, or
+ * -1: the caller tells it where the pages it brought in end (ra_advance).
+ * No lock: faults racing for one slot lose an update, which costs no more
+ * than a smaller window.
+ */
+static uint64_t ra_window(struct umm__vma *v, uint64_t page, int *slot)
 {
+    *slot = -1;
     if (v->advice == MADV_RANDOM)
         return 1;
     if (v->advice == MADV_SEQUENTIAL)
         return RA_MAX;
-    uint32_t win = atomic_load_explicit(&v->ra_win, memory_order_relaxed);
-    if (page == atomic_load_explicit(&v->ra_next, memory_order_relaxed))
-        win = win * 2 > RA_MAX ? RA_MAX : win * 2;
-    else
-        win = 1;
-    atomic_store_explicit(&v->ra_win, win, memory_order_relaxed);
-    return win;
+    uint32_t now = atomic_fetch_add_explicit(&v->ra_clock, 1, memory_order_relaxed) + 1;
+    uint32_t oldest = 0;
+    for (int i = 0; i < UMM__RA_STREAMS; i++) {
+        struct umm__ra *s = &v->ra[i];
+        if (atomic_load_explicit(&s->next, memory_order_relaxed) == page) {
+            uint32_t win = atomic_load_explicit(&s->win, memory_order_relaxed);
+            win = win * 2 > RA_MAX ? RA_MAX : win * 2;
+            atomic_store_explicit(&s->win, win, memory_order_relaxed);
+            atomic_store_explicit(&s->used, now, memory_order_relaxed);
+            *slot = i;
+            return win;
+        }
+        uint32_t age = now - atomic_load_explicit(&s->used, memory_order_relaxed);
+        if (*slot < 0 || age > oldest) {
+            *slot = i;
+            oldest = age;
+        }
+    }
+    atomic_store_explicit(&v->ra[*slot].win, 1, memory_order_relaxed);
+    atomic_store_explicit(&v->ra[*slot].used, now, memory_order_relaxed);
+    return 1;
+}
+
+/* The pages a fault of stream `slot` brought in end before page `end`: its
+ * next fault is expected there. */
+static void ra_advance(struct umm__vma *v, int slot, uint64_t end)
+{
+    if (slot >= 0)
+        atomic_store_explicit(&v->ra[slot].next, end, memory_order_relaxed);
 }
 
 /*
@@ -220,7 +255,6 @@ static int install(struct umm__vma *v, uint64_t page, uint64_t n, umm__pfn pfn, 
         umm__vma_pte(v, page + i)->pfn = pfn + (umm__pfn)i;
     charge(v, page, page + n, UMM__P_PRESENT | flags);
     atomic_fetch_add(&umm__mm.resident, n);
-    atomic_store_explicit(&v->ra_next, page + n, memory_order_relaxed);
     if (umm__host_mprotect(page_addr(v, page), n << UMM_PAGE_SHIFT, umm__host_prot(v, UMM__P_PRESENT | flags)) != 0)
         return errno;
     return 0;
@@ -241,7 +275,8 @@ static int install_now(struct umm__vma *v, uint64_t page, uint64_t n, umm__pfn p
  * own, and reads as zeros (frames are discarded when freed). */
 static enum umm__fault_result fault_anon(struct umm__vma *v, uint64_t page, int access, int *err)
 {
-    uint64_t want = ra_window(v, page);
+    int slot;
+    uint64_t want = ra_window(v, page, &slot);
     if (want > umm__vma_pages(v) - page)
         want = umm__vma_pages(v) - page;
     uint64_t n = grab_ptes(v, page, want);
@@ -258,6 +293,7 @@ static enum umm__fault_result fault_anon(struct umm__vma *v, uint64_t page, int 
     umm__ram_count((int64_t)(b - a));
     umm__noted(UMM_TRACE_ZERO, access == UMM__ACC_WRITE, 0, b - a);
     *err = install(v, a, b - a, pfn, fl);
+    ra_advance(v, slot, b);
     if (!*err) /* the gaps cost no memory until they are touched */
         populate(page_addr(v, page), n, umm__host_prot(v, UMM__P_PRESENT | fl));
     release_ptes(v, page, n);
@@ -425,7 +461,8 @@ static void widen_cow(struct umm__vma *v, uint64_t page, uint64_t *a, uint64_t *
  */
 static enum umm__fault_result fault_cow_shared(struct umm__vma *v, uint64_t page, int *err)
 {
-    uint64_t want = ra_window(v, page), n = 1;
+    int slot;
+    uint64_t want = ra_window(v, page, &slot), n = 1;
     if (want > umm__vma_pages(v) - page)
         want = umm__vma_pages(v) - page;
     while (n < want) { /* the shared pages that follow, as far as nobody holds them */
@@ -471,7 +508,7 @@ static enum umm__fault_result fault_cow_shared(struct umm__vma *v, uint64_t page
         }
     }
     charge(v, page, page + n, nf);
-    atomic_store_explicit(&v->ra_next, page + n, memory_order_relaxed);
+    ra_advance(v, slot, page + n);
     umm__noted(UMM_TRACE_COW, 1, 0, n);
     atomic_fetch_add(&umm__mm.cow_copies, n);
     release_ptes(v, page, n);
@@ -527,9 +564,6 @@ static enum umm__fault_result fault_cow(struct umm__vma *v, uint64_t page, int *
         umm__vma_pte(v, p)->pfn = umm__vma_anon_pfn(v, p);
     charge(v, a, b, nf);
     atomic_fetch_add(&umm__mm.resident, fresh);
-    /* A stream of first writes is a stream: the next page grows the
-     * read-ahead window as a read's would (install() does it for reads). */
-    atomic_store_explicit(&v->ra_next, b, memory_order_relaxed);
     unlock_ptes(v, a, page);
     unlock_ptes(v, page + 1, b);
     return UMM__FAULT_DONE;
@@ -611,7 +645,6 @@ static uint64_t fault_around(struct umm__vma *v, uint64_t page, uint64_t n, uint
         hi = umm__vma_pages(v);
     if (hi > fpages - v->fpage)
         hi = fpages - v->fpage;
-    uint64_t ra = atomic_load_explicit(&v->ra_next, memory_order_relaxed);
     for (uint64_t p = lo; p < hi;) {
         /* A run [p, q) of eligible pages on consecutive frames, held. */
         uint64_t q = p;
@@ -655,7 +688,6 @@ static uint64_t fault_around(struct umm__vma *v, uint64_t page, uint64_t n, uint
         unlock_ptes(v, p, q);
         p = q;
     }
-    atomic_store_explicit(&v->ra_next, ra, memory_order_relaxed);
     return hits;
 }
 
@@ -820,7 +852,8 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
         umm__noted(UMM_TRACE_SIGBUS, access == UMM__ACC_WRITE, fpage, 0);
         return UMM__FAULT_SIGBUS; /* wholly beyond the end of the file */
     }
-    uint64_t want = ra_window(v, page);
+    int slot;
+    uint64_t want = ra_window(v, page, &slot);
     if (want > fpages - fpage)
         want = fpages - fpage;
     if (want > umm__vma_pages(v) - page)
@@ -867,6 +900,13 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
     }
     if (!*err && n > first)
         *err = install_now(v, page + first, n - first, pfn + (umm__pfn)first, 0);
+    /* The stream goes on past what this fault brought in, for a write as
+     * for a read: a stream of first writes to a private mapping reads its
+     * window into the page cache at once, yet copies each page only at its
+     * own write (the others are installed showing the page cache, so they
+     * follow the file until then; their write faults leave the stream
+     * alone). */
+    ra_advance(v, slot, page + n);
     if (!*err && access != UMM__ACC_WRITE)
         mmap_miss_hits(obj, fault_around(v, page, n, fpages, &fresh));
     release_ptes(v, page, n);

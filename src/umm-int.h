@@ -602,6 +602,18 @@ struct umm__anon {
 #define UMM__V_ACCOUNT 0x1000
 #define UMM__V_NORESERVE 0x2000
 
+/* A stream of sequential faults in a VMA, for read-ahead (fault.c): the
+ * page its next fault is expected at, and the window it has grown to.
+ * Several per VMA, as threads (or one program's cursors) read different
+ * parts of one mapping; written by faults without a lock (a lost update
+ * costs a smaller window). */
+#define UMM__RA_STREAMS 4
+struct umm__ra {
+    _Atomic uint64_t next;        /* page expected next; UINT64_MAX: none */
+    _Atomic uint32_t win;         /* current window, in pages */
+    _Atomic uint32_t used;        /* ra_clock when a fault last matched or started it */
+};
+
 struct umm__vma {
     uintptr_t start, end;
     int prot;                     /* as the program asked (PROT_*) */
@@ -615,8 +627,8 @@ struct umm__vma {
     struct umm__vma *rnext, *rprev; /* object's reverse map */
     uintptr_t block;              /* memcheck: where the block this VMA is part of starts (vg.h); 0 if V_OWN */
     int advice;                   /* MADV_NORMAL, _RANDOM, _SEQUENTIAL */
-    _Atomic uint64_t ra_next;     /* read-ahead: page expected next */
-    _Atomic uint32_t ra_win;      /* read-ahead: current window */
+    struct umm__ra ra[UMM__RA_STREAMS]; /* read-ahead, a state per stream (fault.c) */
+    _Atomic uint32_t ra_clock;    /* read-ahead: ticks at each fault that asks, for ra[].used */
     /* The kernel's VMA this one is part of (kvma.c): neighbours with the
      * same kid are one VMA to the kernel. */
     uint64_t kid;
@@ -625,6 +637,17 @@ struct umm__vma {
     int kfile;                    /* the descriptor mapped (the kernel's struct file), or -1 */
     int kold_prot, kold_vflags, kold_advice; /* before a change of flags */
 };
+
+/* No stream yet: a new VMA, or one whose pages were renumbered (a split). */
+static inline void umm__vma_ra_reset(struct umm__vma *v)
+{
+    for (int i = 0; i < UMM__RA_STREAMS; i++) {
+        atomic_store(&v->ra[i].next, UINT64_MAX);
+        atomic_store(&v->ra[i].win, 1);
+        atomic_store(&v->ra[i].used, 0);
+    }
+    atomic_store(&v->ra_clock, 0);
+}
 
 static inline uint64_t umm__vma_pages(const struct umm__vma *v)
 {

@@ -120,8 +120,8 @@ static void vma_remove(struct umm__vma *v)
  * race for helgrind and drd. */
 static void vg_racy_readahead(struct umm__vma *v)
 {
-    umm__vg_racy(&v->ra_next, sizeof v->ra_next);
-    umm__vg_racy(&v->ra_win, sizeof v->ra_win);
+    umm__vg_racy(v->ra, sizeof v->ra);
+    umm__vg_racy(&v->ra_clock, sizeof v->ra_clock);
 }
 
 /* ------------------------------------------------------- page tables */
@@ -183,8 +183,7 @@ struct umm__vma *umm__vma_new(uintptr_t start, uintptr_t end)
     v->start = start;
     v->end = end;
     v->advice = MADV_NORMAL;
-    atomic_store(&v->ra_next, UINT64_MAX);
-    atomic_store(&v->ra_win, 1);
+    umm__vma_ra_reset(v);
     vg_racy_readahead(v);
     v->ptes = ptes_new(umm__vma_pages(v));
     if (!v->ptes) {
@@ -254,8 +253,7 @@ int umm__vma_split(uintptr_t addr)
     w->fpage += pages;
     w->anon_off += pages;
     w->pte_off += pages;
-    atomic_store(&w->ra_next, UINT64_MAX);
-    atomic_store(&w->ra_win, 1);
+    umm__vma_ra_reset(w);
     vg_racy_readahead(w);
     v->end = addr;
     w->ptes->refs++;
