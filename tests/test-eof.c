@@ -73,6 +73,34 @@ static void scenario(const struct mm_ops *ops, int flags, struct trace *t)
     close(fd);
 }
 
+/*
+ * Read-ahead stops at the end of the file, counted in file pages: a
+ * mapping at a file offset, read in order up to the file's last page,
+ * reads no page past the end (the window is clamped with the file page,
+ * not the mapping's page index, which would read a window of zeros past
+ * the end; mutant 18).  The file: 8 pages; the mapping: from page 4, 32
+ * pages long.  Returns the pages libumm read.
+ */
+static uint64_t offset_readahead(void)
+{
+    char path[512];
+    int fd = tmpfile_make(8 * PAGE, SEED + 1, O_RDONLY, path);
+    if (fd < 0)
+        return UINT64_MAX;
+    unsigned char *p = umm_mmap(NULL, 32 * PAGE, PROT_READ, MAP_SHARED, fd, 4 * PAGE);
+    uint64_t before = stat_get("pages_read"), bad = 0;
+    for (uint64_t i = 0; p != MAP_FAILED && i < 4; i++)
+        bad |= p[i * PAGE] != pattern((4 + i) * PAGE, SEED + 1);
+    uint64_t read = stat_get("pages_read") - before;
+    if (p == MAP_FAILED || bad)
+        read = UINT64_MAX;
+    if (p != MAP_FAILED)
+        umm_munmap(p, 32 * PAGE);
+    close(fd);
+    unlink(path);
+    return read;
+}
+
 int main(void)
 {
     static const int flags[2] = { MAP_SHARED, MAP_PRIVATE };
@@ -106,6 +134,9 @@ int main(void)
         is_int(u.final_size, k.final_size, "%s: the file's final size is the kernel's", w);
         ok(memcmp(u.final_file, k.final_file, sizeof k.final_file) == 0, "%s: its final bytes are the kernel's", w);
     }
+    uint64_t read = offset_readahead();
+    ok(read <= 4, "a mapping at file page 4 of an 8-page file, read in order: %llu pages read, none past the end",
+       (unsigned long long)read);
     check_released();
     return tap_done();
 }
