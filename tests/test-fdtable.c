@@ -61,17 +61,21 @@ int fcntl(int fd, int cmd, ...)
 }
 
 /* libumm asks its own F_GETFL with a system call of the host's (host.c,
- * not through the program's fcntl): counted here too.  syscall() passes
- * six words on, whatever the call takes, as the C library's does. */
+ * not through the program's fcntl): counted here too.  The words passed on
+ * are read as the calls take them: five come in registers, a sixth only
+ * for the calls that have one (reading past the caller's arguments is
+ * what AddressSanitizer calls a stack underflow). */
 long syscall(long n, ...)
 {
     static long (*next)(long, ...);
     if (!next)
         *(void **)&next = dlsym(RTLD_NEXT, "syscall");
+    int six = n == SYS_futex || n == SYS_io_uring_enter || n == SYS_mmap || n == SYS_copy_file_range ||
+              n == SYS_splice || n == SYS_epoll_pwait || n == SYS_pselect6 || n == SYS_sendto || n == SYS_recvfrom;
     va_list ap;
     va_start(ap, n);
-    long a[6];
-    for (int i = 0; i < 6; i++)
+    long a[6] = { 0 };
+    for (int i = 0; i < (six ? 6 : 5); i++)
         a[i] = va_arg(ap, long);
     va_end(ap);
     if (n == SYS_fcntl && a[0] == watched_fl && a[1] == F_GETFL)
