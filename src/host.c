@@ -76,7 +76,12 @@ __attribute__((constructor)) void umm__libc_init(void)
     LOOKUP(open, "open64", "open");
     LOOKUP(openat, "openat64", "openat");
     LOOKUP(mkostemp, "mkostemp64", "mkostemp");
-    LOOKUP(pthread_create, "pthread_create", "pthread_create");
+    /* A sanitizer that keeps state per thread (AddressSanitizer) must see
+     * libumm's threads start: its interceptor, where there is one (the
+     * program's own pthread_create comes to it first anyway). */
+    *(void **)&umm__libc.pthread_create = dlsym(RTLD_DEFAULT, "__interceptor_pthread_create");
+    if (!umm__libc.pthread_create)
+        LOOKUP(pthread_create, "pthread_create", "pthread_create");
     LOOKUP(read, "read", "read"); /* last: it says the rest is done */
 }
 
