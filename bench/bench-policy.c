@@ -88,7 +88,7 @@
 
 #include "bench.h"
 
-#include "../tests/memcg.h"
+#include "outofcore.h"
 
 #define PAGE 4096
 #define MAXREPS 64
@@ -125,15 +125,9 @@ static int reps = 3, cold, fd, have_cg;
 static uint64_t limit;
 static char cg_why[1024];
 
-static uint64_t word_of(uint64_t pg)
-{
-    return pg * 0x9e3779b97f4a7c15ull + 1;
-}
-
 static void die(const char *what)
 {
-    fprintf(stderr, "bench-policy: %s: %s\n", what, strerror(errno));
-    exit(2);
+    ooc_die("bench-policy", what);
 }
 
 static void *xmalloc(size_t n)
@@ -344,40 +338,6 @@ static uint64_t sim_ring(const struct workload *w, uint64_t cap, int second)
 /* ------------------------------------------------------------- the runs */
 
 /* The file: each page's first word says which page it is. */
-static void make_file(uint64_t pages)
-{
-    char path[] = "./umm-bench-policy.XXXXXX";
-    fd = mkstemp(path);
-    if (fd < 0)
-        die("mkstemp in the current directory");
-    unlink(path);
-    static char buf[1 << 20];
-    for (uint64_t off = 0; off < pages * PAGE; off += sizeof buf) {
-        for (uint64_t i = 0; i < sizeof buf; i += PAGE) {
-            uint64_t w = word_of((off + i) / PAGE);
-            memset(buf + i, (int)(w & 0xff), PAGE);
-            memcpy(buf + i, &w, sizeof w);
-        }
-        if (pwrite(fd, buf, sizeof buf, (off_t)off) != (ssize_t)sizeof buf)
-            die("writing the file");
-    }
-    if (fdatasync(fd) != 0)
-        die("fdatasync");
-}
-
-static void prepare_cache(uint64_t pages)
-{
-    if (cold) {
-        if (fdatasync(fd) != 0 || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0)
-            die("dropping the file's pages");
-        return;
-    }
-    static char buf[1 << 20];
-    for (uint64_t off = 0; off < pages * PAGE; off += sizeof buf)
-        if (pread(fd, buf, sizeof buf, (off_t)off) < 0)
-            die("reading the file");
-}
-
 static void child(const struct workload *w, enum world world, struct result *out)
 {
     char ram[32];
@@ -430,37 +390,26 @@ static void child(const struct workload *w, enum world world, struct result *out
     /* No munmap: the process ends (both worlds alike). */
 }
 
+struct job {
+    const struct workload *w;
+    enum world world;
+};
+
+static void work(const void *arg, void *out)
+{
+    const struct job *j = arg;
+    child(j->w, j->world, out);
+}
+
 static void run(const struct workload *w, enum world world, struct run *rn)
 {
-    prepare_cache(w->pages);
-    struct memcg cg = { 0 };
-    char why[1024];
-    if (have_cg && memcg_create(&cg, world == KERNEL ? "umm-bench-policy-kernel" : "umm-bench-policy-libumm", limit,
-                                why, sizeof why) != 0) {
-        fprintf(stderr, "bench-policy: the cgroup went away: %s\n", why);
-        exit(2);
-    }
-    struct result *shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (shared == MAP_FAILED)
-        die("mmap");
-    memset(shared, 0, sizeof *shared);
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork");
-    if (pid == 0) {
-        if (have_cg && memcg_enter(&cg) != 0)
-            _exit(4);
-        child(w, world, shared);
-        _exit(0);
-    }
-    if (waitpid(pid, &rn->status, 0) != pid)
-        die("waitpid");
-    rn->r = *shared;
-    munmap(shared, sizeof *shared);
-    rn->oom_kills = have_cg ? memcg_oom_kills(&cg) : -1;
-    if (have_cg)
-        memcg_destroy(&cg);
+    ooc_prepare_cache("bench-policy", fd, w->pages * PAGE, cold);
+    struct ooc_cg seen;
+    struct job j = { w, world };
+    rn->status = ooc_run_child("bench-policy", have_cg,
+                               world == KERNEL ? "umm-bench-policy-kernel" : "umm-bench-policy-libumm", limit, work, &j,
+                               &rn->r, sizeof rn->r, &seen);
+    rn->oom_kills = seen.oom_kills;
 }
 
 /* Did the run end well, with the right bytes?  Says why not.  An OOM kill
@@ -525,7 +474,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < NW; i++) {
         struct workload *w = &ws[i];
         for (uint64_t j = 0; j < w->n; j++)
-            w->want += word_of(w->trace[j]);
+            w->want += ooc_word(w->trace[j]);
         w->sim[OPT] = sim_opt(w, C);
         w->sim[LRU] = sim_lru(w, C);
         w->sim[FIFO] = sim_ring(w, C, 0);
@@ -546,7 +495,7 @@ int main(int argc, char **argv)
     else
         printf(" no memory cgroup: %s; the runs go without one\n", cg_why);
 
-    make_file(4 * C);
+    fd = ooc_make_file("bench-policy", 4 * C * PAGE);
     static struct run k[NW][MAXREPS], u[NW][MAXREPS], r[NW];
     for (int i = 0; i < reps; i++)
         for (int j = 0; j < NW; j++) {

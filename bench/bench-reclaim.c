@@ -58,7 +58,7 @@
 
 #include "bench.h"
 
-#include "../tests/memcg.h"
+#include "outofcore.h"
 
 #define PAGE 4096
 #define GOAL 1.5
@@ -84,52 +84,6 @@ struct run {
     int status;               /* the child's wait status */
     long long oom_kills, peak; /* the cgroup's; -1: none */
 };
-
-static uint64_t word_of(uint64_t pg)
-{
-    return pg * 0x9e3779b97f4a7c15ull + 1;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "bench-reclaim: %s: %s\n", what, strerror(errno));
-    exit(2);
-}
-
-/* The file: each page's first word says which page it is. */
-static void make_file(void)
-{
-    char path[] = "./umm-bench-reclaim.XXXXXX";
-    fd = mkstemp(path);
-    if (fd < 0)
-        die("mkstemp in the current directory");
-    unlink(path);
-    static char buf[1 << 20];
-    for (uint64_t off = 0; off < size; off += sizeof buf) {
-        for (uint64_t i = 0; i < sizeof buf; i += PAGE) {
-            uint64_t w = word_of((off + i) / PAGE);
-            memset(buf + i, (int)(w & 0xff), PAGE);
-            memcpy(buf + i, &w, sizeof w);
-        }
-        if (pwrite(fd, buf, sizeof buf, (off_t)off) != (ssize_t)sizeof buf)
-            die("writing the file");
-    }
-    if (fdatasync(fd) != 0)
-        die("fdatasync");
-}
-
-static void prepare_cache(void)
-{
-    if (cold) {
-        if (fdatasync(fd) != 0 || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0)
-            die("dropping the file's pages");
-        return;
-    }
-    static char buf[1 << 20];
-    for (uint64_t off = 0; off < size; off += sizeof buf)
-        if (pread(fd, buf, sizeof buf, (off_t)off) < 0)
-            die("reading the file");
-}
 
 /* The child's work: one world, the sequential then the random pass. */
 static void child(int libumm, struct result *out)
@@ -184,37 +138,19 @@ static void child(int libumm, struct result *out)
     /* No munmap: the process ends (both worlds alike). */
 }
 
+static void work(const void *arg, void *out)
+{
+    child(*(const int *)arg, out);
+}
+
 static void run(int libumm, struct run *rn)
 {
-    prepare_cache();
-    struct memcg cg = { 0 };
-    char why[1024];
-    if (have_cg && memcg_create(&cg, libumm ? "umm-bench-libumm" : "umm-bench-kernel", limit, why, sizeof why) != 0) {
-        fprintf(stderr, "bench-reclaim: the cgroup went away: %s\n", why);
-        exit(2);
-    }
-    struct result *shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (shared == MAP_FAILED)
-        die("mmap");
-    memset(shared, 0, sizeof *shared);
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork");
-    if (pid == 0) {
-        if (have_cg && memcg_enter(&cg) != 0)
-            _exit(4);
-        child(libumm, shared);
-        _exit(0);
-    }
-    if (waitpid(pid, &rn->status, 0) != pid)
-        die("waitpid");
-    rn->r = *shared;
-    munmap(shared, sizeof *shared);
-    rn->oom_kills = have_cg ? memcg_oom_kills(&cg) : -1;
-    rn->peak = have_cg ? memcg_peak(&cg) : -1;
-    if (have_cg)
-        memcg_destroy(&cg);
+    ooc_prepare_cache("bench-reclaim", fd, size, cold);
+    struct ooc_cg seen;
+    rn->status = ooc_run_child("bench-reclaim", have_cg, libumm ? "umm-bench-libumm" : "umm-bench-kernel", limit, work,
+                               &libumm, &rn->r, sizeof rn->r, &seen);
+    rn->oom_kills = seen.oom_kills;
+    rn->peak = seen.peak;
 }
 
 static double median(const struct run *rs, int n, int rnd)
@@ -274,7 +210,7 @@ int main(int argc, char **argv)
     else
         printf(" no memory cgroup: %s; the runs go without one\n", cg_why);
 
-    make_file();
+    fd = ooc_make_file("bench-reclaim", size);
     static struct run k[MAXREPS], u[MAXREPS];
     for (int i = 0; i < reps; i++) {
         if (i % 2 == 0) {
@@ -288,7 +224,7 @@ int main(int argc, char **argv)
 
     uint64_t want = 0;
     for (uint64_t pg = 0; pg < pages; pg++)
-        want += word_of(pg);
+        want += ooc_word(pg);
     int bad = 0, umm_oom = 0, kern_oom = 0;
     for (int i = 0; i < reps; i++) {
         const struct run *w[2] = { &k[i], &u[i] };
