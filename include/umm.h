@@ -156,6 +156,8 @@ struct umm_stats {
     uint64_t swapped_out;   /* pages written to the swap file (this process) */
     uint64_t swapped_in;    /* pages read back from it (this process) */
     uint64_t swap_used;     /* pages in the swap file now (the fork family) */
+    uint64_t frames_pooled; /* pages let go and kept for the next allocation,
+                               not given back yet (the fork family) */
 };
 int   umm_stats(struct umm_stats *out);
 

@@ -10,7 +10,9 @@
  *  - another: a fault that finds libumm's frames near the memory budget
  *    wakes background reclaim (vmscan.c, the kernel's kswapd), which runs
  *    here under the address-space lock held for reading, so faults go on,
- *    and on a one-shot timer after that while it is not done.
+ *    and on a one-shot timer after that while it is not done;
+ *  - a third: chunks of frames were pooled (frame.c), and are zeroed here
+ *    so that the next fault that takes them need not.
  * The thread blocks every signal, so faults and signals of the program are
  * never handled on it.
  */
@@ -23,7 +25,7 @@
 #include <uv.h>
 
 static uv_loop_t loop;
-static uv_async_t kick, stop, reclaim;
+static uv_async_t kick, stop, reclaim, zero;
 static uv_timer_t timer;
 static uv_thread_t thread;
 static _Atomic int running;
@@ -33,6 +35,7 @@ static int set_running(int on)
 {
     atomic_store(&umm__mm.bell[UMM__BELL_FLUSH], on ? (void *)&kick : NULL);
     atomic_store(&umm__mm.bell[UMM__BELL_RECLAIM], on ? (void *)&reclaim : NULL);
+    atomic_store(&umm__mm.bell[UMM__BELL_ZERO], on ? (void *)&zero : NULL);
     return atomic_exchange(&running, on);
 }
 
@@ -55,6 +58,14 @@ static void on_timer(uv_timer_t *h)
 {
     (void)h;
     flush();
+    /* Pooled frames unused for an interval go back (frame.c).  Under the
+     * address-space lock for reading, as all the daemon's work with
+     * frames: a process that ends by _exit() or a fatal signal takes the
+     * lock for writing first (signals.c), so this thread is never cut off
+     * in the middle of it, holding the family's allocator. */
+    pthread_rwlock_rdlock(&umm__mm.lock);
+    umm__ram_pool_age();
+    pthread_rwlock_unlock(&umm__mm.lock);
 }
 
 static uv_timer_t reclaim_again;
@@ -83,6 +94,20 @@ static void on_reclaim_again(uv_timer_t *h)
 {
     (void)h;
     background_reclaim();
+}
+
+/* Chunks were pooled: zero them here, off the program's fault path
+ * (frame.c), a megabyte at a time.  Pooled chunks belong to no mapping,
+ * but each run is done under the address-space lock for reading (see
+ * on_timer): an _exit() waits for it to end. */
+static void on_zero(uv_async_t *h)
+{
+    (void)h;
+    for (int more = 1; more;) {
+        pthread_rwlock_rdlock(&umm__mm.lock);
+        more = umm__ram_pool_zero();
+        pthread_rwlock_unlock(&umm__mm.lock);
+    }
 }
 
 static void on_stop(uv_async_t *h)
@@ -167,7 +192,7 @@ int umm__daemon_start(void)
     int held[3], nheld = hold_low(held);
     int rc = uv_loop_init(&loop);
     if (rc == 0 && (uv_async_init(&loop, &kick, on_kick) != 0 || uv_async_init(&loop, &stop, on_stop) != 0 ||
-                    uv_async_init(&loop, &reclaim, on_reclaim) != 0))
+                    uv_async_init(&loop, &reclaim, on_reclaim) != 0 || uv_async_init(&loop, &zero, on_zero) != 0))
         rc = -1;
     release_low(held, nheld);
     if (rc != 0)
@@ -235,6 +260,7 @@ void umm__daemon_stop(void)
     uv_close((uv_handle_t *)&kick, NULL);
     uv_close((uv_handle_t *)&stop, NULL);
     uv_close((uv_handle_t *)&reclaim, NULL);
+    uv_close((uv_handle_t *)&zero, NULL);
     uv_close((uv_handle_t *)&timer, NULL);
     uv_close((uv_handle_t *)&reclaim_again, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);

@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +45,40 @@ struct umm__ramshared {
     _Atomic int64_t frames_in_use;
     uint64_t nchunks;
     uint64_t hint; /* next-fit: where the last search ended */
-    uint64_t bitmap[]; /* one bit per chunk; 1 = allocated */
+    /* The pool (below): chunks let go but not punched. */
+    _Atomic int64_t pool_pages;  /* pages of pooled chunks, zeroed or not */
+    _Atomic uint64_t pool_cap;   /* frames in use + pooled kept at most this (pages) */
+    uint64_t pool_hint;          /* the last run pooled: the warmest */
+    uint64_t pool_lo, pool_hi;   /* pooled chunks lie in [pool_lo, pool_hi) */
+    _Atomic uint64_t pool_events; /* runs pooled and taken, for the daemon's ageing */
+    uint64_t zero_lo, zero_hi;   /* the pooled run a daemon is zeroing now (lo == hi: none) */
+    _Atomic uint32_t zero_seq;   /* runs zeroed: a futex for allocations that took part of one */
+    int32_t zero_pid;            /* the process whose daemon is zeroing it */
+    uint64_t words;              /* 64-bit words of each bitmap */
+    /* Three bitmaps of `words` words each, one bit per chunk: allocated
+     * (pooled chunks count as allocated: the free-run search skips them),
+     * pooled, and (for pooled chunks, and for a run just taken from the
+     * pool until its new owner zeroed it) holding old bytes. */
+    uint64_t bitmap[];
 };
+
+/* The allocator's lock, shared by the family: a process that dies holding
+ * it (its daemon inside while the program calls _exit) does not keep it
+ * (host.c, owned locks).  Its sections change bitmaps and counters only,
+ * so one cut short loses chunks at worst: a chunk is marked free only
+ * after it is no longer used. */
+static void ram_lock(struct umm__ramshared *sh)
+{
+    umm__ownlock(&sh->lock, (uint32_t)umm__mm.pid);
+}
+
+static void ram_unlock(struct umm__ramshared *sh)
+{
+    umm__ownunlock(&sh->lock);
+}
+
+#define POOLED(sh) ((sh)->bitmap + (sh)->words)
+#define DIRTY(sh) ((sh)->bitmap + 2 * (sh)->words)
 
 struct umm__ram umm__ram = { .fd = -1 };
 int umm__vg_hg; /* under helgrind or drd (a Valgrind tool but memcheck): vg.h */
@@ -196,6 +229,16 @@ void umm__kunmap_window(char *p, uint64_t n)
         syscall(SYS_futex, &kmap_busy, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
+/* UMM_FRAME_POOL: the most pages the pool (below) keeps; 0 turns it off. */
+static uint64_t pool_max;
+
+static uint64_t pool_cap_env(void)
+{
+    const char *e = getenv("UMM_FRAME_POOL");
+    pool_max = e && *e ? umm__parse_size(e, 0) >> UMM_PAGE_SHIFT : UINT64_MAX;
+    return 0; /* until the budget is known (umm__ram_pool_limit) */
+}
+
 /*
  * Create the memfd and map it.  Its size is virtual, the frame numbers
  * there are (UMM_FRAME_SPACE in the environment, default 16 TiB, as far
@@ -273,7 +316,7 @@ int umm__ram_init(void)
         }
         uint64_t npages = size >> UMM_PAGE_SHIFT;
         uint64_t nchunks = npages / CHUNK_PAGES;
-        size_t shlen = sizeof(struct umm__ramshared) + (nchunks + 63) / 64 * 8;
+        size_t shlen = sizeof(struct umm__ramshared) + 3 * ((nchunks + 63) / 64 * 8);
         void *desc = map_desc(npages * sizeof(struct umm__frame));
         void *sh = map_shared_anon(shlen);
         void *cref = map_shared_anon(nchunks * sizeof(uint32_t));
@@ -298,6 +341,13 @@ int umm__ram_init(void)
         umm__ram.desc = desc;
         umm__ram.sh = sh;
         umm__ram.sh->nchunks = nchunks;
+        umm__ram.sh->words = (nchunks + 63) / 64;
+        umm__ram.sh->pool_cap = pool_cap_env();
+        umm__vg_racy(&umm__ram.sh->pool_pages, sizeof umm__ram.sh->pool_pages);
+        umm__vg_racy(&umm__ram.sh->pool_cap, sizeof umm__ram.sh->pool_cap);
+        umm__vg_racy(&umm__ram.sh->pool_events, sizeof umm__ram.sh->pool_events);
+        umm__vg_racy(&umm__ram.sh->zero_seq, sizeof umm__ram.sh->zero_seq);
+        umm__vg_racy(DIRTY(umm__ram.sh), umm__ram.sh->words * 8);
         if (direct)
             umm__vg_noaccess(direct, size);
         /* Lock words, and words changed atomically (vg.h). */
@@ -346,29 +396,51 @@ static uint64_t find_run(const uint64_t *bm, uint64_t from, uint64_t to, uint64_
     return UINT64_MAX;
 }
 
+static uint64_t pool_take(struct umm__ramshared *sh, uint64_t n);
+static void pool_zero_taken(uint64_t c, uint64_t n);
+static int meets_zeroing(const struct umm__ramshared *sh, uint64_t c, uint64_t n);
+static void pool_wait_zeroing(uint32_t seq);
+static int zeroing_stale(struct umm__ramshared *sh);
+
 int umm__ram_alloc(uint64_t npages, umm__pfn *out)
 {
     struct umm__ramshared *sh = umm__ram.sh;
     uint64_t n = (npages + CHUNK_PAGES - 1) / CHUNK_PAGES;
     if (n == 0)
         n = 1;
-    umm__bitlock(&sh->lock, 1);
-    uint64_t c = find_run(sh->bitmap, sh->hint, sh->nchunks, n);
-    if (c == UINT64_MAX)
-        c = find_run(sh->bitmap, 0, sh->nchunks, n);
-    if (c != UINT64_MAX) {
-        chunks_set(sh->bitmap, c, n, 1);
-        sh->hint = c + n;
-        for (uint64_t i = c; i < c + n; i++) /* the caller's pin */
-            atomic_store_explicit(&umm__ram.chunkref[i], 1, memory_order_relaxed);
+    for (int drained = 0;; drained = 1) {
+        ram_lock(sh);
+        uint64_t c = pool_take(sh, n);
+        int pooled = c != UINT64_MAX, wait = pooled && meets_zeroing(sh, c, n);
+        uint32_t seq = atomic_load(&sh->zero_seq);
+        if (!pooled) {
+            c = find_run(sh->bitmap, sh->hint, sh->nchunks, n);
+            if (c == UINT64_MAX)
+                c = find_run(sh->bitmap, 0, sh->nchunks, n);
+            if (c != UINT64_MAX) {
+                chunks_set(sh->bitmap, c, n, 1);
+                sh->hint = c + n;
+            }
+        }
+        if (c != UINT64_MAX)
+            for (uint64_t i = c; i < c + n; i++) /* the caller's pin */
+                atomic_store_explicit(&umm__ram.chunkref[i], 1, memory_order_relaxed);
+        ram_unlock(sh);
+        if (c != UINT64_MAX) {
+            if (wait)
+                pool_wait_zeroing(seq);
+            if (pooled)
+                pool_zero_taken(c, n);
+            *out = (umm__pfn)(c * CHUNK_PAGES);
+            return 0;
+        }
+        /* No run of free chunks: pooled ones are in the way, or there
+         * is no room at all. */
+        if (drained || umm__ram_pool_drain(UINT64_MAX) == 0)
+            break;
     }
-    umm__bitunlock(&sh->lock, 1);
-    if (c == UINT64_MAX) {
-        errno = ENOMEM;
-        return -1;
-    }
-    *out = (umm__pfn)(c * CHUNK_PAGES);
-    return 0;
+    errno = ENOMEM;
+    return -1;
 }
 
 static uint64_t chunks_of(uint64_t npages)
@@ -383,11 +455,11 @@ static void chunks_free(uint64_t c, uint64_t n)
     struct umm__ramshared *sh = umm__ram.sh;
     if (n == 0)
         return;
-    umm__bitlock(&sh->lock, 1);
+    ram_lock(sh);
     for (uint64_t i = 0; i < n; i++)
         umm__assert(chunk_used(sh->bitmap, c + i));
     chunks_set(sh->bitmap, c, n, 0);
-    umm__bitunlock(&sh->lock, 1);
+    ram_unlock(sh);
 }
 
 /* A page-cache chunk nobody holds: forget its frames' state (the caller
@@ -498,13 +570,16 @@ static __thread struct {
     uint64_t c, n;
 } batch __attribute__((tls_model("initial-exec")));
 
+static void cache_run_free(uint64_t c, uint64_t n);
+
 static void run_free(uint64_t c, uint64_t n, int cache)
 {
     if (n == 0)
         return;
     if (cache)
-        umm__ram_discard((umm__pfn)(c * CHUNK_PAGES), n * CHUNK_PAGES);
-    chunks_free(c, n);
+        cache_run_free(c, n); /* pooled or punched (the pool, below) */
+    else
+        chunks_free(c, n); /* private frames were discarded as each died */
 }
 
 void umm__ram_batch_begin(void)
@@ -633,6 +708,341 @@ void umm__ram_count(int64_t delta)
 uint64_t umm__ram_frames_in_use(void)
 {
     return umm__ram.sh ? (uint64_t)atomic_load(&umm__ram.sh->frames_in_use) : 0;
+}
+
+/* ------------------------------------------------------------ the pool */
+
+/*
+ * Page-cache chunks nothing holds any more are pooled, not punched, while
+ * frames in use plus pooled pages stay under a cap (the budget's low
+ * watermark, which vmscan.c sets with umm__ram_pool_limit; UMM_FRAME_POOL
+ * in the environment bounds the pool itself, 0 turns it off), and the
+ * next allocation takes them first, the most recently pooled first.  Why:
+ * a punched frame handed out again is a fresh host page, and on a
+ * virtualised host the first touch of a fresh page, through each mapping
+ * and in each mode, is most of what a fill costs (doc/PERFORMANCE.md,
+ * session 11: a pread into fresh memfd pages 7.4 us a page, into pages
+ * written before 0.55).  A pooled chunk keeps its host pages and the
+ * direct map's entries for them, as the kernel's free lists keep struct
+ * pages with their direct-map entries.
+ *
+ * A pooled chunk still holds the bytes of its last use, and every user of
+ * a fresh run counts on zeros.  The daemon zeroes pooled chunks off the
+ * fault path (umm__ram_pool_zero, rung when chunks are pooled); a run
+ * taken before it got there is zeroed by its new owner (pool_zero_taken).  Reclaim punches pooled
+ * chunks before it takes any page (umm__ram_pool_drain): they are the
+ * cheapest memory to give back.  Pooled chunks count as allocated in the
+ * allocator's bitmap, so the search for free runs passes them by.
+ */
+
+static int bit_get(const uint64_t *bm, uint64_t c)
+{
+    return (__atomic_load_n(&bm[c / 64], __ATOMIC_RELAXED) >> (c % 64)) & 1;
+}
+
+/* The dirty bitmap is written outside the lock by a chunk's owner (the
+ * allocation that took it, or the daemon zeroing it): atomically, as
+ * neighbours in the same word may change at the same time. */
+static void dirty_set(uint64_t c, uint64_t n, int on)
+{
+    uint64_t *bm = DIRTY(umm__ram.sh);
+    for (uint64_t i = c; i < c + n; i++) {
+        uint64_t m = (uint64_t)1 << (i % 64);
+        if (on)
+            __atomic_fetch_or(&bm[i / 64], m, __ATOMIC_RELAXED);
+        else
+            __atomic_fetch_and(&bm[i / 64], ~m, __ATOMIC_RELAXED);
+    }
+}
+
+/* First run of n set bits in [from, to), or UINT64_MAX. */
+static uint64_t find_set_run(const uint64_t *bm, uint64_t from, uint64_t to, uint64_t n)
+{
+    uint64_t run = 0, c = from;
+    while (c < to) {
+        if (c % 64 == 0 && bm[c / 64] == 0 && c + 64 <= to) {
+            run = 0;
+            c += 64;
+            continue;
+        }
+        if (!chunk_used(bm, c))
+            run = 0;
+        else if (++run == n)
+            return c + 1 - n;
+        c++;
+    }
+    return UINT64_MAX;
+}
+
+/* Zeros over frames [first, first+n) (a run only its caller can reach). */
+static void frames_zero(umm__pfn first, uint64_t npages)
+{
+    for (uint64_t done = 0, k; done < npages; done += k) {
+        k = umm__kmap_span(npages - done);
+        char *p = umm__kmap(first + (umm__pfn)done, k);
+        umm__vg_defined(p, k << UMM_PAGE_SHIFT);
+        memset(p, 0, k << UMM_PAGE_SHIFT);
+        umm__vg_noaccess(p, k << UMM_PAGE_SHIFT);
+        umm__kunmap(p, k);
+    }
+}
+
+/* Chunks [c, c+n) were let go: pool as many of them as there is room
+ * for, from the first.  Returns how many were pooled. */
+static uint64_t pool_put(uint64_t c, uint64_t n)
+{
+    struct umm__ramshared *sh = umm__ram.sh;
+    uint64_t pool = (uint64_t)atomic_load_explicit(&sh->pool_pages, memory_order_relaxed);
+    uint64_t used = (uint64_t)atomic_load_explicit(&sh->frames_in_use, memory_order_relaxed);
+    uint64_t cap = atomic_load_explicit(&sh->pool_cap, memory_order_relaxed);
+    uint64_t room = cap > used + pool ? cap - used - pool : 0;
+    if (pool_max < UINT64_MAX && room > (pool_max > pool ? pool_max - pool : 0))
+        room = pool_max > pool ? pool_max - pool : 0;
+    if (n > room / CHUNK_PAGES)
+        n = room / CHUNK_PAGES;
+    if (n == 0)
+        return 0;
+    dirty_set(c, n, 1);
+    ram_lock(sh);
+    chunks_set(POOLED(sh), c, n, 1);
+    if (atomic_load_explicit(&sh->pool_pages, memory_order_relaxed) == 0 || c < sh->pool_lo)
+        sh->pool_lo = c;
+    if (c + n > sh->pool_hi)
+        sh->pool_hi = c + n;
+    sh->pool_hint = c;
+    atomic_fetch_add_explicit(&sh->pool_pages, (int64_t)(n * CHUNK_PAGES), memory_order_relaxed);
+    atomic_fetch_add_explicit(&sh->pool_events, 1, memory_order_relaxed);
+    ram_unlock(sh);
+    umm__ring(UMM__BELL_ZERO);
+    return n;
+}
+
+/*
+ * The page-cache chunks [c, c+n), which nothing holds, go back: those
+ * that hold memory (the host says which: SEEK_DATA on the memfd; reclaim
+ * may have punched most of a large file's) into the pool while it has
+ * room, the rest punched, chunks that are holes straight to the
+ * allocator.
+ */
+static void cache_run_free(uint64_t c, uint64_t n)
+{
+    const off_t per = (off_t)CHUNK_PAGES << UMM_PAGE_SHIFT;
+    const off_t end = (off_t)(c + n) * per;
+    uint64_t i = c;
+    while (i < c + n) {
+        off_t d = lseek(umm__ram.fd, (off_t)i * per, SEEK_DATA);
+        if (d < 0 && errno != ENXIO) { /* cannot tell: give all back */
+            umm__ram_discard((umm__pfn)(i * CHUNK_PAGES), (c + n - i) * CHUNK_PAGES);
+            chunks_free(i, c + n - i);
+            return;
+        }
+        uint64_t dc = d < 0 || d >= end ? c + n : (uint64_t)(d / per);
+        if (dc > i) { /* holes: nothing to punch */
+            chunks_free(i, dc - i);
+            i = dc;
+        }
+        if (i >= c + n)
+            break;
+        off_t h = lseek(umm__ram.fd, d, SEEK_HOLE);
+        uint64_t hc = h < 0 || h >= end ? c + n : (uint64_t)((h + per - 1) / per);
+        if (hc <= i)
+            hc = i + 1;
+        uint64_t k = pool_put(i, hc - i);
+        if (k < hc - i) {
+            umm__ram_discard((umm__pfn)((i + k) * CHUNK_PAGES), (hc - i - k) * CHUNK_PAGES);
+            chunks_free(i + k, hc - i - k);
+        }
+        i = hc;
+    }
+}
+
+/* Under the allocator's lock: take a run of n pooled chunks (the most
+ * recently pooled first), or UINT64_MAX.  Its dirty bits stay until its
+ * new owner zeroed it. */
+static uint64_t pool_take(struct umm__ramshared *sh, uint64_t n)
+{
+    if (atomic_load_explicit(&sh->pool_pages, memory_order_relaxed) < (int64_t)(n * CHUNK_PAGES))
+        return UINT64_MAX;
+    uint64_t c = find_set_run(POOLED(sh), sh->pool_hint, sh->pool_hi, n);
+    if (c == UINT64_MAX)
+        c = find_set_run(POOLED(sh), sh->pool_lo, sh->pool_hi, n);
+    if (c == UINT64_MAX)
+        return UINT64_MAX;
+    chunks_set(POOLED(sh), c, n, 0);
+    sh->pool_hint = c + n;
+    atomic_fetch_add_explicit(&sh->pool_events, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&sh->pool_pages, (int64_t)(n * CHUNK_PAGES), memory_order_relaxed);
+    return c;
+}
+
+/* A run just taken from the pool: zeros where the daemon did not write them yet. */
+static void pool_zero_taken(uint64_t c, uint64_t n)
+{
+    const uint64_t *d = DIRTY(umm__ram.sh);
+    for (uint64_t i = c; i < c + n;) {
+        if (!bit_get(d, i)) {
+            i++;
+            continue;
+        }
+        uint64_t j = i + 1;
+        while (j < c + n && bit_get(d, j))
+            j++;
+        frames_zero((umm__pfn)(i * CHUNK_PAGES), (j - i) * CHUNK_PAGES);
+        dirty_set(i, j - i, 0);
+        i = j;
+    }
+}
+
+/* Under the lock: does [c, c+n) meet the run the daemon is zeroing? */
+static int meets_zeroing(const struct umm__ramshared *sh, uint64_t c, uint64_t n)
+{
+    return sh->zero_hi > sh->zero_lo && c < sh->zero_hi && sh->zero_lo < c + n;
+}
+
+/* Under the lock: the first run of pooled chunks in [pool_lo, pool_hi),
+ * holding old bytes if dirty, of at most max chunks, outside the run being
+ * zeroed; its length in *n, or UINT64_MAX. */
+static uint64_t pool_find(struct umm__ramshared *sh, int dirty, uint64_t max, uint64_t *n)
+{
+    const uint64_t *pb = POOLED(sh), *db = DIRTY(sh);
+    for (uint64_t c = sh->pool_lo; c < sh->pool_hi; c++) {
+        if (c % 64 == 0 && pb[c / 64] == 0) {
+            c += 63;
+            continue;
+        }
+        if (!chunk_used(pb, c) || (dirty && !bit_get(db, c)) || meets_zeroing(sh, c, 1))
+            continue;
+        uint64_t e = c + 1;
+        while (e < sh->pool_hi && e - c < max && chunk_used(pb, e) && (!dirty || bit_get(db, e)) &&
+               !meets_zeroing(sh, e, 1))
+            e++;
+        *n = e - c;
+        return c;
+    }
+    return UINT64_MAX;
+}
+
+/* Punch pooled chunks until `pages` pages went back to the host or the
+ * pool is empty (reclaim: before any page is taken).  Returns the pages. */
+uint64_t umm__ram_pool_drain(uint64_t pages)
+{
+    struct umm__ramshared *sh = umm__ram.sh;
+    uint64_t done = 0;
+    while (done < pages && atomic_load_explicit(&sh->pool_pages, memory_order_relaxed) > 0) {
+        uint64_t n = 0, want = (pages - done + CHUNK_PAGES - 1) / CHUNK_PAGES;
+        ram_lock(sh);
+        uint64_t c = pool_find(sh, 0, want, &n);
+        if (c == UINT64_MAX && zeroing_stale(sh))
+            c = pool_find(sh, 0, want, &n);
+        if (c != UINT64_MAX) {
+            chunks_set(POOLED(sh), c, n, 0);
+            atomic_fetch_sub_explicit(&sh->pool_pages, (int64_t)(n * CHUNK_PAGES), memory_order_relaxed);
+        }
+        ram_unlock(sh);
+        if (c == UINT64_MAX)
+            break; /* what is left is being zeroed */
+        umm__ram_discard((umm__pfn)(c * CHUNK_PAGES), n * CHUNK_PAGES);
+        dirty_set(c, n, 0);
+        chunks_free(c, n); /* free only once its memory is gone */
+        done += n * CHUNK_PAGES;
+    }
+    return done;
+}
+
+/* Under the lock: a zeroing run whose process is gone (killed while its
+ * daemon zeroed) is given up, or nothing would zero, punch or wait past
+ * it again.  Its chunks are still marked dirty: whoever takes them zeroes
+ * them.  Waiters see zero_seq move (they poll: the dead cannot wake). */
+static int zeroing_stale(struct umm__ramshared *sh)
+{
+    if (sh->zero_hi > sh->zero_lo && sh->zero_pid != umm__mm.pid && umm__pid_gone((uint32_t)sh->zero_pid)) {
+        sh->zero_lo = sh->zero_hi = 0;
+        atomic_fetch_add(&sh->zero_seq, 1);
+        return 1;
+    }
+    return 0;
+}
+
+/* The run being zeroed is done: wake allocations that took part of it. */
+static void zeroing_done(struct umm__ramshared *sh)
+{
+    ram_lock(sh);
+    sh->zero_lo = sh->zero_hi = 0;
+    atomic_fetch_add(&sh->zero_seq, 1);
+    ram_unlock(sh);
+    syscall(SYS_futex, &sh->zero_seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* The daemon: zero pooled chunks that still hold old bytes, 16 chunks
+ * (1 MiB) a call; returns 0 when there were none (or another process's
+ * daemon is at it).  They stay in the pool meanwhile: an allocation that
+ * takes one waits for the run to be done (pool_wait_zeroing), a short
+ * wait, where taking them out would have sent a large allocation past the
+ * whole pool.  One zeroing run at a time in the fork family. */
+int umm__ram_pool_zero(void)
+{
+    struct umm__ramshared *sh = umm__ram.sh;
+    uint64_t n = 0, c = UINT64_MAX;
+    ram_lock(sh);
+    zeroing_stale(sh);
+    if (sh->zero_hi == sh->zero_lo) {
+        c = pool_find(sh, 1, 16, &n);
+        if (c != UINT64_MAX) {
+            sh->zero_lo = c;
+            sh->zero_hi = c + n;
+            sh->zero_pid = (int32_t)umm__mm.pid;
+        }
+    }
+    ram_unlock(sh);
+    if (c == UINT64_MAX)
+        return 0;
+    frames_zero((umm__pfn)(c * CHUNK_PAGES), n * CHUNK_PAGES);
+    dirty_set(c, n, 0);
+    zeroing_done(sh);
+    return 1;
+}
+
+/* An allocation took pooled chunks that the daemon was zeroing (seq: the
+ * zeroing count it saw, under the lock): wait until that run is done --
+ * the daemon's memset must not land on what the new owner writes.  A
+ * process of the family killed while its daemon zeroed never finishes:
+ * once it is gone, the run is given up (its chunks are still marked
+ * dirty, so the new owner zeroes them itself). */
+static void pool_wait_zeroing(uint32_t seq)
+{
+    struct umm__ramshared *sh = umm__ram.sh;
+    while (atomic_load(&sh->zero_seq) == seq) {
+        struct timespec ts = { 0, 20 * 1000 * 1000 };
+        if (syscall(SYS_futex, &sh->zero_seq, FUTEX_WAIT, seq, &ts, NULL, 0) == 0 || errno != ETIMEDOUT)
+            continue;
+        ram_lock(sh);
+        if (atomic_load(&sh->zero_seq) == seq)
+            zeroing_stale(sh);
+        ram_unlock(sh);
+    }
+}
+
+/* The daemon's timer (every flush interval): a pool nothing was put in or
+ * taken from for a whole interval is given back to the host, so that a
+ * program done with its mappings does not keep their memory for ever. */
+void umm__ram_pool_age(void)
+{
+    static uint64_t last; /* this process's daemon's view */
+    uint64_t now = atomic_load_explicit(&umm__ram.sh->pool_events, memory_order_relaxed);
+    if (now == last)
+        umm__ram_pool_drain(UINT64_MAX);
+    last = now;
+}
+
+/* vmscan.c: frames in use plus pooled pages stay at most this. */
+void umm__ram_pool_limit(uint64_t pages)
+{
+    atomic_store_explicit(&umm__ram.sh->pool_cap, pages, memory_order_relaxed);
+}
+
+uint64_t umm__ram_pool_pages(void)
+{
+    return umm__ram.sh ? (uint64_t)atomic_load_explicit(&umm__ram.sh->pool_pages, memory_order_relaxed) : 0;
 }
 
 /* ------------------------------------------------------------------ swap */

@@ -18,12 +18,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <linux/futex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 void umm__panic(const char *file, int line, const char *what)
@@ -305,6 +307,82 @@ void umm__bitunlock(_Atomic uint32_t *word, int shared)
     uint32_t v = atomic_fetch_and_explicit(word, ~(UMM__F_LOCKED | UMM__F_WAITERS), memory_order_release);
     if (v & UMM__F_WAITERS)
         futex(word, FUTEX_WAKE, INT_MAX, shared);
+}
+
+/* ---------------------------------------------------------- owned locks */
+
+/*
+ * A lock the fork family shares whose holder may die holding it: a
+ * process of the family ends with _exit() (or a signal) while one of its
+ * threads -- the daemon, working on its own -- is inside.  A bit lock
+ * would then stop every process of the family for good.  The word holds
+ * the holder's process id (and OWN_WAITERS); a waiter that slept for a
+ * while looks whether that process is still there, and takes the lock
+ * over if not, as the kernel's robust futexes do for the threads that
+ * registered them (glibc keeps the one robust list a thread has).  What
+ * the dead holder was changing is left half-done; the callers keep their
+ * critical sections such that this loses at most chunks, never hands out
+ * one twice (frame.c).
+ */
+#define OWN_WAITERS 0x80000000u
+
+/* Is process pid gone (or a zombie: it will never let go of anything)? */
+int umm__pid_gone(uint32_t pid)
+{
+    if (kill((pid_t)pid, 0) != 0)
+        return errno == ESRCH;
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%u/stat", pid);
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = syscall(SYS_read, fd, buf, sizeof buf - 1);
+    syscall(SYS_close, fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    const char *st = strrchr(buf, ')'); /* "pid (comm) S ...", comm may hold ')' */
+    return st && st[1] == ' ' && (st[2] == 'Z' || st[2] == 'X');
+}
+
+void umm__ownlock(_Atomic uint32_t *word, uint32_t self)
+{
+    int spins = 0;
+    for (;;) {
+        uint32_t v = atomic_load_explicit(word, memory_order_relaxed);
+        if (v == 0) {
+            if (atomic_compare_exchange_weak_explicit(word, &v, self, memory_order_acquire, memory_order_relaxed)) {
+                umm__vg_hb_after(word);
+                return;
+            }
+            continue;
+        }
+        if (spins++ < 64)
+            continue;
+        if (!(v & OWN_WAITERS)) {
+            if (!atomic_compare_exchange_weak_explicit(word, &v, v | OWN_WAITERS, memory_order_relaxed,
+                                                       memory_order_relaxed))
+                continue;
+            v |= OWN_WAITERS;
+        }
+        struct timespec ts = { 0, 100 * 1000 * 1000 };
+        if (syscall(SYS_futex, word, FUTEX_WAIT, v, &ts, NULL, 0) == 0 || errno != ETIMEDOUT)
+            continue;
+        uint32_t owner = v & ~OWN_WAITERS;
+        if (owner != self && umm__pid_gone(owner) &&
+            atomic_compare_exchange_strong_explicit(word, &v, self | OWN_WAITERS, memory_order_acquire,
+                                                    memory_order_relaxed)) {
+            umm__vg_hb_after(word);
+            return;
+        }
+    }
+}
+
+void umm__ownunlock(_Atomic uint32_t *word)
+{
+    umm__vg_hb_before(word);
+    if (atomic_exchange_explicit(word, 0, memory_order_release) & OWN_WAITERS)
+        syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
 /* A size from the environment ("512M", "2G", "16T"); dflt if unset or 0. */

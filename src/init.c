@@ -31,6 +31,7 @@ static void at_exit(void)
 
 static void init_once(void)
 {
+    umm__mm.pid = getpid(); /* first: the frame allocator's lock names its holder by it (frame.c) */
     /* The region for libumm's own memory right after the direct map (the
      * host places it next to it; kmem.c), and before fork.c registers its
      * fork handlers, which must run outside kmem.c's (the lock order). */
@@ -42,7 +43,6 @@ static void init_once(void)
     umm__vmscan_init();
     umm__kvma_init();
     umm__trace_file_init(); /* UMM_TRACE_FILE: record from here on */
-    umm__mm.pid = getpid();
     umm__vg_racy(&umm__mm.nvmas, sizeof umm__mm.nvmas); /* fileio.c reads it as a hint, unlocked */
     umm__vg_pool_create();
     umm__daemon_start(); /* without it, write-back still happens at msync, munmap and exit */
@@ -91,6 +91,7 @@ int umm_stats(struct umm_stats *out)
     st.swapped_out = r.swapped_out;
     st.swapped_in = r.swapped_in;
     st.swap_used = r.swap_used;
+    st.frames_pooled = umm__ram_pool_pages();
     st.mappings = umm__mm.nvmas;
     pthread_rwlock_unlock(&umm__mm.lock);
     *out = st;

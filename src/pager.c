@@ -95,7 +95,7 @@ static void run(struct req *r)
     }
 }
 
-__thread int umm__on_pager_thread __attribute__((tls_model("initial-exec")));
+/* umm__on_pager_thread is defined in mm.c, which rings the daemon with it set. */
 
 static void *pager_thread(void *arg)
 {

@@ -90,7 +90,7 @@ struct umm__mm {
     _Atomic uint64_t nobjects;
     int forked;                   /* this process forked, or was forked (fork.c) */
     pid_t pid;                    /* whose structures these are (not a vfork child's) */
-    _Atomic(void *) bell[2];      /* the daemon's uv_async_t handles while it runs (daemon.c) */
+    _Atomic(void *) bell[3];      /* the daemon's uv_async_t handles while it runs (daemon.c) */
     uintptr_t vg_next_hint;       /* under Valgrind, where mman.c places the next mapping */
 };
 extern struct umm__mm umm__mm;
@@ -103,7 +103,7 @@ void umm__leave(const sigset_t *saved);
 
 /* Wake the daemon (mm.c): write back soon (msync MS_ASYNC, a parked
  * descriptor to retry), or reclaim in the background (vmscan.c). */
-enum umm__bell { UMM__BELL_FLUSH, UMM__BELL_RECLAIM };
+enum umm__bell { UMM__BELL_FLUSH, UMM__BELL_RECLAIM, UMM__BELL_ZERO };
 void umm__ring(enum umm__bell b);
 
 /* ----------------------------------------------------------------- host.c */
@@ -160,6 +160,11 @@ uint64_t umm__parse_size(const char *s, uint64_t dflt);
 void umm__bitlock(_Atomic uint32_t *word, int shared);
 int umm__bittrylock(_Atomic uint32_t *word);
 void umm__bitunlock(_Atomic uint32_t *word, int shared);
+/* A lock of the fork family's that a dead holder does not keep (host.c):
+ * the word holds the holder's process id. */
+void umm__ownlock(_Atomic uint32_t *word, uint32_t self);
+void umm__ownunlock(_Atomic uint32_t *word);
+int umm__pid_gone(uint32_t pid);
 /* libumm's own descriptors (host.c): the program's close, close_range,
  * closefrom, dup2 and dup3 leave them alone.  umm__fd_own marks fd (moved
  * above 2) and returns its number; umm__fd_own_number marks one that
@@ -267,6 +272,15 @@ void umm__ram_frames_dead(umm__pfn first, uint64_t n);
 void umm__ram_discard(umm__pfn first, uint64_t npages);
 uint64_t umm__ram_frames_in_use(void);
 void umm__ram_count(int64_t delta);
+/* The pool: page-cache chunks let go are kept (not punched) and handed out
+ * again first, zeroed (frame.c).  Drain punches pooled pages (reclaim's
+ * first resort; returns how many); zero is the daemon's work; the limit
+ * (set by vmscan.c) bounds frames in use plus pooled pages. */
+uint64_t umm__ram_pool_drain(uint64_t pages);
+int umm__ram_pool_zero(void);
+void umm__ram_pool_age(void);
+void umm__ram_pool_limit(uint64_t pages);
+uint64_t umm__ram_pool_pages(void);
 
 /*
  * kmap: where libumm reads and writes the bytes of frames [pfn, pfn+n).
@@ -932,7 +946,8 @@ struct umm__note {
 extern __thread struct umm__note umm__note __attribute__((tls_model("initial-exec")));
 /* Set on libumm's pager thread (pager.c): the program's callbacks run
  * there while the thread that asked may hold the address-space lock, so
- * their file I/O goes straight to the C library (fileio.c). */
+ * their file I/O goes straight to the C library (fileio.c).  Set too for
+ * a moment while any thread rings the daemon (umm__ring, mm.c). */
 extern __thread int umm__on_pager_thread __attribute__((tls_model("initial-exec")));
 static inline void umm__noted(int kind, int write, uint64_t fpage, uint64_t pages)
 {

@@ -257,6 +257,9 @@ void umm__vmscan_init(void)
     budget = bytes >> UMM_PAGE_SHIFT;
     if (budget < 16)
         budget = 16; /* one chunk, at the least */
+    /* Chunks let go are pooled (frame.c) while frames in use and pooled
+     * pages stay at the daemon's low mark, where it would bring them. */
+    umm__ram_pool_limit(budget - BALANCED(budget));
     umm__vg_racy(&hand_vma, sizeof hand_vma);
     umm__vg_racy(&hand_page, sizeof hand_page);
     umm__vg_racy(&high_water, sizeof high_water);
@@ -734,7 +737,11 @@ static void note_high_water(uint64_t in_use)
 
 void umm__reclaim_before(uint64_t n)
 {
-    uint64_t in_use = umm__ram_frames_in_use();
+    uint64_t in_use = umm__ram_frames_in_use(), pool = umm__ram_pool_pages();
+    /* Pooled pages are memory the host counts, and the cheapest to give
+     * back: punched before the daemon is woken or a page is taken. */
+    if (pool && in_use + pool + n > budget - WAKE(budget))
+        umm__ram_pool_drain(in_use + pool + n - (budget - WAKE(budget)));
     note_high_water(in_use);
     if (in_use + n > budget - WAKE(budget) && !atomic_exchange(&daemon_kicked, 1))
         umm__ring(UMM__BELL_RECLAIM);
@@ -773,6 +780,12 @@ int umm__reclaim_background(void)
 {
     uint64_t low = budget - BALANCED(budget);
     atomic_store(&daemon_kicked, 0);
+    /* The pool first (nothing is lost), and only what passes 3/4: a run
+     * woken during a read that has since been unmapped would otherwise
+     * punch the pool its munmap just filled. */
+    uint64_t held = umm__ram_frames_in_use() + umm__ram_pool_pages();
+    if (held > low)
+        umm__ram_pool_drain(held - low);
     if (umm__ram_frames_in_use() <= low) {
         atomic_store(&idle_runs, 0);
         return 0;

@@ -403,6 +403,7 @@ uint64_t stat_get(const char *which)
     if (!strcmp(which, "swapped_out")) return s.swapped_out;
     if (!strcmp(which, "swapped_in")) return s.swapped_in;
     if (!strcmp(which, "swap_used")) return s.swap_used;
+    if (!strcmp(which, "frames_pooled")) return s.frames_pooled;
     tap_bail("stat_get: unknown %s", which);
 }
 
