@@ -102,8 +102,11 @@ static int capped_child(const char *cap)
 static int run_child(int (*fn)(const char *), const char *arg)
 {
     pid_t pid = fork();
-    if (pid == 0)
-        _exit(fn(arg));
+    if (pid == 0) {
+        int rc = fn(arg);
+        vg_abrupt_end(); /* _exit with libumm's daemon running */
+        _exit(rc);
+    }
     int status = -1;
     waitpid(pid, &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
@@ -117,6 +120,7 @@ static void churn(unsigned ms)
 {
     int fd = tmpfile_make(MIB, 12, O_RDONLY, NULL);
     struct timespec t0, t1;
+    vg_abrupt_end(); /* it ends by _exit with libumm's daemon running */
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         unsigned char *p = umm_mmap(NULL, MIB, PROT_READ, MAP_SHARED, fd, 0);
@@ -173,8 +177,11 @@ int main(void)
     /* The ageing case first, in a child that starts libumm afresh with
      * its own environment. */
     pid_t pid = fork();
-    if (pid == 0)
-        _exit(ageing_child());
+    if (pid == 0) {
+        int rc = ageing_child();
+        vg_abrupt_end(); /* _exit with libumm's daemon running */
+        _exit(rc);
+    }
     int status = -1;
     waitpid(pid, &status, 0);
     is_int(WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status), 0,
