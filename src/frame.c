@@ -402,7 +402,24 @@ static int meets_zeroing(const struct umm__ramshared *sh, uint64_t c, uint64_t n
 static void pool_wait_zeroing(uint32_t seq);
 static int zeroing_stale(struct umm__ramshared *sh);
 
+static int ram_alloc(uint64_t npages, umm__pfn *out, int filled);
+static void dirty_set(uint64_t c, uint64_t n, int on);
+
 int umm__ram_alloc(uint64_t npages, umm__pfn *out)
+{
+    return ram_alloc(npages, out, 0);
+}
+
+/* For a file's page-cache extent: every frame of it is filled whole (the
+ * file's bytes, zeros past its end) before any mapping, read or reclaim
+ * looks at it (UPTODATE, pagecache.c), so frames taken from the pool need
+ * not be zeroed first -- the fill would only write over the zeros. */
+int umm__ram_alloc_filled(uint64_t npages, umm__pfn *out)
+{
+    return ram_alloc(npages, out, 1);
+}
+
+static int ram_alloc(uint64_t npages, umm__pfn *out, int filled)
 {
     struct umm__ramshared *sh = umm__ram.sh;
     uint64_t n = (npages + CHUNK_PAGES - 1) / CHUNK_PAGES;
@@ -429,7 +446,9 @@ int umm__ram_alloc(uint64_t npages, umm__pfn *out)
         if (c != UINT64_MAX) {
             if (wait)
                 pool_wait_zeroing(seq);
-            if (pooled)
+            if (pooled && filled)
+                dirty_set(c, n, 0); /* its old bytes are the fill's to overwrite */
+            else if (pooled)
                 pool_zero_taken(c, n);
             *out = (umm__pfn)(c * CHUNK_PAGES);
             return 0;

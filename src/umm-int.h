@@ -255,6 +255,7 @@ int umm__ram_init(void);
  * pinned once for the caller.  Returns 0 and the first frame in *out, or -1
  * (ENOMEM). */
 int umm__ram_alloc(uint64_t npages, umm__pfn *out);
+int umm__ram_alloc_filled(uint64_t npages, umm__pfn *out); /* frames a fill overwrites whole */
 /* Holders of a run: a forked child pins what its parent held; each process
  * unpins when it lets go (cache: page-cache frames, scrubbed at the last). */
 void umm__ram_pin(umm__pfn first, uint64_t npages);
