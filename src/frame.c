@@ -55,7 +55,8 @@ struct umm__ramshared {
     _Atomic uint32_t zero_seq;   /* runs zeroed: a futex for allocations that took part of one */
     int32_t zero_pid;            /* the process whose daemon is zeroing it */
     uint64_t words;              /* 64-bit words of each bitmap */
-    /* Three bitmaps of `words` words each, one bit per chunk: allocated
+    /* Four bitmaps of `words` words each, one bit per chunk (the fourth,
+     * WARM, below): allocated
      * (pooled chunks count as allocated: the free-run search skips them),
      * pooled, and (for pooled chunks, and for a run just taken from the
      * pool until its new owner zeroed it) holding old bytes. */
@@ -78,7 +79,41 @@ static void ram_unlock(struct umm__ramshared *sh)
 }
 
 #define POOLED(sh) ((sh)->bitmap + (sh)->words)
+
+/* Chunks [c, c+n) warm or not (WARM, below): atomically, as neighbours in
+ * a word change at the same time outside the lock. */
+static void warm_set(uint64_t c, uint64_t n, int on)
+{
+    uint64_t *bm = umm__ram.sh->bitmap + 3 * umm__ram.sh->words;
+    for (uint64_t i = c; i < c + n; i++) {
+        uint64_t m = (uint64_t)1 << (i % 64);
+        if (on)
+            __atomic_fetch_or(&bm[i / 64], m, __ATOMIC_RELAXED);
+        else if (__atomic_load_n(&bm[i / 64], __ATOMIC_RELAXED) & m)
+            __atomic_fetch_and(&bm[i / 64], ~m, __ATOMIC_RELAXED);
+    }
+}
+
+/* Do frames [first, first+npages) all lie in chunks taken warm from the
+ * pool, with the direct map's entries for them still there?  Then a fill
+ * need not ask the host to populate them (pagecache.c).  A hint: the host
+ * may have swapped a page out since, and the fill's own fault brings it
+ * back. */
+int umm__ram_warm(umm__pfn first, uint64_t npages)
+{
+    if (!umm__ram.direct || npages == 0)
+        return 0;
+    const uint64_t *bm = umm__ram.sh->bitmap + 3 * umm__ram.sh->words;
+    for (uint64_t c = first / CHUNK_PAGES; c <= (first + npages - 1) / CHUNK_PAGES; c++)
+        if (!((__atomic_load_n(&bm[c / 64], __ATOMIC_RELAXED) >> (c % 64)) & 1))
+            return 0;
+    return 1;
+}
 #define DIRTY(sh) ((sh)->bitmap + 2 * (sh)->words)
+/* A fourth: chunks taken from the pool whose every page the host still
+ * holds, mapped in the direct map (a fill need not have it populate
+ * them); cleared when any page of the chunk is punched. */
+#define WARM(sh) ((sh)->bitmap + 3 * (sh)->words)
 
 struct umm__ram umm__ram = { .fd = -1 };
 int umm__vg_hg; /* under helgrind or drd (a Valgrind tool but memcheck): vg.h */
@@ -316,7 +351,7 @@ int umm__ram_init(void)
         }
         uint64_t npages = size >> UMM_PAGE_SHIFT;
         uint64_t nchunks = npages / CHUNK_PAGES;
-        size_t shlen = sizeof(struct umm__ramshared) + 3 * ((nchunks + 63) / 64 * 8);
+        size_t shlen = sizeof(struct umm__ramshared) + 4 * ((nchunks + 63) / 64 * 8);
         void *desc = map_desc(npages * sizeof(struct umm__frame));
         void *sh = map_shared_anon(shlen);
         void *cref = map_shared_anon(nchunks * sizeof(uint32_t));
@@ -348,6 +383,7 @@ int umm__ram_init(void)
         umm__vg_racy(&umm__ram.sh->pool_events, sizeof umm__ram.sh->pool_events);
         umm__vg_racy(&umm__ram.sh->zero_seq, sizeof umm__ram.sh->zero_seq);
         umm__vg_racy(DIRTY(umm__ram.sh), umm__ram.sh->words * 8);
+        umm__vg_racy(WARM(umm__ram.sh), umm__ram.sh->words * 8);
         if (direct)
             umm__vg_noaccess(direct, size);
         /* Lock words, and words changed atomically (vg.h). */
@@ -439,9 +475,11 @@ static int ram_alloc(uint64_t npages, umm__pfn *out, int filled)
                 sh->hint = c + n;
             }
         }
-        if (c != UINT64_MAX)
+        if (c != UINT64_MAX) {
             for (uint64_t i = c; i < c + n; i++) /* the caller's pin */
                 atomic_store_explicit(&umm__ram.chunkref[i], 1, memory_order_relaxed);
+            warm_set(c, n, pooled);
+        }
         ram_unlock(sh);
         if (c != UINT64_MAX) {
             if (wait)
@@ -479,6 +517,7 @@ static void chunks_free(uint64_t c, uint64_t n)
         umm__assert(chunk_used(sh->bitmap, c + i));
     chunks_set(sh->bitmap, c, n, 0);
     ram_unlock(sh);
+    warm_set(c, n, 0);
 }
 
 /* A page-cache chunk nobody holds: forget its frames' state (the caller
@@ -705,6 +744,7 @@ void umm__ram_discard(umm__pfn first, uint64_t npages)
 {
     if (npages == 0)
         return;
+    warm_set(first / CHUNK_PAGES, (first + npages - 1) / CHUNK_PAGES + 1 - first / CHUNK_PAGES, 0);
     if (umm__sys_fallocate(umm__ram.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                   (off_t)((uint64_t)first << UMM_PAGE_SHIFT), (off_t)(npages << UMM_PAGE_SHIFT)) != 0)
     {

@@ -569,9 +569,10 @@ int umm__object_read(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64
         char *dst = umm__kmap(umm__object_pfn(obj, fpage + done), k);
         uint64_t off = (fpage + done) << UMM_PAGE_SHIFT, len = k << UMM_PAGE_SHIFT, got = 0;
         /* Have the host allocate the frames in one call, not one fault each
-         * (one page: the pread's own fault is cheaper than the call). */
+         * (one page: the pread's own fault is cheaper than the call), unless
+         * they came from the pool with their host pages (frame.c). */
         umm__vg_defined(dst, len);
-        if (k > 1)
+        if (k > 1 && !umm__ram_warm(umm__object_pfn(obj, fpage + done), k))
             madvise(dst, len, 23 /* MADV_POPULATE_WRITE */);
         /* The whole run is asked for: fsize may be a size seen earlier
          * (umm__object_filepages_hint), and a file grown since gives its

@@ -256,6 +256,7 @@ int umm__ram_init(void);
  * (ENOMEM). */
 int umm__ram_alloc(uint64_t npages, umm__pfn *out);
 int umm__ram_alloc_filled(uint64_t npages, umm__pfn *out); /* frames a fill overwrites whole */
+int umm__ram_warm(umm__pfn first, uint64_t npages); /* taken from the pool, host pages still there */
 /* Holders of a run: a forked child pins what its parent held; each process
  * unpins when it lets go (cache: page-cache frames, scrubbed at the last). */
 void umm__ram_pin(umm__pfn first, uint64_t npages);
