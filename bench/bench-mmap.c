@@ -227,14 +227,20 @@ static void populate(char *p)
     madvise(p, size, MADV_POPULATE_WRITE);
 }
 
+/* The file into p in 64 KiB preads. */
+static void preads64k(char *p)
+{
+    for (size_t off = 0; off < size; off += 1 << 16)
+        if (host_pread(fd, p + off, 1 << 16, (off_t)off) < 0)
+            die("pread");
+}
+
 static double floor_pread64k(const struct world *w)
 {
     struct fresh f = fresh_pages(PROT_READ | PROT_WRITE);
     double t = now();
     populate(f.p);
-    for (size_t off = 0; off < size; off += 1 << 16)
-        if (host_pread(fd, f.p + off, 1 << 16, (off_t)off) < 0)
-            die("pread");
+    preads64k(f.p);
     t = now() - t;
     fresh_free(&f);
     return t / pages * 1e6;
@@ -261,9 +267,7 @@ static double floor_pread64k_warm(const struct world *w)
     populate(f.p);
     memset(f.p, 1, size);
     double t = now();
-    for (size_t off = 0; off < size; off += 1 << 16)
-        if (host_pread(fd, f.p + off, 1 << 16, (off_t)off) < 0)
-            die("pread");
+    preads64k(f.p);
     t = now() - t;
     fresh_free(&f);
     return t / pages * 1e6;

@@ -739,6 +739,19 @@ void umm__ram_frames_dead(umm__pfn first, uint64_t n)
     frames_count(first, n, 0);
 }
 
+/* Zeros over frames [first, first+n) (a run only its caller can reach). */
+static void frames_zero(umm__pfn first, uint64_t npages)
+{
+    for (uint64_t done = 0, k; done < npages; done += k) {
+        k = umm__kmap_span(npages - done);
+        char *p = umm__kmap(first + (umm__pfn)done, k);
+        umm__vg_defined(p, k << UMM_PAGE_SHIFT);
+        memset(p, 0, k << UMM_PAGE_SHIFT);
+        umm__vg_noaccess(p, k << UMM_PAGE_SHIFT);
+        umm__kunmap(p, k);
+    }
+}
+
 /* Give the memory of frames back to the host: they read as zeros after. */
 void umm__ram_discard(umm__pfn first, uint64_t npages)
 {
@@ -747,16 +760,7 @@ void umm__ram_discard(umm__pfn first, uint64_t npages)
     warm_set(first / CHUNK_PAGES, (first + npages - 1) / CHUNK_PAGES + 1 - first / CHUNK_PAGES, 0);
     if (umm__sys_fallocate(umm__ram.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                   (off_t)((uint64_t)first << UMM_PAGE_SHIFT), (off_t)(npages << UMM_PAGE_SHIFT)) != 0)
-    {
-        for (uint64_t done = 0, k; done < npages; done += k) {
-            k = umm__kmap_span(npages - done);
-            char *p = umm__kmap(first + (umm__pfn)done, k);
-            umm__vg_defined(p, k << UMM_PAGE_SHIFT);
-            memset(p, 0, k << UMM_PAGE_SHIFT);
-            umm__vg_noaccess(p, k << UMM_PAGE_SHIFT);
-            umm__kunmap(p, k);
-        }
-    }
+        frames_zero(first, npages);
 }
 
 void umm__ram_count(int64_t delta)
@@ -831,19 +835,6 @@ static uint64_t find_set_run(const uint64_t *bm, uint64_t from, uint64_t to, uin
         c++;
     }
     return UINT64_MAX;
-}
-
-/* Zeros over frames [first, first+n) (a run only its caller can reach). */
-static void frames_zero(umm__pfn first, uint64_t npages)
-{
-    for (uint64_t done = 0, k; done < npages; done += k) {
-        k = umm__kmap_span(npages - done);
-        char *p = umm__kmap(first + (umm__pfn)done, k);
-        umm__vg_defined(p, k << UMM_PAGE_SHIFT);
-        memset(p, 0, k << UMM_PAGE_SHIFT);
-        umm__vg_noaccess(p, k << UMM_PAGE_SHIFT);
-        umm__kunmap(p, k);
-    }
 }
 
 /* Chunks [c, c+n) were let go: pool as many of them as there is room
