@@ -73,7 +73,7 @@ static int enabled = 1;
  */
 static int active(void)
 {
-    return enabled && !umm__on_pager_thread;
+    return enabled && !umm__own_io;
 }
 
 extern void __chk_fail(void) __attribute__((noreturn));

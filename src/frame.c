@@ -79,19 +79,43 @@ static void ram_unlock(struct umm__ramshared *sh)
 }
 
 #define POOLED(sh) ((sh)->bitmap + (sh)->words)
+#define DIRTY(sh) ((sh)->bitmap + 2 * (sh)->words)
+/* A fourth: chunks taken from the pool whose every page the host still
+ * holds, mapped in the direct map (a fill need not have it populate
+ * them); cleared when any page of the chunk is punched. */
+#define WARM(sh) ((sh)->bitmap + 3 * (sh)->words)
 
-/* Chunks [c, c+n) warm or not (WARM, below): atomically, as neighbours in
- * a word change at the same time outside the lock. */
-static void warm_set(uint64_t c, uint64_t n, int on)
+static int bit_get(const uint64_t *bm, uint64_t c)
 {
-    uint64_t *bm = umm__ram.sh->bitmap + 3 * umm__ram.sh->words;
+    return (__atomic_load_n(&bm[c / 64], __ATOMIC_RELAXED) >> (c % 64)) & 1;
+}
+
+/* Bits [c, c+n) of bm set or cleared atomically: DIRTY and WARM are
+ * written outside the allocator's lock by a chunk's owner (the allocation
+ * that took it, the daemon zeroing it, a punch), while neighbours in the
+ * same word change.  A bit already as asked is not written (most
+ * clears). */
+static void bits_atomic(uint64_t *bm, uint64_t c, uint64_t n, int on)
+{
     for (uint64_t i = c; i < c + n; i++) {
         uint64_t m = (uint64_t)1 << (i % 64);
+        if (!bit_get(bm, i) == !on)
+            continue;
         if (on)
             __atomic_fetch_or(&bm[i / 64], m, __ATOMIC_RELAXED);
-        else if (__atomic_load_n(&bm[i / 64], __ATOMIC_RELAXED) & m)
+        else
             __atomic_fetch_and(&bm[i / 64], ~m, __ATOMIC_RELAXED);
     }
+}
+
+static void dirty_set(uint64_t c, uint64_t n, int on)
+{
+    bits_atomic(DIRTY(umm__ram.sh), c, n, on);
+}
+
+static void warm_set(uint64_t c, uint64_t n, int on)
+{
+    bits_atomic(WARM(umm__ram.sh), c, n, on);
 }
 
 /* Do frames [first, first+npages) all lie in chunks taken warm from the
@@ -103,17 +127,11 @@ int umm__ram_warm(umm__pfn first, uint64_t npages)
 {
     if (!umm__ram.direct || npages == 0)
         return 0;
-    const uint64_t *bm = umm__ram.sh->bitmap + 3 * umm__ram.sh->words;
     for (uint64_t c = first / CHUNK_PAGES; c <= (first + npages - 1) / CHUNK_PAGES; c++)
-        if (!((__atomic_load_n(&bm[c / 64], __ATOMIC_RELAXED) >> (c % 64)) & 1))
+        if (!bit_get(WARM(umm__ram.sh), c))
             return 0;
     return 1;
 }
-#define DIRTY(sh) ((sh)->bitmap + 2 * (sh)->words)
-/* A fourth: chunks taken from the pool whose every page the host still
- * holds, mapped in the direct map (a fill need not have it populate
- * them); cleared when any page of the chunk is punched. */
-#define WARM(sh) ((sh)->bitmap + 3 * (sh)->words)
 
 struct umm__ram umm__ram = { .fd = -1 };
 int umm__vg_hg; /* under helgrind or drd (a Valgrind tool but memcheck): vg.h */
@@ -267,11 +285,10 @@ void umm__kunmap_window(char *p, uint64_t n)
 /* UMM_FRAME_POOL: the most pages the pool (below) keeps; 0 turns it off. */
 static uint64_t pool_max;
 
-static uint64_t pool_cap_env(void)
+static void pool_max_env(void)
 {
     const char *e = getenv("UMM_FRAME_POOL");
     pool_max = e && *e ? umm__parse_size(e, 0) >> UMM_PAGE_SHIFT : UINT64_MAX;
-    return 0; /* until the budget is known (umm__ram_pool_limit) */
 }
 
 /*
@@ -377,7 +394,8 @@ int umm__ram_init(void)
         umm__ram.sh = sh;
         umm__ram.sh->nchunks = nchunks;
         umm__ram.sh->words = (nchunks + 63) / 64;
-        umm__ram.sh->pool_cap = pool_cap_env();
+        pool_max_env();
+        umm__ram.sh->pool_cap = 0; /* until the budget is known (umm__ram_pool_limit) */
         umm__vg_racy(&umm__ram.sh->pool_pages, sizeof umm__ram.sh->pool_pages);
         umm__vg_racy(&umm__ram.sh->pool_cap, sizeof umm__ram.sh->pool_cap);
         umm__vg_racy(&umm__ram.sh->pool_events, sizeof umm__ram.sh->pool_events);
@@ -412,17 +430,20 @@ static void chunks_set(uint64_t *bm, uint64_t c, uint64_t n, int used)
     }
 }
 
-/* First run of n free chunks in [from, to), or UINT64_MAX. */
-static uint64_t find_run(const uint64_t *bm, uint64_t from, uint64_t to, uint64_t n)
+/* First run of n chunks whose bit in bm is `set` in [from, to), or
+ * UINT64_MAX: free chunks in the allocator's bitmap, pooled ones in the
+ * pool's. */
+static uint64_t find_run(const uint64_t *bm, uint64_t from, uint64_t to, uint64_t n, int set)
 {
+    const uint64_t none = set ? 0 : ~(uint64_t)0; /* a word with no chunk of the kind */
     uint64_t run = 0, c = from;
     while (c < to) {
-        if (c % 64 == 0 && bm[c / 64] == ~(uint64_t)0 && c + 64 <= to) {
+        if (c % 64 == 0 && bm[c / 64] == none && c + 64 <= to) {
             run = 0;
             c += 64;
             continue;
         }
-        if (chunk_used(bm, c)) {
+        if (chunk_used(bm, c) != set) {
             run = 0;
         } else if (++run == n) {
             return c + 1 - n;
@@ -439,7 +460,6 @@ static void pool_wait_zeroing(uint32_t seq);
 static int zeroing_stale(struct umm__ramshared *sh);
 
 static int ram_alloc(uint64_t npages, umm__pfn *out, int filled);
-static void dirty_set(uint64_t c, uint64_t n, int on);
 
 int umm__ram_alloc(uint64_t npages, umm__pfn *out)
 {
@@ -467,9 +487,9 @@ static int ram_alloc(uint64_t npages, umm__pfn *out, int filled)
         int pooled = c != UINT64_MAX, wait = pooled && meets_zeroing(sh, c, n);
         uint32_t seq = atomic_load(&sh->zero_seq);
         if (!pooled) {
-            c = find_run(sh->bitmap, sh->hint, sh->nchunks, n);
+            c = find_run(sh->bitmap, sh->hint, sh->nchunks, n, 0);
             if (c == UINT64_MAX)
-                c = find_run(sh->bitmap, 0, sh->nchunks, n);
+                c = find_run(sh->bitmap, 0, sh->nchunks, n, 0);
             if (c != UINT64_MAX) {
                 chunks_set(sh->bitmap, c, n, 1);
                 sh->hint = c + n;
@@ -798,56 +818,25 @@ uint64_t umm__ram_frames_in_use(void)
  * allocator's bitmap, so the search for free runs passes them by.
  */
 
-static int bit_get(const uint64_t *bm, uint64_t c)
-{
-    return (__atomic_load_n(&bm[c / 64], __ATOMIC_RELAXED) >> (c % 64)) & 1;
-}
-
-/* The dirty bitmap is written outside the lock by a chunk's owner (the
- * allocation that took it, or the daemon zeroing it): atomically, as
- * neighbours in the same word may change at the same time. */
-static void dirty_set(uint64_t c, uint64_t n, int on)
-{
-    uint64_t *bm = DIRTY(umm__ram.sh);
-    for (uint64_t i = c; i < c + n; i++) {
-        uint64_t m = (uint64_t)1 << (i % 64);
-        if (on)
-            __atomic_fetch_or(&bm[i / 64], m, __ATOMIC_RELAXED);
-        else
-            __atomic_fetch_and(&bm[i / 64], ~m, __ATOMIC_RELAXED);
-    }
-}
-
-/* First run of n set bits in [from, to), or UINT64_MAX. */
-static uint64_t find_set_run(const uint64_t *bm, uint64_t from, uint64_t to, uint64_t n)
-{
-    uint64_t run = 0, c = from;
-    while (c < to) {
-        if (c % 64 == 0 && bm[c / 64] == 0 && c + 64 <= to) {
-            run = 0;
-            c += 64;
-            continue;
-        }
-        if (!chunk_used(bm, c))
-            run = 0;
-        else if (++run == n)
-            return c + 1 - n;
-        c++;
-    }
-    return UINT64_MAX;
-}
-
 /* Chunks [c, c+n) were let go: pool as many of them as there is room
  * for, from the first.  Returns how many were pooled. */
-static uint64_t pool_put(uint64_t c, uint64_t n)
+/* Pages the pool may take now: under the cap with the frames in use, and
+ * under UMM_FRAME_POOL. */
+static uint64_t pool_room(void)
 {
     struct umm__ramshared *sh = umm__ram.sh;
     uint64_t pool = (uint64_t)atomic_load_explicit(&sh->pool_pages, memory_order_relaxed);
     uint64_t used = (uint64_t)atomic_load_explicit(&sh->frames_in_use, memory_order_relaxed);
     uint64_t cap = atomic_load_explicit(&sh->pool_cap, memory_order_relaxed);
     uint64_t room = cap > used + pool ? cap - used - pool : 0;
-    if (pool_max < UINT64_MAX && room > (pool_max > pool ? pool_max - pool : 0))
-        room = pool_max > pool ? pool_max - pool : 0;
+    uint64_t left = pool_max > pool ? pool_max - pool : 0;
+    return room < left ? room : left;
+}
+
+static uint64_t pool_put(uint64_t c, uint64_t n)
+{
+    struct umm__ramshared *sh = umm__ram.sh;
+    uint64_t room = pool_room();
     if (n > room / CHUNK_PAGES)
         n = room / CHUNK_PAGES;
     if (n == 0)
@@ -855,7 +844,11 @@ static uint64_t pool_put(uint64_t c, uint64_t n)
     dirty_set(c, n, 1);
     ram_lock(sh);
     chunks_set(POOLED(sh), c, n, 1);
-    if (atomic_load_explicit(&sh->pool_pages, memory_order_relaxed) == 0 || c < sh->pool_lo)
+    if (atomic_load_explicit(&sh->pool_pages, memory_order_relaxed) == 0) {
+        sh->pool_lo = c; /* an empty pool's bounds start afresh */
+        sh->pool_hi = c + n;
+    }
+    if (c < sh->pool_lo)
         sh->pool_lo = c;
     if (c + n > sh->pool_hi)
         sh->pool_hi = c + n;
@@ -880,8 +873,11 @@ static void cache_run_free(uint64_t c, uint64_t n)
     const off_t end = (off_t)(c + n) * per;
     uint64_t i = c;
     while (i < c + n) {
-        off_t d = lseek(umm__ram.fd, (off_t)i * per, SEEK_DATA);
-        if (d < 0 && errno != ENXIO) { /* cannot tell: give all back */
+        /* No room in the pool (or it is off): the rest in one punch, as
+         * before there was a pool; and where the host cannot tell. */
+        int full = pool_room() < CHUNK_PAGES;
+        off_t d = full ? -1 : lseek(umm__ram.fd, (off_t)i * per, SEEK_DATA);
+        if (full || (d < 0 && errno != ENXIO)) {
             umm__ram_discard((umm__pfn)(i * CHUNK_PAGES), (c + n - i) * CHUNK_PAGES);
             chunks_free(i, c + n - i);
             return;
@@ -913,9 +909,9 @@ static uint64_t pool_take(struct umm__ramshared *sh, uint64_t n)
 {
     if (atomic_load_explicit(&sh->pool_pages, memory_order_relaxed) < (int64_t)(n * CHUNK_PAGES))
         return UINT64_MAX;
-    uint64_t c = find_set_run(POOLED(sh), sh->pool_hint, sh->pool_hi, n);
+    uint64_t c = find_run(POOLED(sh), sh->pool_hint, sh->pool_hi, n, 1);
     if (c == UINT64_MAX)
-        c = find_set_run(POOLED(sh), sh->pool_lo, sh->pool_hi, n);
+        c = find_run(POOLED(sh), sh->pool_lo, sh->pool_hi, n, 1);
     if (c == UINT64_MAX)
         return UINT64_MAX;
     chunks_set(POOLED(sh), c, n, 0);
@@ -956,7 +952,10 @@ static uint64_t pool_find(struct umm__ramshared *sh, int dirty, uint64_t max, ui
 {
     const uint64_t *pb = POOLED(sh), *db = DIRTY(sh);
     for (uint64_t c = sh->pool_lo; c < sh->pool_hi; c++) {
-        if (c % 64 == 0 && pb[c / 64] == 0) {
+        /* Whole words with nothing to find: a daemon zeroing a large pool
+         * a megabyte a call would otherwise walk every clean chunk again
+         * each call. */
+        if (c % 64 == 0 && (pb[c / 64] & (dirty ? db[c / 64] : ~(uint64_t)0)) == 0) {
             c += 63;
             continue;
         }

@@ -331,8 +331,15 @@ int umm__pid_gone(uint32_t pid)
 {
     if (kill((pid_t)pid, 0) != 0)
         return errno == ESRCH;
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%u/stat", pid);
+    /* "/proc/<pid>/stat", without stdio: this may run in the trap. */
+    char path[32] = "/proc/", buf[256], digits[12];
+    int nd = 0, at = 6;
+    do
+        digits[nd++] = (char)('0' + pid % 10);
+    while ((pid /= 10) != 0);
+    while (nd > 0)
+        path[at++] = digits[--nd];
+    memcpy(path + at, "/stat", 6);
     int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;

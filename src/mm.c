@@ -39,12 +39,12 @@ void umm__leave(const sigset_t *saved)
     errno = e;
 }
 
-/* Safe anywhere, the trap and signal handlers included (uv_async_send
- * writes an eventfd). */
 /* Set on libumm's own threads and calls whose file I/O must go straight
  * to the host (umm-int.h); defined here, the lowest piece that sets it. */
-__thread int umm__on_pager_thread __attribute__((tls_model("initial-exec")));
+__thread int umm__own_io __attribute__((tls_model("initial-exec")));
 
+/* Safe anywhere, the trap and signal handlers included (uv_async_send
+ * writes an eventfd). */
 void umm__ring(enum umm__bell b)
 {
     void *h = atomic_load(&umm__mm.bell[b]);
@@ -55,8 +55,8 @@ void umm__ring(enum umm__bell b)
      * address-space lock held for writing (a munmap that pools frames),
      * it would take the lock for reading and give it back, dropping the
      * writer's hold.  libumm's own call goes straight to the host. */
-    int was = umm__on_pager_thread;
-    umm__on_pager_thread = 1;
+    int was = umm__own_io;
+    umm__own_io = 1;
     uv_async_send(h);
-    umm__on_pager_thread = was;
+    umm__own_io = was;
 }

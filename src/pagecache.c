@@ -258,8 +258,8 @@ static int extent_place(struct umm__object *obj, uint64_t p, uint64_t end)
     /* A file's frames are filled before anything reads them; shared
      * anonymous memory and a pager's (which may map a page it never
      * filled) must read zeros. */
-    if ((!obj->anon && !obj->pager ? umm__ram_alloc_filled(gap_end - p, &base) : umm__ram_alloc(gap_end - p, &base)) !=
-        0)
+    int filled = !obj->anon && !obj->pager;
+    if ((filled ? umm__ram_alloc_filled : umm__ram_alloc)(gap_end - p, &base) != 0)
         return -1;
     if (extent_insert(obj, p, gap_end - p, base) != 0) {
         umm__ram_unpin(base, gap_end - p, 1);

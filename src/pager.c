@@ -95,12 +95,10 @@ static void run(struct req *r)
     }
 }
 
-/* umm__on_pager_thread is defined in mm.c, which rings the daemon with it set. */
-
 static void *pager_thread(void *arg)
 {
     (void)arg;
-    umm__on_pager_thread = 1;
+    umm__own_io = 1;
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* the program's signals go to its threads */

@@ -946,11 +946,13 @@ struct umm__note {
     uint32_t pages;
 };
 extern __thread struct umm__note umm__note __attribute__((tls_model("initial-exec")));
-/* Set on libumm's pager thread (pager.c): the program's callbacks run
- * there while the thread that asked may hold the address-space lock, so
- * their file I/O goes straight to the C library (fileio.c).  Set too for
- * a moment while any thread rings the daemon (umm__ring, mm.c). */
-extern __thread int umm__on_pager_thread __attribute__((tls_model("initial-exec")));
+/* This thread's file I/O is libumm's own and goes straight to the C
+ * library (fileio.c does not stand in front of it): set on the pager
+ * thread (pager.c), where the program's callbacks run while the thread
+ * that asked may hold the address-space lock, and for a moment while any
+ * thread rings the daemon (umm__ring, mm.c: libuv's write() to its
+ * eventfd, under the lock held for writing). */
+extern __thread int umm__own_io __attribute__((tls_model("initial-exec")));
 static inline void umm__noted(int kind, int write, uint64_t fpage, uint64_t pages)
 {
     umm__note.kind = kind;
