@@ -96,6 +96,29 @@ void *umm_mremap(void *old_address, size_t old_size, size_t new_size, int flags,
 pid_t umm_fork(void);
 
 /*
+ * Zero-copy file pages (umm_mmap's flags; libumm's own, taken out before
+ * the kernel's checks, so MAP_SHARED_VALIDATE accepts them).  By default a
+ * file's pages live in libumm's page cache: frames of its own, filled with
+ * pread and written back with pwrite.  With UMM_MAP_ZEROCOPY (or, for
+ * every mapping that does not say UMM_MAP_COPY, UMM_ZEROCOPY=1 in the
+ * environment) the clean pages of a regular file are the host's own page
+ * cache, mapped from the file over the fault's read-ahead window: nothing
+ * is copied.  Pages written through MAP_PRIVATE are copied into libumm's
+ * frames, as always.  Stores through MAP_SHARED go into the host's page
+ * cache itself, where read(2), other processes and writers outside the
+ * fork family see them at once, as under the kernel; msync(MS_SYNC) and
+ * fsync sync the file, and dirty tracking (umm_dirty, write-back's write
+ * protection) is unchanged.  A file page takes the kind of the mapping
+ * that first placed it (a run of the file, per mapping call) and keeps it
+ * while any mapping in the family holds it: every mapping of a page sees
+ * its one truth, whichever way each asked.  Zero-copy pages count against
+ * the memory budget while libumm maps them; reclaim unmaps them and the
+ * host keeps or drops its page cache as it would.
+ */
+#define UMM_MAP_ZEROCOPY 0x1000000
+#define UMM_MAP_COPY     0x2000000
+
+/*
  * umm_prefault: make [addr, addr+length) resident now, as a touch of every
  * page would.  With PROT_WRITE in prot the pages are also made writable
  * (private pages copied, shared pages marked dirty), as a write would.  Use

@@ -340,7 +340,7 @@ static uint64_t fill(struct umm__object *obj, uint64_t fpage, uint64_t want, uin
         for (uint64_t i = 0; i < n; i++)
             atomic_fetch_or(&umm__frame(pfn + (umm__pfn)i)->flags, UMM__F_UPTODATE);
         umm__ram_count((int64_t)n);
-        atomic_fetch_add(&umm__mm.pages_read, n);
+        atomic_fetch_add(&umm__mm.pages_read, n); /* zero-copy: pages the host reads for it */
         *read = 1;
     }
     for (uint64_t i = 0; i < n; i++) {
@@ -376,6 +376,30 @@ static void copy_frame(umm__pfn dst, umm__pfn src)
     umm__kunmap(d, 1);
 }
 
+/* Make private frame dst (free) live, as a copy of page fpage of obj's
+ * file read from the host's page cache (a zero-copy page: its frame has no
+ * bytes of its own).  Past the file's end, zeros. */
+static void copy_file_page(umm__pfn dst, struct umm__object *obj, uint64_t fpage)
+{
+    uint32_t old = atomic_exchange(&umm__frame(dst)->ref, 1);
+    umm__assert(old == 0);
+    umm__ram_frames_live(dst, 1);
+    char *d = umm__kmap(dst, 1);
+    umm__vg_defined(d, UMM_PAGE_SIZE);
+    uint64_t got = 0;
+    while (got < UMM_PAGE_SIZE) {
+        ssize_t r = umm__sys_pread(obj->fd, d + got, UMM_PAGE_SIZE - got, (off_t)((fpage << UMM_PAGE_SHIFT) + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break; /* the end of the file, or an error: zeros, as copy_in's failed read */
+        got += (uint64_t)r;
+    }
+    memset(d + got, 0, UMM_PAGE_SIZE - got);
+    umm__vg_noaccess(d, UMM_PAGE_SIZE);
+    umm__kunmap(d, 1);
+}
+
 static void copy_in(struct umm__vma *v, uint64_t p)
 {
     /* Under the frame's lock: a gap's page-cache frame is mapped by
@@ -383,6 +407,13 @@ static void copy_in(struct umm__vma *v, uint64_t p)
      * read again. */
     umm__pfn src = umm__object_pfn(v->obj, v->fpage + p);
     umm__frame_lock(src);
+    if (umm__frame_host(src)) {
+        if (!(atomic_fetch_or(&umm__frame(src)->flags, UMM__F_UPTODATE) & UMM__F_UPTODATE))
+            umm__ram_count(1);
+        copy_file_page(umm__vma_anon_pfn(v, p), v->obj, v->fpage + p);
+        umm__frame_unlock(src);
+        return;
+    }
     if (!(atomic_load(&umm__frame(src)->flags) & UMM__F_UPTODATE)) {
         uint64_t fsize;
         file_pages(v->obj, v->fpage + p, &fsize);

@@ -84,6 +84,12 @@ static void ram_unlock(struct umm__ramshared *sh)
  * holds, mapped in the direct map (a fill need not have it populate
  * them); cleared when any page of the chunk is punched. */
 #define WARM(sh) ((sh)->bitmap + 3 * (sh)->words)
+/* A fifth: chunks of zero-copy extents (pagecache.c), whose frames stand
+ * for the host's pages of a file and never hold bytes here; set when the
+ * extent is placed, cleared when it is scrubbed.  One bit a chunk, not a
+ * flag in each descriptor: a huge sparse mapping writes no descriptor it
+ * does not use (doc/DESIGN.md, "a mapping costs what is used"). */
+#define HOST(sh) ((sh)->bitmap + 4 * (sh)->words)
 
 static int bit_get(const uint64_t *bm, uint64_t c)
 {
@@ -106,6 +112,12 @@ static void bits_atomic(uint64_t *bm, uint64_t c, uint64_t n, int on)
         else
             __atomic_fetch_and(&bm[i / 64], ~m, __ATOMIC_RELAXED);
     }
+}
+
+/* Frames [first, first+npages) (whole chunks: an extent) are zero-copy. */
+void umm__ram_host_set(umm__pfn first, uint64_t npages)
+{
+    bits_atomic(HOST(umm__ram.sh), first / CHUNK_PAGES, (npages + CHUNK_PAGES - 1) / CHUNK_PAGES, 1);
 }
 
 static void dirty_set(uint64_t c, uint64_t n, int on)
@@ -368,7 +380,7 @@ int umm__ram_init(void)
         }
         uint64_t npages = size >> UMM_PAGE_SHIFT;
         uint64_t nchunks = npages / CHUNK_PAGES;
-        size_t shlen = sizeof(struct umm__ramshared) + 4 * ((nchunks + 63) / 64 * 8);
+        size_t shlen = sizeof(struct umm__ramshared) + 5 * ((nchunks + 63) / 64 * 8);
         void *desc = map_desc(npages * sizeof(struct umm__frame));
         void *sh = map_shared_anon(shlen);
         void *cref = map_shared_anon(nchunks * sizeof(uint32_t));
@@ -402,6 +414,8 @@ int umm__ram_init(void)
         umm__vg_racy(&umm__ram.sh->zero_seq, sizeof umm__ram.sh->zero_seq);
         umm__vg_racy(DIRTY(umm__ram.sh), umm__ram.sh->words * 8);
         umm__vg_racy(WARM(umm__ram.sh), umm__ram.sh->words * 8);
+        umm__vg_racy(HOST(umm__ram.sh), umm__ram.sh->words * 8);
+        umm__ram.host = HOST(umm__ram.sh);
         if (direct)
             umm__vg_noaccess(direct, size);
         /* Lock words, and words changed atomically (vg.h). */
@@ -611,6 +625,7 @@ umm__pfn umm__frame_next_used(struct umm__fscan *s, umm__pfn pfn, umm__pfn end)
 static int64_t run_scrub(uint64_t c, uint64_t n)
 {
     int64_t up = 0;
+    bits_atomic(HOST(umm__ram.sh), c, n, 0);
     struct umm__fscan fs;
     umm__fscan_begin(&fs, n * CHUNK_PAGES);
     int long_run = fs.on; /* punched, even where the memfd would not say which were written */

@@ -393,6 +393,20 @@ void umm__ownunlock(_Atomic uint32_t *word)
 }
 
 /* A size from the environment ("512M", "2G", "16T"); dflt if unset or 0. */
+/* UMM_ZEROCOPY=1: file mappings are zero-copy unless they say UMM_MAP_COPY
+ * (umm.h).  Read once. */
+int umm__zerocopy_default(void)
+{
+    static _Atomic int v = -1;
+    int r = atomic_load_explicit(&v, memory_order_relaxed);
+    if (r < 0) {
+        const char *e = getenv("UMM_ZEROCOPY");
+        r = e && *e && strcmp(e, "0") != 0;
+        atomic_store_explicit(&v, r, memory_order_relaxed);
+    }
+    return r;
+}
+
 uint64_t umm__parse_size(const char *s, uint64_t dflt)
 {
     char *end;

@@ -550,7 +550,7 @@ static int overcommit_ok(size_t len, int prot, int flags, int shared, int anon, 
 
 /* Build the VMA for [start, start+len): object or private range. */
 static struct umm__vma *make_vma(uintptr_t start, size_t len, int prot, int shared, int anon, int fd,
-                                 uint64_t fpage, const struct umm__pager_map *pm, int *err)
+                                 uint64_t fpage, const struct umm__pager_map *pm, int host, int *err)
 {
     struct umm__vma *v = umm__vma_new(start, start + len);
     if (!v) {
@@ -558,10 +558,10 @@ static struct umm__vma *make_vma(uintptr_t start, size_t len, int prot, int shar
         return NULL;
     }
     v->prot = prot;
-    v->vflags = shared ? UMM__V_SHARED : 0;
+    v->vflags = (shared ? UMM__V_SHARED : 0) | (host ? UMM__V_ZEROCOPY : 0);
     if (!anon || shared) {
         v->obj = pm ? umm__object_pager(pm->ops, pm->cookie, fpage, umm__vma_pages(v), err) /* pager.c */
-                    : umm__object_get(fd, anon, anon ? 0 : fpage, umm__vma_pages(v), err);
+                    : umm__object_get(fd, anon, anon ? 0 : fpage, umm__vma_pages(v), host, err);
         if (!v->obj) {
             vma_discard(v);
             return NULL;
@@ -615,6 +615,9 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
     int anon = (flags & MAP_ANONYMOUS) != 0, fmode = 0, err = 0, mayexec = 1, hshift = 0;
     enum kind kind = K_REGULAR;
     struct stat st;
+    /* libumm's own flags (umm.h), taken out before the kernel's checks. */
+    int zerocopy = (flags & UMM_MAP_ZEROCOPY) ? 1 : (flags & UMM_MAP_COPY) ? 0 : umm__zerocopy_default();
+    flags &= ~(UMM_MAP_ZEROCOPY | UMM_MAP_COPY);
 
     if (umm__start() != 0)
         return MAP_FAILED;
@@ -743,7 +746,10 @@ void *umm_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off
     if (!(flags & MAP_FIXED))
         a = resv; /* the reservation may have moved, or be gone (0) */
 
-    struct umm__vma *v = err ? NULL : make_vma(a, len, prot, shared, anon, fd, pgoff, pm, &err);
+    /* Zero-copy is for regular files: a pager or a device has no host page
+     * cache to map. */
+    int host = zerocopy && !anon && !pm && kind == K_REGULAR;
+    struct umm__vma *v = err ? NULL : make_vma(a, len, prot, shared, anon, fd, pgoff, pm, host, &err);
     if (!v || ((flags & MAP_FIXED) && unmap_range(a, a + len, 0, 0) != 0) || umm__vma_host_map(v, a, a + len) != 0) {
         if (v)
             vma_discard(v);
@@ -1290,7 +1296,7 @@ void *umm__own_mmap(size_t len)
     void *r = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     struct umm__vma *v = NULL;
     if (r != MAP_FAILED)
-        v = make_vma((uintptr_t)r, len, PROT_READ | PROT_WRITE, 0, 1, -1, 0, NULL, &err);
+        v = make_vma((uintptr_t)r, len, PROT_READ | PROT_WRITE, 0, 1, -1, 0, NULL, 0, &err);
     if (v)
         umm__kvma_new(v, -1, MAP_NORESERVE, 0);
     if (!v || umm__vma_host_map(v, v->start, v->end) != 0 || vma_insert(v) != 0) {
@@ -1492,7 +1498,7 @@ static struct umm__vma *vma_like(const struct umm__vma *t, uintptr_t start, uint
     v->vflags = t->vflags;
     v->advice = t->advice;
     if (t->obj) {
-        if (umm__object_cover(t->obj, fpage, umm__vma_pages(v)) != 0) {
+        if (umm__object_cover(t->obj, fpage, umm__vma_pages(v), (t->vflags & UMM__V_ZEROCOPY) != 0) != 0) {
             vma_discard(v);
             return NULL;
         }

@@ -40,6 +40,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -232,8 +233,13 @@ static int overlaps(const struct umm__object *obj, uint64_t fpage, uint64_t n)
 
 /* Place frames for page p (not covered by obj) and as many after it as
  * [p, end) allows: adopt the family's extent there, or place a new one up
- * to the next extent (obj's or the family's).  Index locked for files. */
-static int extent_place(struct umm__object *obj, uint64_t p, uint64_t end)
+ * to the next extent (obj's or the family's).  Index locked for files.
+ * A new extent of a file placed with host (zero-copy) stands for the
+ * host's page cache: its chunks are marked zero-copy (frame.c) and mappings map
+ * the file itself there (vma.c).  An adopted extent keeps its kind: every
+ * mapping in the family of a file page sees the one place its bytes live,
+ * whichever way each mapping asked. */
+static int extent_place(struct umm__object *obj, uint64_t p, uint64_t end, int host)
 {
     uint64_t gap_end = end;
     for (size_t k = 0; k < obj->nex; k++)
@@ -261,6 +267,8 @@ static int extent_place(struct umm__object *obj, uint64_t p, uint64_t end)
     int filled = !obj->anon && !obj->pager;
     if ((filled ? umm__ram_alloc_filled : umm__ram_alloc)(gap_end - p, &base) != 0)
         return -1;
+    if (filled && host) /* before anybody can find it */
+        umm__ram_host_set(base, gap_end - p);
     if (extent_insert(obj, p, gap_end - p, base) != 0) {
         umm__ram_unpin(base, gap_end - p, 1);
         return -1;
@@ -284,8 +292,9 @@ void umm__extent_release(struct umm__object *obj, struct umm__extent *x)
     idx_unlock();
 }
 
-/* Place frames for every page of [fpage, fpage+npages) not placed yet. */
-int umm__object_cover(struct umm__object *obj, uint64_t fpage, uint64_t npages)
+/* Place frames for every page of [fpage, fpage+npages) not placed yet
+ * (zero-copy extents with host, extent_place). */
+int umm__object_cover(struct umm__object *obj, uint64_t fpage, uint64_t npages, int host)
 {
     uint64_t p = fpage, end = fpage + npages;
     int rc = 0, listed = !obj->anon && !obj->pager;
@@ -297,7 +306,7 @@ int umm__object_cover(struct umm__object *obj, uint64_t fpage, uint64_t npages)
             p = obj->ext[i].fpage + obj->ext[i].npages;
             continue;
         }
-        if (extent_place(obj, p, end) != 0) {
+        if (extent_place(obj, p, end, host) != 0) {
             rc = -1;
             break;
         }
@@ -342,9 +351,9 @@ static uint64_t first_hole(int fd, uint64_t size)
  * [fpage, fpage+npages), a reference, and a new object into the lists
  * (a file's into fileio.c's count too).  On failure a new object is freed. */
 static struct umm__object *object_take(struct umm__object *obj, int created, uint64_t fpage, uint64_t npages,
-                                       int *err)
+                                       int host, int *err)
 {
-    if (umm__object_cover(obj, fpage, npages) != 0) {
+    if (umm__object_cover(obj, fpage, npages, host) != 0) {
         *err = ENOMEM;
         if (created)
             object_free(obj);
@@ -375,7 +384,7 @@ static void object_racy(struct umm__object *obj)
  * reference, and place frames for [fpage, fpage+npages).  On failure
  * returns NULL with the errno in *err.
  */
-struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t npages, int *err)
+struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t npages, int host, int *err)
 {
     struct umm__object *obj = NULL;
     struct stat st = { 0 };
@@ -424,7 +433,7 @@ struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t n
             umm__file_close(nfd, 0, obj->dev, obj->ino);
         }
     }
-    return object_take(obj, created, fpage, npages, err);
+    return object_take(obj, created, fpage, npages, host && !anon, err);
 }
 
 /* ------------------------------------------------- the program's pagers */
@@ -464,7 +473,7 @@ struct umm__object *umm__object_pager(const struct umm_pager_ops *ops, void *coo
         atomic_store(&obj->hole_from, UINT64_MAX);
         object_racy(obj);
     }
-    return object_take(obj, created, fpage, npages, err);
+    return object_take(obj, created, fpage, npages, 0, err);
 }
 
 /* Drop a reference; the last one writes back, frees the frames and closes. */
@@ -562,6 +571,10 @@ void umm__pagecache_size_changed(void)
  */
 int umm__object_read(struct umm__object *obj, uint64_t fpage, uint64_t n, uint64_t fsize)
 {
+    /* Zero-copy: the frames are the host's pages of the file; the host
+     * reads them when the mapping is populated or touched. */
+    if (umm__frame_host(umm__object_pfn(obj, fpage)))
+        return 0;
     /* One pread for the whole run (a piece at a time through kmap
      * windows, frame.c). */
     for (uint64_t done = 0, k; done < n; done += k) {
@@ -687,6 +700,19 @@ static int write_piece(struct umm__object *obj, uint64_t fpage, uint64_t n, uint
     if (len > fsize - off)
         len = fsize - off;
     int err = 0;
+    if (umm__frame_host(umm__object_pfn(obj, fpage))) {
+        /* Zero-copy: the stores went into the host's page cache of the
+         * file.  Have the host start writing them (its flusher would, in
+         * its own time): write-back here is what reclaim and the flush
+         * ask for, and a memory cgroup v1 cannot reclaim dirty pages it
+         * has not begun to write (OOM; tests/test-reclaim-cgroup).  The
+         * raw call: the C library's is the program's, in front of which
+         * fileio.c stands. */
+        if (syscall(SYS_sync_file_range, obj->fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE) != 0 &&
+            errno == EIO)
+            return EIO;
+        return 0;
+    }
     char *src = umm__kmap(umm__object_pfn(obj, fpage), n);
     umm__vg_defined(src, len);
     if (obj->pager) { /* pager.c: the program's write-back, on the pager thread */
@@ -1030,6 +1056,13 @@ int umm__object_evict(struct umm__object *obj, uint64_t fpage, uint64_t n, int d
         atomic_fetch_sub(&obj->ndirty, (int64_t)dirty);
         atomic_fetch_add(&umm__mm.pages_written, dirty);
     }
+    /* Zero-copy: the bytes are the host's page cache; what libumm lets go
+     * of, the host may drop now (clean pages nobody maps; dirty ones once
+     * written), as the budget says -- out of core, a file read through
+     * zero-copy pages stays within it as a copied one does. */
+    if (umm__frame_host(pfn))
+        syscall(SYS_fadvise64, obj->fd, (off_t)(fpage << UMM_PAGE_SHIFT), (off_t)(n << UMM_PAGE_SHIFT),
+                POSIX_FADV_DONTNEED);
     if (discard)
         umm__ram_discard(pfn, n);
     umm__ram_count(-(int64_t)n);
@@ -1135,7 +1168,7 @@ void umm__object_punch(struct umm__object *obj, uint64_t fpage, uint64_t n)
         struct umm__frame *f = umm__frame(pfn);
         umm__frame_lock(pfn);
         atomic_fetch_and(&f->flags, ~UMM__F_BLOCK); /* the hole has none */
-        if (atomic_load(&f->flags) & UMM__F_UPTODATE) {
+        if ((atomic_load(&f->flags) & UMM__F_UPTODATE) && !umm__frame_host(pfn)) {
             char *m = umm__kmap(pfn, 1);
             umm__vg_defined(m, UMM_PAGE_SIZE);
             memset(m, 0, UMM_PAGE_SIZE);
@@ -1397,6 +1430,8 @@ struct cache_io {
  */
 static void cache_visit(struct cache_io *io, umm__pfn pfn, uint64_t fpage)
 {
+    if (umm__frame_host(pfn))
+        return; /* zero-copy: the file's own page, which the call itself reads or writes */
     uint64_t pstart = fpage << UMM_PAGE_SHIFT;
     uint64_t a = io->off > pstart ? io->off : pstart;
     uint64_t b = io->off + io->len < pstart + UMM_PAGE_SIZE ? io->off + io->len : pstart + UMM_PAGE_SIZE;

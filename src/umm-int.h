@@ -156,6 +156,7 @@ int umm__sys_pthread_create(pthread_t *t, void *(*fn)(void *), void *arg);
 ssize_t umm__slurp(const char *path, char *buf, size_t n);
 /* A size from the environment ("512M", "2G"); dflt if unset or 0. */
 uint64_t umm__parse_size(const char *s, uint64_t dflt);
+int umm__zerocopy_default(void);
 /* Futex-backed bit locks, usable from the trap (no malloc, no stdio). */
 void umm__bitlock(_Atomic uint32_t *word, int shared);
 int umm__bittrylock(_Atomic uint32_t *word);
@@ -246,6 +247,7 @@ struct umm__ram {
     struct umm__frame *desc;    /* descriptors, one per frame (shared) */
     struct umm__ramshared *sh;  /* allocator and counters (shared) */
     _Atomic uint32_t *chunkref; /* per chunk: pins + live private frames (shared) */
+    uint64_t *host;             /* per chunk, a bit: zero-copy (frame.c's HOST bitmap, shared) */
 };
 extern struct umm__ram umm__ram;
 extern int umm__vg_hg; /* under helgrind or drd: vg.h, frame.c */
@@ -317,6 +319,14 @@ static inline struct umm__frame *umm__frame(umm__pfn pfn)
 {
     return &umm__ram.desc[pfn];
 }
+/* Is pfn a zero-copy page-cache frame (the file's own page, not memfd
+ * bytes)?  Stable while its extent lives.  One bit per 16-frame chunk. */
+static inline int umm__frame_host(umm__pfn pfn)
+{
+    uint64_t c = pfn / 16;
+    return (__atomic_load_n(&umm__ram.host[c / 64], __ATOMIC_RELAXED) >> (c % 64)) & 1;
+}
+void umm__ram_host_set(umm__pfn first, uint64_t npages);
 /* Walks over many frames' descriptors: the first frame at or after pfn
  * (below end) whose descriptor may be nonzero.  Descriptors never written
  * are holes of their memfd, zero, and skipped unread (frame.c): reading
@@ -388,9 +398,9 @@ struct umm__object {
     struct umm__pager *pager;     /* the program's pager (pager.c): I/O through its callbacks; fd -1 */
 };
 
-struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t npages, int *err);
+struct umm__object *umm__object_get(int fd, int anon, uint64_t fpage, uint64_t npages, int host, int *err);
 /* Make sure frames are placed for [fpage, fpage+npages). */
-int umm__object_cover(struct umm__object *obj, uint64_t fpage, uint64_t npages);
+int umm__object_cover(struct umm__object *obj, uint64_t fpage, uint64_t npages, int host);
 void umm__object_put(struct umm__object *obj);
 /* Which extent holds file page fpage (-1: none): the object's index of
  * its frames, read by the address space and the map count as well, so
@@ -617,6 +627,9 @@ struct umm__anon {
  * (charged to the commit limit) and VM_NORESERVE (MAP_NORESERVE). */
 #define UMM__V_ACCOUNT 0x1000
 #define UMM__V_NORESERVE 0x2000
+/* Zero-copy (UMM_MAP_ZEROCOPY, UMM_ZEROCOPY=1): extents this VMA places are
+ * the host's page cache of the file (umm__frame_host). */
+#define UMM__V_ZEROCOPY 0x4000
 
 /* A stream of sequential faults in a VMA, for read-ahead (fault.c): the
  * page its next fault is expected at, and the window it has grown to.

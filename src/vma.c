@@ -345,6 +345,19 @@ int umm__host_map_frames(void *addr, size_t len, int prot, umm__pfn pfn)
     return umm__host_map(addr, len, prot, umm__ram.fd, (off_t)((uint64_t)pfn << UMM_PAGE_SHIFT));
 }
 
+/* Map pages [p, p+n) of v with prot on the host, where they show frames
+ * pfn.. (one extent of the object, or private frames): the memfd at those
+ * frames, or for a zero-copy extent's (umm__frame_host) the file itself at the
+ * pages' place in it -- the host's own page cache, shared with read(2) and
+ * every other mapping of the file. */
+static int map_run(struct umm__vma *v, uint64_t p, uint64_t n, int prot, umm__pfn pfn)
+{
+    void *at = (void *)(v->start + (p << UMM_PAGE_SHIFT));
+    if (v->obj && umm__frame_host(pfn))
+        return umm__host_map(at, n << UMM_PAGE_SHIFT, prot, v->obj->fd, (off_t)((v->fpage + p) << UMM_PAGE_SHIFT));
+    return umm__host_map_frames(at, n << UMM_PAGE_SHIFT, prot, pfn);
+}
+
 /* Host-map [start, end) of v to its frames, PROT_NONE, replacing whatever
  * was there (our own reservation). */
 int umm__vma_host_map(struct umm__vma *v, uintptr_t start, uintptr_t end)
@@ -361,7 +374,7 @@ int umm__vma_host_map(struct umm__vma *v, uintptr_t start, uintptr_t end)
             n = e - p;
         }
         void *at = (void *)(v->start + (p << UMM_PAGE_SHIFT));
-        if (umm__host_map_frames(at, n << UMM_PAGE_SHIFT, PROT_NONE, pfn) != 0)
+        if (map_run(v, p, n, PROT_NONE, pfn) != 0)
             return -1;
         umm__vg_defined(at, n << UMM_PAGE_SHIFT); /* see vg.h */
         p += n;
@@ -497,12 +510,11 @@ int umm__vma_host_map_entries(struct umm__vma *v)
             umm__pfn r = (g & UMM__P_ANON) ? t->pfn
                          : v->obj            ? umm__object_pfn(v->obj, v->fpage + q)
                                              : umm__vma_anon_pfn(v, q);
-            if (r != pfn + (q - p))
+            if (r != pfn + (q - p) || umm__frame_host(r) != umm__frame_host(pfn))
                 break;
             q++;
         }
-        if (umm__host_map_frames((void *)(v->start + (p << UMM_PAGE_SHIFT)), (q - p) << UMM_PAGE_SHIFT, prot,
-                                 pfn) != 0)
+        if (map_run(v, p, q - p, prot, pfn) != 0)
             return -1;
         p = q;
     }

@@ -425,6 +425,12 @@ static uint64_t evict_run(struct umm__vma *v, uint64_t p, uint64_t q, const uint
         while (j < q && candidate(flags[j - p]) && kind_of(v, flags[j - p]) == k &&
                pfns[j - p] == pfns[i - p] + (umm__pfn)(j - i) && frame_takeable(pfns[j - p], k))
             j++;
+        /* Zero-copy pages are the host's page cache: out of this page
+         * table they still hold the host's (PROT_NONE) entries, which keep
+         * the host from dropping them; zapped here, so that the eviction
+         * below can (the budget then bounds what they hold too). */
+        if (k == K_FILE && umm__frame_host(pfns[i - p]))
+            madvise((void *)(v->start + (i << UMM_PAGE_SHIFT)), (j - i) << UMM_PAGE_SHIFT, MADV_DONTNEED);
         uint64_t went = evict_frames(v->obj, v->obj ? v->fpage + i : 0, pfns[i - p], j - i, k, k != K_FILE);
         gone += went;
         if (k == K_FILE && went) {
