@@ -9,11 +9,16 @@
  * kept hot in the host's page cache: it is read whole (pread) before every
  * run, so that no world reads the disk.  Each workload is run REPS times
  * per side, the sides alternating within each round (floor, kernel,
- * libumm, floor, kernel, ...), and the median of each side's runs is
- * reported.  Every figure is per 4 KiB page touched, in microseconds; a
- * "touch" is one byte read or written.  Each run maps, works, unmaps:
- * libumm's page cache is empty at the start of each (the last munmap of a
- * file releases it), the host's is full.
+ * libumm, libumm-zc, floor, kernel, ...), and the median of each side's
+ * runs is reported.  libumm is two worlds: "libumm" maps files with
+ * UMM_MAP_COPY (its own frames, filled by pread: the default, forced so
+ * that UMM_ZEROCOPY=1 in the environment cannot turn the copy rows into
+ * something else), "libumm-zc" with UMM_MAP_ZEROCOPY (the host's page
+ * cache mapped, nothing copied; umm.h).  Every figure is per 4 KiB page
+ * touched, in microseconds; a "touch" is one byte read or written.  Each
+ * run maps, works, unmaps: libumm's page cache is empty at the start of
+ * each (the last munmap of a file releases it, and with it the kind a
+ * page took from the world that placed it), the host's is full.
  *
  * The floors, measured with the system calls themselves (syscall(2): the
  * program's pread goes through libumm's file I/O layer, and its sigaction
@@ -49,9 +54,12 @@
  *    reference: the pread 64 KiB floor, goal 1.5x, 1.25x where the host's
  *    page cache holds the file in large folios (checked in /proc/kpageflags
  *    when readable, as root).
- *  - sequential read, zero-copy: libumm has no zero-copy mode yet; said so.
+ *  - sequential read, zero-copy: the same workload on libumm-zc, in the
+ *    same rounds; reference: the kernel's mmap, goal 3x.
  *  - random read: every page once, in a random order, MAP_PRIVATE;
  *    reference: the pread 4 KiB floor, goal 2x.
+ *  - random read, zero-copy: the same workload on libumm-zc, in the same
+ *    rounds; reference: the kernel's mmap, goal 5x.
  *  - sparse: one touch per 64 KiB, in order; ratio to the kernel only.
  *  - one isolated fault: pages 128 KiB apart (no read-around cluster, no
  *    fault-around window shared), in a random order; the median touch,
@@ -60,6 +68,11 @@
  *    byte written to each: a copy-on-write per page; goal 2x the kernel.
  *  - shared write + msync(MS_SYNC): an eighth of the file (the file's bytes
  *    stay mostly as written); goal 2x the kernel.
+ *  - private write and shared write + msync, zero-copy: the same two
+ *    workloads on libumm-zc, in the same rounds, against the kernel; no
+ *    goal, reported (a private write still copies, from the host's page
+ *    into a frame of libumm's; a shared write stores into the host's page
+ *    cache, and msync has the host write it).
  *  - anonymous first touch: a quarter of the file's size, one byte written
  *    per page; the kernel's memory MADV_NOHUGEPAGE (libumm has 4 KiB pages
  *    only); goal 1x the kernel.
@@ -77,7 +90,8 @@
  * Per-fault latency: for the random-read and isolated-fault workloads each
  * touch is timed (clock_gettime around it; the clock's own cost, measured
  * at start, is taken out of the per-page figures, not out of the samples).
- * The touches of each side's median run go to a CSV (world,workload,ns)
+ * The touches of each side's median run (libumm-zc's random read among
+ * them) go to a CSV (world,workload,ns)
  * and, when gnuplot is installed, to an SVG of their distributions (CDF,
  * log time axis), next to the CSV.
  *
@@ -118,7 +132,22 @@ struct world {
     int (*msync)(void *, size_t, int);
 };
 static const struct world kernel = { "kernel", mmap, munmap, msync };
-static const struct world umm = { "libumm", umm_mmap, umm_munmap, umm_msync };
+
+/* libumm's two ways of mapping a file (umm.h, "Zero-copy file pages"),
+ * each asked for by name, so that UMM_ZEROCOPY in the environment changes
+ * neither.  Anonymous mappings ignore both flags. */
+static void *umm_mmap_copy(void *addr, size_t len, int prot, int flags, int f, off_t off)
+{
+    return umm_mmap(addr, len, prot, flags | UMM_MAP_COPY, f, off);
+}
+
+static void *umm_mmap_zc(void *addr, size_t len, int prot, int flags, int f, off_t off)
+{
+    return umm_mmap(addr, len, prot, flags | UMM_MAP_ZEROCOPY, f, off);
+}
+
+static const struct world umm = { "libumm", umm_mmap_copy, umm_munmap, umm_msync };
+static const struct world umm_zc = { "libumm-zc", umm_mmap_zc, umm_munmap, umm_msync };
 
 static int fd;
 static size_t size, pages;
@@ -614,8 +643,10 @@ static void alternate(struct side *s, int n, size_t max_touches)
     }
 }
 
-/* A line as each workload is measured: where the run is, and libumm's
- * traps and reads per page touched (its last run). */
+/* A line as each workload is measured: where the run is, and each libumm
+ * world's traps and pages read per page touched (its last run).  libumm-zc
+ * reads nothing itself: its count (the same counter) is of the pages it
+ * mapped from the host's page cache, and is said so. */
 static double started;
 
 static void progress(const char *name, const struct side *s, int n, double touched)
@@ -624,9 +655,9 @@ static void progress(const char *name, const struct side *s, int n, double touch
     for (int k = 0; k < n; k++)
         printf(" %s %.2f", s[k].w ? s[k].w->name : "floor", s[k].med);
     for (int k = 0; k < n; k++)
-        if (s[k].w == &umm)
-            printf("  (libumm: %.2f traps, %.2f pages read per page)", s[k].traps / touched,
-                   s[k].reads / touched);
+        if (s[k].w == &umm || s[k].w == &umm_zc)
+            printf("  (%s: %.2f traps, %.2f pages %s per page)", s[k].w->name, s[k].traps / touched,
+                   s[k].reads / touched, s[k].w == &umm_zc ? "mapped" : "read");
     printf("  [%.0f s]\n", now() - started);
 }
 
@@ -634,7 +665,7 @@ static void progress(const char *name, const struct side *s, int n, double touch
 
 struct row {
     const char *name;
-    double k, u;      /* kernel, libumm: us per page (u < 0: not built) */
+    double k, u;      /* kernel, libumm (or libumm-zc): us per page */
     const char *ref;  /* what the goal is against */
     double refv;      /* its figure */
     double goal;      /* ratio to refv; 0: reported only */
@@ -643,18 +674,13 @@ struct row {
 
 static void print_row(const struct row *r)
 {
-    char k[16], u[16] = "-", rk[16] = "-", rr[16] = "-", goal[24], v[16];
-    snprintf(k, sizeof k, "%.3f", r->k);
+    char k[16], u[16], rk[16], rr[16], goal[24], v[16];
     double x = r->speedup ? r->refv / r->u : r->u / r->refv;
-    if (r->u >= 0) {
-        snprintf(u, sizeof u, "%.3f", r->u);
-        snprintf(rk, sizeof rk, "%.2fx", r->u / r->k);
-        snprintf(rr, sizeof rr, "%.2fx", x);
-    }
-    if (r->u < 0) {
-        snprintf(goal, sizeof goal, "<= %.2fx", r->goal);
-        snprintf(v, sizeof v, "not built");
-    } else if (r->goal == 0) {
+    snprintf(k, sizeof k, "%.3f", r->k);
+    snprintf(u, sizeof u, "%.3f", r->u);
+    snprintf(rk, sizeof rk, "%.2fx", r->u / r->k);
+    snprintf(rr, sizeof rr, "%.2fx", x);
+    if (r->goal == 0) {
         snprintf(goal, sizeof goal, "(report)");
         snprintf(v, sizeof v, "-");
     } else {
@@ -805,6 +831,7 @@ static int plot(const char *svg, const struct series *s, int n)
             int is_floor = strncmp(s[k].world, "floor", 5) == 0;
             const char *color = strcmp(s[k].world, "kernel") == 0 ? "#1f77b4"
                               : strcmp(s[k].world, "libumm") == 0 ? "#d62728"
+                              : strcmp(s[k].world, "libumm-zc") == 0 ? "#ff7f0e"
                               : floors ? "#999999" : "#333333";
             fprintf(g, "%s$d%d with lines lw 2 lc rgb '%s' dt %d title '%s'", first ? "" : ", ", k, color,
                     is_floor ? 2 + 2 * floors : 1, s[k].world);
@@ -869,7 +896,7 @@ int main(int argc, char **argv)
            mib, folios > 0 ? "yes" : folios == 0 ? "no" : "unknown (not root)", REPS, clock_ns);
     started = now();
 
-    struct lat l_rand[3], l_iso[3], l_trap, l_mprot;
+    struct lat l_rand[4], l_iso[3], l_trap, l_mprot;
     memset(l_rand, 0, sizeof l_rand);
     memset(l_iso, 0, sizeof l_iso);
     memset(&l_trap, 0, sizeof l_trap);
@@ -888,9 +915,10 @@ int main(int argc, char **argv)
         { floor_pread64k, NULL, NULL, 0, 0, 0 },
         { seq_read, &kernel, NULL, 0, 0, 0 },
         { seq_read, &umm, NULL, 0, 0, 0 },
+        { seq_read, &umm_zc, NULL, 0, 0, 0 },
     };
-    alternate(seq, 3, 0);
-    progress("sequential read", seq, 3, (double)pages);
+    alternate(seq, 4, 0);
+    progress("sequential read", seq, 4, (double)pages);
 
     struct side two[] = {
         { floor_pread64k_2threads, NULL, NULL, 0, 0, 0 },
@@ -904,9 +932,10 @@ int main(int argc, char **argv)
         { floor_pread4k, NULL, &l_rand[0], 0, 0, 0 },
         { rand_read, &kernel, &l_rand[1], 0, 0, 0 },
         { rand_read, &umm, &l_rand[2], 0, 0, 0 },
+        { rand_read, &umm_zc, &l_rand[3], 0, 0, 0 },
     };
-    alternate(rnd_s, 3, pages);
-    progress("random read", rnd_s, 3, (double)pages);
+    alternate(rnd_s, 4, pages);
+    progress("random read", rnd_s, 4, (double)pages);
 
     struct side sparse[] = {
         { sparse_read, &kernel, NULL, 0, 0, 0 },
@@ -926,16 +955,18 @@ int main(int argc, char **argv)
     struct side cow[] = {
         { cow_write, &kernel, NULL, 0, 0, 0 },
         { cow_write, &umm, NULL, 0, 0, 0 },
+        { cow_write, &umm_zc, NULL, 0, 0, 0 },
     };
-    alternate(cow, 2, 0);
-    progress("private write", cow, 2, (double)(pages / 8));
+    alternate(cow, 3, 0);
+    progress("private write", cow, 3, (double)(pages / 8));
 
     struct side shw[] = {
         { shared_write_msync, &kernel, NULL, 0, 0, 0 },
         { shared_write_msync, &umm, NULL, 0, 0, 0 },
+        { shared_write_msync, &umm_zc, NULL, 0, 0, 0 },
     };
-    alternate(shw, 2, 0);
-    progress("shared write + msync", shw, 2, (double)(pages / 8));
+    alternate(shw, 3, 0);
+    progress("shared write + msync", shw, 3, (double)(pages / 8));
 
     struct side anon[] = {
         { anon_write, &kernel, NULL, 0, 0, 0 },
@@ -973,16 +1004,20 @@ int main(int argc, char **argv)
         { "sequential read, copy", seq[1].med, seq[2].med, "pread 64K floor", seq[0].med, seq_goal, 0 },
         { "  the same, against warm pages", seq[1].med, seq[2].med, "pread 64K, warm pages", f_info[3].med, seq_goal,
           0 },
-        { "sequential read, zero-copy", seq[1].med, -1, "kernel mmap", seq[1].med, 3, 0 },
+        { "sequential read, zero-copy", seq[1].med, seq[3].med, "kernel mmap", seq[1].med, 3, 0 },
         { "random read (every page once)", rnd_s[1].med, rnd_s[2].med, "pread 4K floor", rnd_s[0].med, 2, 0 },
+        { "random read, zero-copy", rnd_s[1].med, rnd_s[3].med, "kernel mmap", rnd_s[1].med, 5, 0 },
         { "sparse (1 touch / 64 KiB)", sparse[0].med, sparse[1].med, "kernel", sparse[0].med, 0, 0 },
         { "one isolated fault, p50", iso[1].med, iso[2].med, "trap+mprotect+pread", iso[0].med, 1.3, 0 },
         { "private write (copy-on-write)", cow[0].med, cow[1].med, "kernel", cow[0].med, 2, 0 },
+        { "private write, zero-copy", cow[0].med, cow[2].med, "kernel", cow[0].med, 0, 0 },
         { "shared write + msync", shw[0].med, shw[1].med, "kernel", shw[0].med, 2, 0 },
+        { "shared write + msync, zero-copy", shw[0].med, shw[2].med, "kernel", shw[0].med, 0, 0 },
         { "anonymous first touch", anon[0].med, anon[1].med, "kernel", anon[0].med, 1, 0 },
         { "two threads reading", two[1].med, two[2].med, "libumm, one thread", seq[2].med, 1.6, 1 },
     };
-    printf("\nsummary (us per page; ratio: libumm / reference, for two threads the speedup over one):\n");
+    printf("\nsummary (us per page; ratio: libumm / reference, for two threads the speedup over one; "
+           "the zero-copy rows' libumm is libumm-zc):\n");
     printf("%-34s %9s %9s %8s  %-24s %8s %8s  %-9s %s\n", "workload", "kernel", "libumm", "/kernel", "reference",
            "ref", "ratio", "goal", "");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
@@ -998,6 +1033,7 @@ int main(int argc, char **argv)
         { "floor pread 4K", "random read", &l_rand[0] },
         { "kernel", "random read", &l_rand[1] },
         { "libumm", "random read", &l_rand[2] },
+        { "libumm-zc", "random read", &l_rand[3] },
         { "floor trap+mprotect", "isolated fault", &l_trap },
         { "floor trap+mprotect+pread", "isolated fault", &l_iso[0] },
         { "kernel", "isolated fault", &l_iso[1] },
@@ -1022,7 +1058,8 @@ int main(int argc, char **argv)
 
     struct umm_stats s;
     umm_stats(&s);
-    printf("libumm: %llu traps, %llu pages read, %llu written back, %llu copies [%.0f s]\n",
+    printf("libumm (both worlds, the whole run): %llu traps, %llu pages read or mapped, %llu written back, "
+           "%llu copies [%.0f s]\n",
            (unsigned long long)s.faults, (unsigned long long)s.pages_read, (unsigned long long)s.pages_written,
            (unsigned long long)s.cow_copies, now() - started);
     close(fd);
