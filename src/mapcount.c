@@ -118,9 +118,11 @@ static int releasable_bits(uint32_t f)
 }
 
 /* A page as the host sees it: its protection (-1: another file, merges
- * with nothing) and its frame. */
+ * with nothing), the file it maps (0: libumm's memfd; a zero-copy page,
+ * its object: the file itself) and its place there (frame, or file page). */
 struct hs {
     int prot;
+    uintptr_t file;
     uint64_t pfn;
 };
 
@@ -145,7 +147,7 @@ static uint64_t object_pfn(struct home *h, struct umm__object *obj, uint64_t fp)
 
 static struct hs host_state(struct home *h, const struct umm__vma *v, uint64_t page, uint32_t f)
 {
-    struct hs s = { -1, 0 };
+    struct hs s = { -1, 0, 0 };
     if (f & UMM__P_SIGBUS)
         return s;
     s.prot = umm__host_prot(v, f);
@@ -153,14 +155,26 @@ static struct hs host_state(struct home *h, const struct umm__vma *v, uint64_t p
         s.pfn = umm__vma_pte(v, page)->pfn;
     else if (!v->obj)
         s.pfn = umm__vma_anon_pfn(v, page);
-    else
-        s.pfn = object_pfn(h, v->obj, v->fpage + page);
+    else if (umm__frame_host(s.pfn = object_pfn(h, v->obj, v->fpage + page))) {
+        s.file = (uintptr_t)v->obj; /* zero-copy: the host maps the file itself (vma.c) */
+        s.pfn = v->fpage + page;
+    }
     return s;
 }
 
 static int merges(struct hs a, struct hs b)
 {
-    return a.prot >= 0 && b.prot == a.prot && b.pfn == a.pfn + 1;
+    return a.prot >= 0 && b.prot == a.prot && b.file == a.file && b.pfn == a.pfn + 1;
+}
+
+/* Do file pages fp-1 and fp of obj, both placed, lie on one host mapping
+ * when mapped alike?  Frames in a row in the memfd, or both zero-copy. */
+static int extents_join(const struct umm__object *obj, uint64_t fp)
+{
+    umm__pfn a = umm__object_pfn(obj, fp - 1), b = umm__object_pfn(obj, fp);
+    if (umm__frame_host(a) || umm__frame_host(b))
+        return umm__frame_host(a) && umm__frame_host(b);
+    return b == a + 1;
 }
 
 /* A change being weighed: entries [from, to) seen as (f & ~clear) | set;
@@ -208,7 +222,7 @@ static uint64_t zero_starts(struct home *h, const struct umm__vma *v, uint64_t p
     n += !merges(*prev, s);
     for (uint64_t i = p; v->obj && i < q;) {
         uint64_t fp = v->fpage + i, k = umm__object_run(v->obj, fp, q - i);
-        if (i > p && umm__object_pfn(v->obj, fp) != umm__object_pfn(v->obj, fp - 1) + 1)
+        if (i > p && !extents_join(v->obj, fp))
             n++;
         i += k;
     }
@@ -228,7 +242,7 @@ static uint64_t starts_ks(const struct umm__vma *v, uint64_t from, uint64_t to, 
 {
     struct home h = { 0 };
     uint64_t n = 0, npages = umm__vma_pages(v);
-    struct hs prev = { -1, 0 };
+    struct hs prev = { -1, 0, 0 };
     if (from > 0) {
         prev = host_state(&h, v, from - 1, bits(v, from - 1, c));
     } else {
@@ -417,7 +431,7 @@ static uint64_t added(struct umm__vma *v, const struct change *view)
     struct home h = { 0 };
     uint64_t n = umm__vma_pages(v);
     struct umm__vma *u = left_of(v), *w = right_of(v);
-    struct hs prev = { -1, 0 };
+    struct hs prev = { -1, 0, 0 };
     if (u)
         prev = host_state(&h, u, umm__vma_pages(u) - 1, bits(u, umm__vma_pages(u) - 1, view));
     uint64_t add = zero_starts(&h, v, 0, n, &prev);
