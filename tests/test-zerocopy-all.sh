@@ -1,0 +1,40 @@
+#!/bin/sh
+# Promise (umm.h and README, "Zero-copy file pages"): with UMM_ZEROCOPY=1
+# every file mapping's pages are the host's own page cache, and every
+# promise of libumm's mappings still holds -- the same bytes and errno as
+# the kernel (test-differential runs both), the real clients (SQLite and
+# LMDB, every row against the kernel's run), one truth with read/write,
+# fork, mremap, truncation and SIGBUS, write-back and crash write-back,
+# POSIX locks, read-ahead and its laziness, the map count, reclaim under a
+# budget, huge sparse mappings that cost what is used.  Each program checks
+# its own bytes; a point is its whole run passing with UMM_ZEROCOPY=1.
+# Left out, because they check what only copying does (and say so in their
+# own words): the counters of write-back by the flush (test-msync,
+# test-flush-interval), the documented stale page after a truncation from
+# outside (test-truncate), a fault held inside libumm's pread
+# (test-threads-parallel), a write-back that fails at exit (test-enospc:
+# zero-copy stores meet the full disk at the store), UMM_FILEIO=0 leaving
+# pages stale (test-fileio), the memfd's memory (test-release-batch,
+# test-frame-pool), and a tight memory cgroup v1 (test-reclaim-cgroup,
+# README).  (TAP.)
+top=${top_builddir:-.}
+name=zerocopy-all
+. "${srcdir:-.}/tests/tap-sh.sh"
+
+progs="test-differential test-sqlite test-lmdb test-page-cache-coherence test-page-cache-shared test-shared-read test-shared-write test-private-read test-split-private test-fork test-mremap test-eof test-msync-invalidate test-stale-bytes test-writeback-unlocked test-threads-stress test-threads-same-page test-posix-locks test-crash-flush test-signal-death test-exit-flush test-reclaim test-map-count test-evict-fstat test-huge-sparse test-read-around test-fault-around test-readahead test-cow-readahead test-lazy-read test-madvise test-unlinked-file"
+set -- $progs
+echo "1..$#"
+for p in $progs; do
+  if [ ! -x "$top/tests/$p" ]; then
+    ok 1 "$p: not built"
+    continue
+  fi
+  UMM_ZEROCOPY=1 "$top/tests/$p" >"$dir/out" 2>"$dir/err"
+  status=$?
+  bad=$(grep -c '^not ok' "$dir/out")
+  [ $status -eq 0 ] && [ "$bad" -eq 0 ] && grep -q '^ok ' "$dir/out"
+  ok $? "UMM_ZEROCOPY=1 $p: status $status, $bad points failed of $(grep -c '^\(not \)\{0,1\}ok ' "$dir/out")"
+  [ $status -eq 0 ] || { tail -n 20 "$dir/out" | show /dev/stdin; show "$dir/err"; }
+done
+rm -rf "$dir"
+[ $fails -eq 0 ]
