@@ -180,10 +180,10 @@ int main(int argc, char **argv)
      * of its own: a child killed by SIGKILL leaves its holds on the
      * family's frames, README "fork", which the leak oracle here would
      * count) */
-    char self[64];
-    snprintf(self, sizeof self, "/proc/%d/exe", (int)getpid());
     /* posix_spawn, not fork + exec: a child forked here would be of this
-     * family, and exec would leave its holds behind (README). */
+     * family, and exec would leave its holds behind (README).  argv[0],
+     * not /proc/self/exe, which under Valgrind is the tool. */
+    char *self = argv[0];
     char *args[] = { self, (char *)"--sigkill", path, NULL };
     pid_t pid = -1;
     int status = 0;
