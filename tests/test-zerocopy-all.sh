@@ -14,14 +14,15 @@
 # outside (test-truncate), a fault held inside libumm's pread
 # (test-threads-parallel), a write-back that fails at exit (test-enospc:
 # zero-copy stores meet the full disk at the store), UMM_FILEIO=0 leaving
-# pages stale (test-fileio), the memfd's memory (test-release-batch,
-# test-frame-pool), and a tight memory cgroup v1 (test-reclaim-cgroup,
-# README).  (TAP.)
+# pages stale (test-fileio) and the memfd's memory (test-release-batch,
+# test-frame-pool).  test-reclaim-cgroup is in: zero-copy pages are the
+# host's, charged to the cgroup, and must not get the program OOM-killed
+# where the kernel's own mmap is not.  (TAP.)
 top=${top_builddir:-.}
 name=zerocopy-all
 . "${srcdir:-.}/tests/tap-sh.sh"
 
-progs="test-differential test-sqlite test-lmdb test-page-cache-coherence test-page-cache-shared test-shared-read test-shared-write test-private-read test-split-private test-fork test-mremap test-eof test-msync-invalidate test-stale-bytes test-writeback-unlocked test-threads-stress test-threads-same-page test-posix-locks test-crash-flush test-signal-death test-exit-flush test-reclaim test-map-count test-evict-fstat test-huge-sparse test-read-around test-fault-around test-readahead test-cow-readahead test-lazy-read test-madvise test-unlinked-file"
+progs="test-differential test-sqlite test-lmdb test-page-cache-coherence test-page-cache-shared test-shared-read test-shared-write test-private-read test-split-private test-fork test-mremap test-eof test-msync-invalidate test-stale-bytes test-writeback-unlocked test-threads-stress test-threads-same-page test-posix-locks test-crash-flush test-signal-death test-exit-flush test-reclaim test-reclaim-cgroup test-map-count test-evict-fstat test-huge-sparse test-read-around test-fault-around test-readahead test-cow-readahead test-lazy-read test-madvise test-unlinked-file"
 set -- $progs
 echo "1..$#"
 for p in $progs; do
