@@ -1056,13 +1056,6 @@ int umm__object_evict(struct umm__object *obj, uint64_t fpage, uint64_t n, int d
         atomic_fetch_sub(&obj->ndirty, (int64_t)dirty);
         atomic_fetch_add(&umm__mm.pages_written, dirty);
     }
-    /* Zero-copy: the bytes are the host's page cache; what libumm lets go
-     * of, the host may drop now (clean pages nobody maps; dirty ones once
-     * written), as the budget says -- out of core, a file read through
-     * zero-copy pages stays within it as a copied one does. */
-    if (umm__frame_host(pfn))
-        syscall(SYS_fadvise64, obj->fd, (off_t)(fpage << UMM_PAGE_SHIFT), (off_t)(n << UMM_PAGE_SHIFT),
-                POSIX_FADV_DONTNEED);
     if (discard)
         umm__ram_discard(pfn, n);
     umm__ram_count(-(int64_t)n);

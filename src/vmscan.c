@@ -426,9 +426,11 @@ static uint64_t evict_run(struct umm__vma *v, uint64_t p, uint64_t q, const uint
                pfns[j - p] == pfns[i - p] + (umm__pfn)(j - i) && frame_takeable(pfns[j - p], k))
             j++;
         /* Zero-copy pages are the host's page cache: out of this page
-         * table they still hold the host's (PROT_NONE) entries, which keep
-         * the host from dropping them; zapped here, so that the eviction
-         * below can (the budget then bounds what they hold too). */
+         * table they still hold the host's (PROT_NONE) entries; zapped
+         * here, so that the host reclaims them as pages nobody maps, as it
+         * would a kernel mapping's it had unmapped.  Not dropped from its
+         * cache: another reader may want them, and the host's reclaim
+         * (its memory cgroup's, if any) decides. */
         if (k == K_FILE && umm__frame_host(pfns[i - p]))
             madvise((void *)(v->start + (i << UMM_PAGE_SHIFT)), (j - i) << UMM_PAGE_SHIFT, MADV_DONTNEED);
         uint64_t went = evict_frames(v->obj, v->obj ? v->fpage + i : 0, pfns[i - p], j - i, k, k != K_FILE);
