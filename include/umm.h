@@ -111,9 +111,9 @@ pid_t umm_fork(void);
  * protection) is unchanged.  A file page takes the kind of the mapping
  * that first placed it (a run of the file, per mapping call) and keeps it
  * while any mapping in the family holds it: every mapping of a page sees
- * its one truth, whichever way each asked.  Zero-copy pages count against
- * the memory budget while libumm maps them; reclaim unmaps them and the
- * host keeps or drops its page cache as it would.
+ * its one truth, whichever way each asked.  Zero-copy pages are the
+ * host's memory: they take none of libumm's budget (UMM_RAM), and the
+ * host's reclaim governs them as it does a kernel mapping's.
  */
 #define UMM_MAP_ZEROCOPY 0x1000000
 #define UMM_MAP_COPY     0x2000000

@@ -625,7 +625,6 @@ umm__pfn umm__frame_next_used(struct umm__fscan *s, umm__pfn pfn, umm__pfn end)
 static int64_t run_scrub(uint64_t c, uint64_t n)
 {
     int64_t up = 0;
-    bits_atomic(HOST(umm__ram.sh), c, n, 0);
     struct umm__fscan fs;
     umm__fscan_begin(&fs, n * CHUNK_PAGES);
     int long_run = fs.on; /* punched, even where the memfd would not say which were written */
@@ -636,8 +635,11 @@ static int64_t run_scrub(uint64_t c, uint64_t n)
             break;
         if (u > i)
             i = u;
-        up += chunk_scrub(i);
+        int64_t k = chunk_scrub(i);
+        if (!bit_get(HOST(umm__ram.sh), i)) /* zero-copy frames were never counted */
+            up += k;
     }
+    bits_atomic(HOST(umm__ram.sh), c, n, 0);
     if (long_run) {
         const uint64_t per = CHUNK_PAGES * sizeof(struct umm__frame); /* bytes of descriptors a chunk */
         off_t from = (off_t)(c * per), to = (off_t)((c + n) * per);

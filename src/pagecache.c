@@ -1058,7 +1058,8 @@ int umm__object_evict(struct umm__object *obj, uint64_t fpage, uint64_t n, int d
     }
     if (discard)
         umm__ram_discard(pfn, n);
-    umm__ram_count(-(int64_t)n);
+    if (!umm__frame_host(pfn)) /* zero-copy frames are not counted */
+        umm__ram_count(-(int64_t)n);
     return 0;
 }
 
@@ -1203,8 +1204,10 @@ void umm__object_drop(struct umm__object *obj, uint64_t fpage, uint64_t n)
         if (!(fl & UMM__F_UPTODATE) || (fl & (UMM__F_DIRTY | UMM__F_WRITEBACK)))
             continue; /* under write-back: the file does not have it yet */
         atomic_fetch_and(&f->flags, ~(UMM__F_UPTODATE | UMM__F_BLOCK));
-        umm__ram_count(-1);
-        umm__ram_discard(pfn, 1);
+        if (!umm__frame_host(pfn)) {
+            umm__ram_count(-1);
+            umm__ram_discard(pfn, 1);
+        }
     }
 }
 

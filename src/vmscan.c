@@ -466,6 +466,14 @@ static void mark(struct umm__vma *v, uint64_t p, uint64_t q, const uint32_t *fla
     }
 }
 
+/* A zero-copy page (the host's page cache of the file) holds none of the
+ * budget: the clock passes it by, and the host reclaims it as it would a
+ * kernel mapping's.  MADV_COLD and MADV_PAGEOUT still take it. */
+static int budget_free(const struct umm__vma *v, uint32_t f, umm__pfn pfn, enum mode mode)
+{
+    return mode == M_CLOCK && v->obj && !(f & UMM__P_ANON) && umm__frame_host(pfn);
+}
+
 /*
  * The hand at page p of v: take the run of resident pages from p that are
  * all OLD or all not (as far as their entries can be taken without
@@ -482,7 +490,7 @@ static uint64_t hand_run(struct umm__vma *v, uint64_t p, uint64_t end, enum mode
     if (!candidate(f0) || !umm__bittrylock(&pte->flags))
         return p + 1;
     f0 = atomic_load(&pte->flags);
-    if (!candidate(f0)) {
+    if (!candidate(f0) || budget_free(v, f0, pte->pfn, mode)) {
         umm__bitunlock(&pte->flags, 0);
         return p + 1;
     }
@@ -516,7 +524,8 @@ static uint64_t hand_run(struct umm__vma *v, uint64_t p, uint64_t end, enum mode
             break;
         g = atomic_load(&e->flags);
         int still = gap ? !(g & (UMM__P_PRESENT | UMM__P_SIGBUS | UMM__P_GUARD))
-                        : candidate(g) && (pageout || (g & UMM__P_OLD) == (f0 & UMM__P_OLD));
+                        : candidate(g) && (pageout || (g & UMM__P_OLD) == (f0 & UMM__P_OLD)) &&
+                              !budget_free(v, g, e->pfn, mode);
         if (!still) {
             umm__bitunlock(&e->flags, 0);
             break;
@@ -621,6 +630,8 @@ static uint64_t cache_scan(struct umm__object *obj, const struct umm__extent *x,
                            uint64_t *freed)
 {
     umm__pfn base = x->base + (umm__pfn)from;
+    if (umm__frame_host(x->base))
+        return n; /* zero-copy: the host's pages, which hold none of the budget */
     const size_t per = UMM_PAGE_SIZE; /* bytes of descriptors per page */
     uintptr_t d0 = (uintptr_t)umm__frame(base) & ~(uintptr_t)(per - 1);
     uintptr_t d1 = ((uintptr_t)umm__frame(base + (umm__pfn)n - 1) + sizeof(struct umm__frame) + per - 1) &

@@ -11,7 +11,8 @@
  * mapping's own, the others follow the file.  A file page takes the kind
  * of the mapping that placed it first and keeps it while any mapping in
  * the family holds it, so a copy mapping and a zero-copy one of the same
- * pages see each other's stores at once.  The flags are libumm's own:
+ * pages see each other's stores at once.  Zero-copy pages are the host's
+ * memory: they take none of libumm's budget.  The flags are libumm's own:
  * MAP_SHARED_VALIDATE accepts them and still refuses unknown ones. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -152,6 +153,7 @@ int main(int argc, char **argv)
     ok(before >= 0 && grew < 64, "reading it puts nothing in libumm's RAM (%lld pages, copy: %lld)", (long long)grew,
        (long long)grew_copy);
     ok(maps_file_at(z + len / 2, path), "the host maps the file itself there (/proc/self/maps)");
+    is_int(stat_get("frames"), 0, "its pages are the host's memory: none counts in libumm's budget (frames)");
 
     /* ---- writers outside libumm, seen at once */
     unsigned char b = 0xa5;
