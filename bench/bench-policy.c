@@ -345,7 +345,7 @@ static void child(const struct workload *w, enum world world, struct result *out
     setenv("UMM_RAM", ram, 1); /* read when libumm starts, just below */
     size_t len = w->pages * PAGE;
     const char *p = world == KERNEL ? mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0)
-                                    : umm_mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+                                    : umm_mmap(NULL, len, PROT_READ, MAP_SHARED | UMM_MAP_COPY, fd, 0);
     if (p == MAP_FAILED) {
         perror("bench-policy: mmap");
         _exit(3);
