@@ -125,10 +125,12 @@ static void anon_all(size_t f, size_t l, uint64_t a)
         set_anon(at(i), a);
 }
 
-/* Flags alike, but (anon_vma_compatible) for the protection. */
+/* Flags alike, but (anon_vma_compatible) for the protection.  Zero-copy
+ * is libumm's own, not a flag of the kernel's VMAs. */
 static int alike(const struct umm__vma *v, const struct umm__vma *w, int prot_too)
 {
-    return (!prot_too || v->prot == w->prot) && v->vflags == w->vflags && v->advice == w->advice &&
+    const int own = UMM__V_ZEROCOPY;
+    return (!prot_too || v->prot == w->prot) && (v->vflags & ~own) == (w->vflags & ~own) && v->advice == w->advice &&
            v->obj == w->obj && v->kfile == w->kfile && v->end == w->start &&
            kpgoff(v) + umm__vma_pages(v) == kpgoff(w);
 }

@@ -234,6 +234,23 @@ int main(int argc, char **argv)
         umm_munmap(m2, 4 * MIB);
     close(fd);
 
+    /* ---- the kernel's VMAs know no zero-copy: a copy mapping and a
+     * zero-copy one of the next pages of a file are one VMA to mremap */
+    fd = tmpfile_make(MIB, 5, O_RDWR, NULL);
+    unsigned char *h = umm_mmap(NULL, MIB, PROT_READ, MAP_SHARED | UMM_MAP_COPY, fd, 0);
+    unsigned char *h2 = h == MAP_FAILED ? MAP_FAILED
+                                        : umm_mmap(h + MIB / 2, MIB / 2, PROT_READ, MAP_SHARED | MAP_FIXED | UMM_MAP_ZEROCOPY,
+                                                   fd, MIB / 2);
+    unsigned char *h3 = h2 == MAP_FAILED ? MAP_FAILED : umm_mremap(h, MIB, 2 * MIB, MREMAP_MAYMOVE);
+    ok(h3 != MAP_FAILED && h3[MIB / 2 + 3] == pattern(MIB / 2 + 3, 5) && h3[5] == pattern(5, 5),
+       "umm_mremap of a copy mapping and the zero-copy mapping after it, as one (errno %d)",
+       h3 == MAP_FAILED ? errno : 0);
+    if (h3 != MAP_FAILED)
+        umm_munmap(h3, 2 * MIB);
+    else if (h != MAP_FAILED)
+        umm_munmap(h, MIB);
+    close(fd);
+
     /* ---- the flags are libumm's own */
     fd = tmpfile_make(MIB, 3, O_RDWR, NULL);
     void *v = umm_mmap(NULL, MIB, PROT_READ, MAP_SHARED_VALIDATE | UMM_MAP_ZEROCOPY, fd, 0);
