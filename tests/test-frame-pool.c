@@ -24,19 +24,6 @@
 
 #define MIB (1u << 20)
 
-static int ram_fd = -1;
-
-/* Pages of memory libumm's RAM memfd holds now (its blocks), as the host counts them. */
-static uint64_t host_pages(void)
-{
-    struct stat st;
-    if (ram_fd < 0 && fds_named("memfd:libumm-ram", &ram_fd, 1) != 1)
-        ram_fd = -1;
-    if (ram_fd < 0 || fstat(ram_fd, &st) != 0)
-        return UINT64_MAX;
-    return (uint64_t)st.st_blocks * 512 / PAGE;
-}
-
 static int file_ok(const unsigned char *p, uint64_t len, unsigned seed)
 {
     for (uint64_t off = 0; off < len; off += 61)
@@ -76,12 +63,12 @@ static int ageing_child(void)
         return 1;
     if (stat_get("frames_pooled") != 4 * MIB / PAGE)
         return 2;
-    uint64_t held = host_pages();
+    uint64_t held = ram_host_pages();
     for (int i = 0; i < 300 && stat_get("frames_pooled") != 0; i++) /* up to 3 s: two ticks are 0.2 */
         usleep(10000);
     if (stat_get("frames_pooled") != 0)
         return 3;
-    if (held == UINT64_MAX || host_pages() + 4 * MIB / PAGE > held)
+    if (held == UINT64_MAX || ram_host_pages() + 4 * MIB / PAGE > held)
         return 4;
     return 0;
 }
@@ -199,7 +186,7 @@ int main(void)
     ok(map_read_unmap(len, 3), "a 16 MiB file mapped, read whole, unmapped");
     is_int(stat_get("frames"), 0, "no frame in use after the last munmap");
     is_int(stat_get("frames_pooled"), pages, "its 4,096 frames are pooled, not punched");
-    uint64_t h1 = host_pages();
+    uint64_t h1 = ram_host_pages();
     ok(h1 != UINT64_MAX && h1 >= pages, "the host still holds them (memfd %llu pages)", (unsigned long long)h1);
 
     /* Another file, not a whole number of pages, into the pooled frames. */
@@ -209,7 +196,7 @@ int main(void)
     ok(b != MAP_FAILED && file_ok(b, blen, 9), "another file mapped: every byte its own, none the last file's");
     ok(b != MAP_FAILED && all_zero(b + blen, 1000 & ~7u) && b[len - 1] == 0,
        "zeros past its end in its last page");
-    uint64_t h2 = host_pages();
+    uint64_t h2 = ram_host_pages();
     ok(stat_get("frames_pooled") < pages / 8, "it took the pooled frames (%llu left pooled)",
        (unsigned long long)stat_get("frames_pooled"));
     ok(h2 != UINT64_MAX && h2 < h1 + pages / 8,
@@ -251,7 +238,7 @@ int main(void)
     /* A file 4x the budget: the pool never takes frames past the low mark. */
     uint64_t budget = stat_get("budget");
     ok(map_read_unmap(4 * budget * PAGE, 5), "a file 4x the budget read whole");
-    uint64_t pooled = stat_get("frames_pooled"), h3 = host_pages();
+    uint64_t pooled = stat_get("frames_pooled"), h3 = ram_host_pages();
     ok(pooled > 0 && pooled <= budget * 3 / 4, "pooled after it: %llu pages, within 3/4 of the budget (%llu)",
        (unsigned long long)pooled, (unsigned long long)budget);
     ok(h3 != UINT64_MAX && h3 <= budget + budget / 8, "the host holds %llu pages of libumm's RAM (budget %llu)",
@@ -269,7 +256,7 @@ int main(void)
     for (uint64_t i = 0; good && i < want; i++)
         good = a[i * PAGE] == (unsigned char)i;
     ok(good, "written and read back");
-    uint64_t h4 = host_pages();
+    uint64_t h4 = ram_host_pages();
     ok(stat_get("frames_pooled") + want <= budget, "the pool made room: %llu pooled with %llu in use",
        (unsigned long long)stat_get("frames_pooled"), (unsigned long long)want);
     is_int(stat_get("swapped_out") - swapped, 0, "no page of it swapped out to make room for the pool");

@@ -31,19 +31,6 @@
 
 #define MIB (1u << 20)
 
-static int ram_fd = -1;
-
-/* Pages libumm's RAM memfd holds now (its blocks), as the host counts them. */
-static int64_t host_pages(void)
-{
-    struct stat st;
-    if (ram_fd < 0 && fds_named("memfd:libumm-ram", &ram_fd, 1) != 1)
-        ram_fd = -1;
-    if (ram_fd < 0 || fstat(ram_fd, &st) != 0)
-        return -1;
-    return (int64_t)st.st_blocks * 512 / PAGE;
-}
-
 /* Read every page's first byte: the whole mapping resident. */
 static void touch_all(const unsigned char *p, uint64_t len)
 {
@@ -135,10 +122,10 @@ int main(int argc, char **argv)
     int fd = tmpfile_make(len, 1, O_RDWR, path);
     unsigned char *c = umm_mmap(NULL, len, PROT_READ, MAP_SHARED | UMM_MAP_COPY, fd, 0);
     ok(c != MAP_FAILED, "a copy mapping (UMM_MAP_COPY) of a 4 MiB file");
-    int64_t before = host_pages();
+    uint64_t before = ram_host_pages();
     touch_all(c, len);
-    int64_t grew_copy = host_pages() - before;
-    ok(before >= 0 && grew_copy >= (int64_t)(len / PAGE) * 3 / 4,
+    int64_t grew_copy = (int64_t)(ram_host_pages() - before);
+    ok(before != UINT64_MAX && grew_copy >= (int64_t)(len / PAGE) * 3 / 4,
        "control: reading it copies the file into libumm's RAM (%lld pages)", (long long)grew_copy);
     umm_munmap(c, len);
     close(fd);
@@ -146,11 +133,11 @@ int main(int argc, char **argv)
     fd = tmpfile_make(len, 2, O_RDWR, path);
     unsigned char *z = umm_mmap(NULL, len, PROT_READ, MAP_SHARED | UMM_MAP_ZEROCOPY, fd, 0);
     ok(z != MAP_FAILED, "a zero-copy mapping (UMM_MAP_ZEROCOPY) of a 4 MiB file");
-    before = host_pages();
+    before = ram_host_pages();
     touch_all(z, len);
-    int64_t grew = host_pages() - before;
+    int64_t grew = (int64_t)(ram_host_pages() - before);
     ok(bytes_ok(z, 0, len, 2), "it shows the file's bytes");
-    ok(before >= 0 && grew < 64, "reading it puts nothing in libumm's RAM (%lld pages, copy: %lld)", (long long)grew,
+    ok(before != UINT64_MAX && grew < 64, "reading it puts nothing in libumm's RAM (%lld pages, copy: %lld)", (long long)grew,
        (long long)grew_copy);
     ok(maps_file_at(z + len / 2, path), "the host maps the file itself there (/proc/self/maps)");
     is_int(stat_get("frames"), 0, "its pages are the host's memory: none counts in libumm's budget (frames)");

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -447,6 +448,17 @@ __attribute__((constructor)) static void test_timeout(void)
 {
     const char *s = getenv("UMM_TEST_TIMEOUT");
     alarm(s ? (unsigned)atoi(s) : 300);
+}
+
+uint64_t ram_host_pages(void)
+{
+    static int ram_fd = -1;
+    struct stat st;
+    if (ram_fd < 0 && fds_named("memfd:libumm-ram", &ram_fd, 1) != 1)
+        ram_fd = -1;
+    if (ram_fd < 0 || fstat(ram_fd, &st) != 0)
+        return UINT64_MAX;
+    return (uint64_t)st.st_blocks * 512 / PAGE;
 }
 
 long rss_shmem_kb(void)

@@ -136,6 +136,9 @@ uint64_t stat_get(const char *which);
 /* libumm's shared memory as the host counts it: RssShmem of
  * /proc/self/status, in kB (-1 if not found). */
 long rss_shmem_kb(void);
+/* Pages libumm's RAM memfd holds now (its blocks), as the host counts
+ * them; UINT64_MAX if the memfd is not found (libumm not started). */
+uint64_t ram_host_pages(void);
 
 /* The open descriptors whose link contains `what` ("memfd:libumm-" for
  * libumm's memfds), at most max of them into out; their number, or -1. */
