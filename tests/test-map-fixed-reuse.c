@@ -252,7 +252,11 @@ static char *maps_now(void)
     for (const char *l = maps_read(); *l;) {
         const char *e = strchr(l, '\n');
         size_t n = e ? (size_t)(e + 1 - l) : strlen(l);
-        if (!memmem(l, n, "[heap]", 6)) {
+        /* Under Valgrind, its own memory comes and goes with the code it
+         * translates (anonymous rwx regions: its translation cache), which
+         * a new thread's first code grows; libumm never maps rwx. */
+        int vg_own = under_valgrind() && memmem(l, n, " rwxp ", 6) && n > 0 && l[n - 2] == ' ';
+        if (!memmem(l, n, "[heap]", 6) && !vg_own) {
             memcpy(out + len, l, n);
             len += n;
         }
