@@ -345,8 +345,7 @@ static uint64_t fill(struct umm__object *obj, uint64_t fpage, uint64_t want, uin
     if (!*err) {
         for (uint64_t i = 0; i < n; i++)
             atomic_fetch_or(&umm__frame(pfn + (umm__pfn)i)->flags, UMM__F_UPTODATE);
-        if (!umm__frame_host(pfn)) /* zero-copy pages are the host's memory, not the budget's */
-            umm__ram_count((int64_t)n);
+        umm__ram_count_cache(pfn, (int64_t)n);
         atomic_fetch_add(&umm__mm.pages_read, n); /* zero-copy: pages the host reads for it */
         *read = 1;
     }
@@ -415,7 +414,8 @@ static void copy_in(struct umm__vma *v, uint64_t p)
     umm__pfn src = umm__object_pfn(v->obj, v->fpage + p);
     umm__frame_lock(src);
     if (umm__frame_host(src)) {
-        atomic_fetch_or(&umm__frame(src)->flags, UMM__F_UPTODATE); /* the host's: not counted */
+        if (!(atomic_fetch_or(&umm__frame(src)->flags, UMM__F_UPTODATE) & UMM__F_UPTODATE))
+            umm__ram_count_cache(src, 1);
         copy_file_page(umm__vma_anon_pfn(v, p), v->obj, v->fpage + p);
         umm__frame_unlock(src);
         return;
@@ -828,8 +828,7 @@ static uint64_t read_around(struct umm__vma *v, uint64_t page, uint64_t fpages, 
                 if (umm__object_read(obj, p + i, j - i, fsize) == 0) {
                     for (uint64_t k = i; k < j; k++)
                         atomic_fetch_or(&umm__frame(pfn + (umm__pfn)k)->flags, UMM__F_UPTODATE);
-                    if (!umm__frame_host(pfn))
-                        umm__ram_count((int64_t)(j - i));
+                    umm__ram_count_cache(pfn, (int64_t)(j - i));
                     atomic_fetch_add(&umm__mm.pages_read, j - i);
                     nread += j - i;
                     for (uint64_t k = i; k < j; k++)

@@ -636,7 +636,7 @@ static int64_t run_scrub(uint64_t c, uint64_t n)
         if (u > i)
             i = u;
         int64_t k = chunk_scrub(i);
-        if (!bit_get(HOST(umm__ram.sh), i)) /* zero-copy frames were never counted */
+        if (!bit_get(HOST(umm__ram.sh), i)) /* zero-copy frames were never counted (umm__ram_count_cache) */
             up += k;
     }
     bits_atomic(HOST(umm__ram.sh), c, n, 0);
@@ -803,6 +803,15 @@ void umm__ram_discard(umm__pfn first, uint64_t npages)
 void umm__ram_count(int64_t delta)
 {
     atomic_fetch_add_explicit(&umm__ram.sh->frames_in_use, delta, memory_order_relaxed);
+}
+
+/* Page-cache frames of one extent from pfn on that came to hold (delta >
+ * 0) or stopped holding (< 0) a file's bytes.  The one place that knows
+ * zero-copy frames hold none of the budget: their bytes are the host's. */
+void umm__ram_count_cache(umm__pfn pfn, int64_t delta)
+{
+    if (!umm__frame_host(pfn))
+        umm__ram_count(delta);
 }
 
 uint64_t umm__ram_frames_in_use(void)

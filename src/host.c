@@ -392,7 +392,6 @@ void umm__ownunlock(_Atomic uint32_t *word)
         syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
-/* A size from the environment ("512M", "2G", "16T"); dflt if unset or 0. */
 /* UMM_ZEROCOPY=1: file mappings are zero-copy unless they say UMM_MAP_COPY
  * (umm.h).  Read once. */
 int umm__zerocopy_default(void)
@@ -407,6 +406,7 @@ int umm__zerocopy_default(void)
     return r;
 }
 
+/* A size from the environment ("512M", "2G", "16T"); dflt if unset or 0. */
 uint64_t umm__parse_size(const char *s, uint64_t dflt)
 {
     char *end;

@@ -982,7 +982,10 @@ int umm__object_writeback(struct umm__object *obj, uint64_t fpage, uint64_t n, i
         }
         if (how & UMM__WB_UNLOCK)
             io_unlock(obj, 1);
-        int e = write_run(obj, p, k, fsize);
+        /* Zero-copy pages are in the file's page cache already; with
+         * UMM__WB_SYNC the fdatasync below writes them, so the per-run
+         * start of write-back (write_piece) would be work done twice. */
+        int e = (how & UMM__WB_SYNC) && umm__frame_host(pfn) ? 0 : write_run(obj, p, k, fsize);
         if (e) {
             for (uint64_t i = 0; i < k; i++)
                 atomic_fetch_or(&umm__frame(pfn + (umm__pfn)i)->flags, UMM__F_DIRTY);
@@ -1058,8 +1061,7 @@ int umm__object_evict(struct umm__object *obj, uint64_t fpage, uint64_t n, int d
     }
     if (discard)
         umm__ram_discard(pfn, n);
-    if (!umm__frame_host(pfn)) /* zero-copy frames are not counted */
-        umm__ram_count(-(int64_t)n);
+    umm__ram_count_cache(pfn, -(int64_t)n);
     return 0;
 }
 
@@ -1204,10 +1206,9 @@ void umm__object_drop(struct umm__object *obj, uint64_t fpage, uint64_t n)
         if (!(fl & UMM__F_UPTODATE) || (fl & (UMM__F_DIRTY | UMM__F_WRITEBACK)))
             continue; /* under write-back: the file does not have it yet */
         atomic_fetch_and(&f->flags, ~(UMM__F_UPTODATE | UMM__F_BLOCK));
-        if (!umm__frame_host(pfn)) {
-            umm__ram_count(-1);
+        umm__ram_count_cache(pfn, -1);
+        if (!umm__frame_host(pfn)) /* a zero-copy frame has no memory here */
             umm__ram_discard(pfn, 1);
-        }
     }
 }
 

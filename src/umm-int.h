@@ -276,6 +276,7 @@ void umm__ram_frames_dead(umm__pfn first, uint64_t n);
 void umm__ram_discard(umm__pfn first, uint64_t npages);
 uint64_t umm__ram_frames_in_use(void);
 void umm__ram_count(int64_t delta);
+void umm__ram_count_cache(umm__pfn pfn, int64_t delta);
 /* The pool: page-cache chunks let go are kept (not punched) and handed out
  * again first, zeroed (frame.c).  Drain punches pooled pages (reclaim's
  * first resort; returns how many); zero is the daemon's work; the limit

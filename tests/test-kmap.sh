@@ -17,16 +17,7 @@ progs="test-read-around test-shared-write test-private-read test-split-private t
 set -- $progs
 echo "1..$#"
 for p in $progs; do
-  if [ ! -x "$top/tests/$p" ]; then
-    ok 1 "$p: not built"
-    continue
-  fi
-  UMM_KMAP=1 "$top/tests/$p" >"$dir/out" 2>"$dir/err"
-  status=$?
-  bad=$(grep -c '^not ok' "$dir/out")
-  [ $status -eq 0 ] && [ "$bad" -eq 0 ] && grep -q '^ok ' "$dir/out"
-  ok $? "UMM_KMAP=1 $p: status $status, $bad points failed of $(grep -c '^\(not \)\{0,1\}ok ' "$dir/out")"
-  [ $status -eq 0 ] || { tail -n 20 "$dir/out" | show /dev/stdin; show "$dir/err"; }
+  run_under UMM_KMAP=1 "$p"
 done
 rm -rf "$dir"
 [ $fails -eq 0 ]

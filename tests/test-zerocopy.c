@@ -252,6 +252,18 @@ int main(int argc, char **argv)
     ok(an != MAP_FAILED && an[PAGE] == 0 && (an[PAGE] = 9) == 9, "anonymous memory ignores UMM_MAP_ZEROCOPY");
     if (an != MAP_FAILED)
         umm_munmap(an, MIB);
+    fd = open("/dev/zero", O_RDWR);
+    an = umm_mmap(NULL, MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | UMM_MAP_ZEROCOPY, fd, 0);
+    ok(an != MAP_FAILED && an[PAGE] == 0 && (an[PAGE] = 9) == 9 && !maps_file_at(an + PAGE, "/dev/zero"),
+       "so does a device (/dev/zero: zeros, writable, not the device mapped)");
+    if (an != MAP_FAILED)
+        umm_munmap(an, MIB);
+    close(fd);
+    fd = open("/proc/self/status", O_RDONLY);
+    errno = 0;
+    void *ps = umm_mmap(NULL, PAGE, PROT_READ, MAP_SHARED | UMM_MAP_ZEROCOPY, fd, 0);
+    ok(ps == MAP_FAILED && errno == ENODEV, "a file the kernel cannot map (/proc/self/status): ENODEV, as the kernel");
+    close(fd);
 
     check_released();
     return tap_done();
