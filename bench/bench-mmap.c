@@ -101,6 +101,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -643,6 +644,39 @@ static void alternate(struct side *s, int n, size_t max_touches)
     }
 }
 
+static void progress(const char *name, const struct side *s, int n, double touched);
+
+/* BENCH_ONLY=key,key... runs only those workloads (seq, two, rand, sparse,
+ * iso, cow, shw, anon; the floors always run), for a quick look at one
+ * row while working on it; the summary leaves out the rows not run. */
+static int wanted(const char *key)
+{
+    const char *only = getenv("BENCH_ONLY");
+    if (!only || !*only)
+        return 1;
+    size_t k = strlen(key);
+    for (const char *p = only; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == k && strncmp(p, key, k) == 0)
+            return 1;
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
+/* Runs the sides unless the workload is left out by BENCH_ONLY; then its
+ * medians are NaN, and its rows are not printed. */
+static void run_sides(const char *key, struct side *s, int n, size_t max_touches, const char *name, double touched)
+{
+    if (!wanted(key)) {
+        for (int k = 0; k < n; k++)
+            s[k].med = NAN;
+        return;
+    }
+    alternate(s, n, max_touches);
+    progress(name, s, n, touched);
+}
+
 /* A line as each workload is measured: where the run is, and each libumm
  * world's traps and pages read per page touched (its last run).  libumm-zc
  * reads nothing itself: its count (the same counter) is of the pages it
@@ -663,6 +697,17 @@ static void progress(const char *name, const struct side *s, int n, double touch
 
 /* ------------------------------------------------------------ summary */
 
+/* A floor's line, unless its workload was left out (NaN). */
+static void floor_line(const char *name, double v, const char *also, double w)
+{
+    if (isnan(v))
+        return;
+    printf("  %-58s %8.3f", name, v);
+    if (also)
+        printf("  (%s: %.3f)", also, w);
+    printf("\n");
+}
+
 struct row {
     const char *name;
     double k, u;      /* kernel, libumm (or libumm-zc): us per page */
@@ -674,6 +719,8 @@ struct row {
 
 static void print_row(const struct row *r)
 {
+    if (isnan(r->k) || isnan(r->u) || isnan(r->refv))
+        return; /* left out by BENCH_ONLY */
     char k[16], u[16], rk[16], rr[16], goal[24], v[16];
     double x = r->speedup ? r->refv / r->u : r->u / r->refv;
     snprintf(k, sizeof k, "%.3f", r->k);
@@ -917,16 +964,14 @@ int main(int argc, char **argv)
         { seq_read, &umm, NULL, 0, 0, 0 },
         { seq_read, &umm_zc, NULL, 0, 0, 0 },
     };
-    alternate(seq, 4, 0);
-    progress("sequential read", seq, 4, (double)pages);
+    run_sides("seq", seq, 4, 0, "sequential read", (double)pages);
 
     struct side two[] = {
         { floor_pread64k_2threads, NULL, NULL, 0, 0, 0 },
         { seq_read_2threads, &kernel, NULL, 0, 0, 0 },
         { seq_read_2threads, &umm, NULL, 0, 0, 0 },
     };
-    alternate(two, 3, 0);
-    progress("two threads reading", two, 3, (double)pages);
+    run_sides("two", two, 3, 0, "two threads reading", (double)pages);
 
     struct side rnd_s[] = {
         { floor_pread4k, NULL, &l_rand[0], 0, 0, 0 },
@@ -934,50 +979,44 @@ int main(int argc, char **argv)
         { rand_read, &umm, &l_rand[2], 0, 0, 0 },
         { rand_read, &umm_zc, &l_rand[3], 0, 0, 0 },
     };
-    alternate(rnd_s, 4, pages);
-    progress("random read", rnd_s, 4, (double)pages);
+    run_sides("rand", rnd_s, 4, pages, "random read", (double)pages);
 
     struct side sparse[] = {
         { sparse_read, &kernel, NULL, 0, 0, 0 },
         { sparse_read, &umm, NULL, 0, 0, 0 },
     };
-    alternate(sparse, 2, 0);
-    progress("sparse", sparse, 2, (double)(pages / SPARSE));
+    run_sides("sparse", sparse, 2, 0, "sparse", (double)(pages / SPARSE));
 
     struct side iso[] = {
         { floor_isolated, NULL, &l_iso[0], 0, 0, 0 },
         { isolated_fault, &kernel, &l_iso[1], 0, 0, 0 },
         { isolated_fault, &umm, &l_iso[2], 0, 0, 0 },
     };
-    alternate(iso, 3, nisolated);
-    progress("isolated fault (p50)", iso, 3, (double)nisolated);
+    run_sides("iso", iso, 3, nisolated, "isolated fault (p50)", (double)nisolated);
 
     struct side cow[] = {
         { cow_write, &kernel, NULL, 0, 0, 0 },
         { cow_write, &umm, NULL, 0, 0, 0 },
         { cow_write, &umm_zc, NULL, 0, 0, 0 },
     };
-    alternate(cow, 3, 0);
-    progress("private write", cow, 3, (double)(pages / 8));
+    run_sides("cow", cow, 3, 0, "private write", (double)(pages / 8));
 
     struct side shw[] = {
         { shared_write_msync, &kernel, NULL, 0, 0, 0 },
         { shared_write_msync, &umm, NULL, 0, 0, 0 },
         { shared_write_msync, &umm_zc, NULL, 0, 0, 0 },
     };
-    alternate(shw, 3, 0);
-    progress("shared write + msync", shw, 3, (double)(pages / 8));
+    run_sides("shw", shw, 3, 0, "shared write + msync", (double)(pages / 8));
 
     struct side anon[] = {
         { anon_write, &kernel, NULL, 0, 0, 0 },
         { anon_write, &umm, NULL, 0, 0, 0 },
     };
-    alternate(anon, 2, 0);
-    progress("anonymous first touch", anon, 2, (double)(pages / 4));
+    run_sides("anon", anon, 2, 0, "anonymous first touch", (double)(pages / 4));
 
     /* The floors, then the table. */
-    double pread4k_p50;
-    {
+    double pread4k_p50 = NAN;
+    if (l_rand[0].n[0]) {
         size_t m = l_rand[0].n[0];
         uint32_t *c = malloc(m * sizeof *c);
         if (!c)
@@ -988,16 +1027,15 @@ int main(int argc, char **argv)
         free(c);
     }
     printf("\nfloors (this machine, this run), us per 4 KiB page:\n");
-    printf("  %-58s %8.3f\n", "pread 64 KiB into fresh memfd pages", seq[0].med);
-    printf("  %-58s %8.3f\n", "pread 64 KiB into fresh memfd pages, two threads", two[0].med);
-    printf("  %-58s %8.3f\n", "pread 64 KiB into one reused buffer (the copy alone)", f_info[0].med);
-    printf("  %-58s %8.3f\n", "pread 64 KiB into memfd pages written before", f_info[3].med);
-    printf("  %-58s %8.3f  (p50 %.3f)\n", "pread 4 KiB into fresh memfd pages, random order", rnd_s[0].med,
-           pread4k_p50);
-    printf("  %-58s %8.3f\n", "SIGSEGV + mprotect round trip, p50", f_info[1].med);
-    printf("  %-58s %8.3f\n", "mprotect of one page, p50", f_info[2].med);
-    printf("  %-58s %8.3f  (round trip + pread 4 KiB p50: %.3f)\n", "trap + mprotect + pread 4 KiB, p50",
-           iso[0].med, f_info[1].med + pread4k_p50);
+    floor_line("pread 64 KiB into fresh memfd pages", seq[0].med, NULL, 0);
+    floor_line("pread 64 KiB into fresh memfd pages, two threads", two[0].med, NULL, 0);
+    floor_line("pread 64 KiB into one reused buffer (the copy alone)", f_info[0].med, NULL, 0);
+    floor_line("pread 64 KiB into memfd pages written before", f_info[3].med, NULL, 0);
+    floor_line("pread 4 KiB into fresh memfd pages, random order", rnd_s[0].med, "p50", pread4k_p50);
+    floor_line("SIGSEGV + mprotect round trip, p50", f_info[1].med, NULL, 0);
+    floor_line("mprotect of one page, p50", f_info[2].med, NULL, 0);
+    floor_line("trap + mprotect + pread 4 KiB, p50", iso[0].med, "round trip + pread 4 KiB p50",
+               f_info[1].med + pread4k_p50);
 
     double seq_goal = folios > 0 ? 1.25 : 1.5;
     struct row rows[] = {
@@ -1023,8 +1061,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         print_row(&rows[i]);
     printf("%-34s %s\n", "fork of 64 MiB and 1 GiB", "in bench-fork, run next by make bench (goal <= 1.5x the kernel)");
-    printf("two threads' speedup over one: kernel %.2fx, the pread 64K floor %.2fx (what this machine allows)\n",
-           seq[1].med / two[1].med, seq[0].med / two[0].med);
+    if (!isnan(two[1].med) && !isnan(seq[1].med))
+        printf("two threads' speedup over one: kernel %.2fx, the pread 64K floor %.2fx (what this machine allows)\n",
+               seq[1].med / two[1].med, seq[0].med / two[0].med);
     if (folios < 0)
         printf("large folios unknown (not root): the sequential goal is the 1.5x one\n");
     printf("umap: not installed (not packaged in Debian): no comparison\n");
@@ -1040,20 +1079,27 @@ int main(int argc, char **argv)
         { "libumm", "isolated fault", &l_iso[2] },
     };
     int nser = sizeof ser / sizeof ser[0];
+    for (int k = 0; k < nser; k++)
+        if (ser[k].lat->n[0] == 0)
+            nser = 0; /* a workload left out by BENCH_ONLY: no latencies to show */
     char *abs = realpath(".", NULL);
-    write_csv(csv, ser, nser);
-    printf("per-touch latencies: %s%s%s\n", csv[0] == '/' || !abs ? "" : abs, csv[0] == '/' || !abs ? "" : "/",
-           csv);
-    char svg[PATH_MAX];
-    snprintf(svg, sizeof svg, "%.*s.svg", (int)(strlen(csv) > 4 && strcmp(csv + strlen(csv) - 4, ".csv") == 0
-                                                    ? strlen(csv) - 4 : strlen(csv)), csv);
-    if (!in_path("gnuplot"))
-        printf("plot: skipped: gnuplot is not installed (apt-get install gnuplot-nox; ./bootstrap does)\n");
-    else if (plot(svg, ser, nser) != 0)
-        printf("plot: gnuplot failed, no %s\n", svg);
-    else
-        printf("plot (CDF of each touch's latency): %s%s%s\n", svg[0] == '/' || !abs ? "" : abs,
-               svg[0] == '/' || !abs ? "" : "/", svg);
+    if (nser == 0) {
+        printf("per-touch latencies and plot: none (BENCH_ONLY left out random read or the isolated fault)\n");
+    } else {
+        write_csv(csv, ser, nser);
+        printf("per-touch latencies: %s%s%s\n", csv[0] == '/' || !abs ? "" : abs, csv[0] == '/' || !abs ? "" : "/",
+               csv);
+        char svg[PATH_MAX];
+        snprintf(svg, sizeof svg, "%.*s.svg", (int)(strlen(csv) > 4 && strcmp(csv + strlen(csv) - 4, ".csv") == 0
+                                                        ? strlen(csv) - 4 : strlen(csv)), csv);
+        if (!in_path("gnuplot"))
+            printf("plot: skipped: gnuplot is not installed (apt-get install gnuplot-nox; ./bootstrap does)\n");
+        else if (plot(svg, ser, nser) != 0)
+            printf("plot: gnuplot failed, no %s\n", svg);
+        else
+            printf("plot (CDF of each touch's latency): %s%s%s\n", svg[0] == '/' || !abs ? "" : abs,
+                   svg[0] == '/' || !abs ? "" : "/", svg);
+    }
     free(abs);
 
     struct umm_stats s;
