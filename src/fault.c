@@ -234,13 +234,11 @@ static void widen(struct umm__vma *v, uint64_t *a, uint64_t *b, uint64_t hi, uin
 /* Fill the host's page table for [addr, addr+n pages) now, with one call,
  * instead of taking one host page fault per page when the program resumes.
  * Only a speed-up: failure (an old kernel) costs nothing but the faults.
- * Not for one page: the program's access, run again, takes the one host
- * fault, which costs less than a system call that takes it (issue 15, the
- * single fault lean). */
+ * One page too: a host page fault costs more than the call that takes it
+ * (on this project's VMs, 10 us against 2.5; the isolated fault went 31.6
+ * -> 28.2 us, doc/PERFORMANCE.md 2026-12-07). */
 static void populate(void *addr, uint64_t n, int prot)
 {
-    if (n < 2)
-        return;
     if (prot & PROT_WRITE)
         madvise(addr, n << UMM_PAGE_SHIFT, MADV_POPULATE_WRITE);
     else if (prot & PROT_READ)
@@ -363,23 +361,30 @@ static void unpin_run(umm__pfn pfn, uint64_t n)
         umm__frame_unpin(pfn + (umm__pfn)i);
 }
 
-/* Copy page p of a private file mapping to its own frame, from the
- * page-cache frame it shows (which is up to date). */
 /* Make private frame dst (free: its reference count is 0) live, as a copy
- * of frame src. */
+ * of frame src.  The copy is a pwrite into the memfd, not a memcpy through
+ * the direct map: a fresh frame has no host page yet, and the host's
+ * allocation inside a system call costs far less than a page fault taking
+ * it (private write 45 -> 32 us a page with the populated install below,
+ * doc/PERFORMANCE.md 2026-12-07).  A pwrite that fails (the host out of
+ * memory for the memfd) falls back to the memcpy, whose fault is the
+ * host's to answer, as any touch of a frame. */
 static void copy_frame(umm__pfn dst, umm__pfn src)
 {
     uint32_t old = atomic_exchange(&umm__frame(dst)->ref, 1);
     umm__assert(old == 0);
     umm__ram_frames_live(dst, 1);
-    char *d = umm__kmap(dst, 1), *s = umm__kmap(src, 1);
-    umm__vg_defined(d, UMM_PAGE_SIZE);
+    char *s = umm__kmap(src, 1);
     umm__vg_defined(s, UMM_PAGE_SIZE);
-    memcpy(d, s, UMM_PAGE_SIZE);
-    umm__vg_noaccess(d, UMM_PAGE_SIZE);
+    if (umm__sys_pwrite(umm__ram.fd, s, UMM_PAGE_SIZE, (off_t)((uint64_t)dst << UMM_PAGE_SHIFT)) != UMM_PAGE_SIZE) {
+        char *d = umm__kmap(dst, 1);
+        umm__vg_defined(d, UMM_PAGE_SIZE);
+        memcpy(d, s, UMM_PAGE_SIZE);
+        umm__vg_noaccess(d, UMM_PAGE_SIZE);
+        umm__kunmap(d, 1);
+    }
     umm__vg_noaccess(s, UMM_PAGE_SIZE);
     umm__kunmap(s, 1);
-    umm__kunmap(d, 1);
 }
 
 /* Make private frame dst (free) live, as a copy of page fpage of obj's
@@ -519,7 +524,7 @@ static enum umm__fault_result fault_cow_shared(struct umm__vma *v, uint64_t page
         copy_frame(dst + (umm__pfn)i, umm__vma_pte(v, page + i)->pfn);
     const uint32_t nf = UMM__P_PRESENT | UMM__P_ANON | UMM__P_WRITE;
     int prot = umm__host_prot(v, nf);
-    if (umm__host_map_frames(page_addr(v, page), n << UMM_PAGE_SHIFT, prot, dst) != 0) {
+    if (umm__host_map_frames_now(page_addr(v, page), n << UMM_PAGE_SHIFT, prot, dst) != 0) {
         *err = errno;
         for (uint64_t i = 0; i < n; i++)
             atomic_store(&umm__frame(dst + (umm__pfn)i)->ref, 0);
@@ -529,7 +534,6 @@ static enum umm__fault_result fault_cow_shared(struct umm__vma *v, uint64_t page
         return UMM__FAULT_SIGBUS;
     }
     umm__vg_defined(page_addr(v, page), n << UMM_PAGE_SHIFT);
-    populate(page_addr(v, page), n, prot);
     /* Out of the map count on the old frames, back in on the new ones. */
     umm__mc_update(v, page, page + n, 0, nf, UMM__MC_NOLIMIT);
     for (uint64_t i = 0; i < n; i++) {
@@ -582,7 +586,7 @@ static enum umm__fault_result fault_cow(struct umm__vma *v, uint64_t page, int *
     umm__ram_count((int64_t)(b - a));
     atomic_fetch_add(&umm__mm.cow_copies, b - a);
     int prot = umm__host_prot(v, nf);
-    if (umm__host_map_frames(page_addr(v, a), (b - a) << UMM_PAGE_SHIFT, prot, umm__vma_anon_pfn(v, a)) != 0) {
+    if (umm__host_map_frames_now(page_addr(v, a), (b - a) << UMM_PAGE_SHIFT, prot, umm__vma_anon_pfn(v, a)) != 0) {
         *err = errno;
         for (uint64_t p = a; p < b; p++)
             atomic_store(&umm__frame(umm__vma_anon_pfn(v, p))->ref, 0);
@@ -594,7 +598,6 @@ static enum umm__fault_result fault_cow(struct umm__vma *v, uint64_t page, int *
         return UMM__FAULT_SIGBUS;
     }
     umm__vg_defined(page_addr(v, a), (b - a) << UMM_PAGE_SHIFT);
-    populate(page_addr(v, a), b - a, prot);
     /* Pages that showed the page cache stop mapping its frames. */
     umm__mc_update(v, a, b, 0, UMM__P_PRESENT | UMM__P_WRITE, UMM__MC_NOLIMIT);
     for (uint64_t p = a; p < b; p++)

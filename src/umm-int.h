@@ -799,6 +799,8 @@ int umm__vma_set_prot(struct umm__vma *v, int prot);
 int umm__host_mprotect(void *addr, size_t len, int prot);
 /* mmap(2) frames pfn.. at addr (MAP_FIXED, shared), likewise. */
 int umm__host_map_frames(void *addr, size_t len, int prot, umm__pfn pfn);
+/* ... and populate them in the same call (pages about to be touched). */
+int umm__host_map_frames_now(void *addr, size_t len, int prot, umm__pfn pfn);
 /* The same for any file (the SIGBUS memfd): see vma.c. */
 int umm__host_map(void *addr, size_t len, int prot, int fd, off_t off);
 

@@ -331,18 +331,39 @@ int umm__host_mprotect(void *addr, size_t len, int prot)
  * touch of the page a race with it; after mprotect it keeps what umm_mmap
  * painted (see vg.h).
  */
-int umm__host_map(void *addr, size_t len, int prot, int fd, off_t off)
+static int host_map(void *addr, size_t len, int prot, int fd, off_t off, int now)
 {
     int twostep = prot != PROT_NONE && umm__vg_hg;
-    while (mmap(addr, len, twostep ? PROT_NONE : prot, MAP_SHARED | MAP_FIXED, fd, off) == MAP_FAILED)
+    int flags = MAP_SHARED | MAP_FIXED | (now && !twostep ? MAP_POPULATE : 0);
+    while (mmap(addr, len, twostep ? PROT_NONE : prot, flags, fd, off) == MAP_FAILED)
         if (errno != ENOMEM || !umm__mc_squeeze())
             return -1;
-    return twostep ? umm__host_mprotect(addr, len, prot) : 0;
+    if (!twostep)
+        return 0;
+    if (umm__host_mprotect(addr, len, prot) != 0)
+        return -1;
+    if (now)
+        madvise(addr, len, prot & PROT_WRITE ? 23 /* MADV_POPULATE_WRITE */ : 22 /* _READ */);
+    return 0;
+}
+
+int umm__host_map(void *addr, size_t len, int prot, int fd, off_t off)
+{
+    return host_map(addr, len, prot, fd, off, 0);
 }
 
 int umm__host_map_frames(void *addr, size_t len, int prot, umm__pfn pfn)
 {
-    return umm__host_map(addr, len, prot, umm__ram.fd, (off_t)((uint64_t)pfn << UMM_PAGE_SHIFT));
+    return host_map(addr, len, prot, umm__ram.fd, (off_t)((uint64_t)pfn << UMM_PAGE_SHIFT), 0);
+}
+
+/* The same, with the host's page table filled in the same call (the memfd
+ * is shared and needs no write notification, so the populated entries are
+ * writable where prot is): a page the program is about to touch, one
+ * system call instead of a mmap, a populate and no host fault. */
+int umm__host_map_frames_now(void *addr, size_t len, int prot, umm__pfn pfn)
+{
+    return host_map(addr, len, prot, umm__ram.fd, (off_t)((uint64_t)pfn << UMM_PAGE_SHIFT), 1);
 }
 
 /* Map pages [p, p+n) of v with prot on the host, where they show frames
