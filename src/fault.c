@@ -45,7 +45,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define RA_MAX 32 /* the largest read-ahead window, in pages */
+#define RA_MAX umm__window_max() /* the largest read-ahead window, in pages (vmscan.c) */
 #define GAP_MAX 4096 /* the widest gap a private page is widened over */
 
 #ifndef MADV_POPULATE_READ

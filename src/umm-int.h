@@ -818,6 +818,8 @@ void umm__vg_exit(uintptr_t fault);
 /* Reclaim: keep libumm's frames under the memory budget (vmscan.c). */
 void umm__vmscan_init(void);
 uint64_t umm__budget(void);
+/* The largest read-ahead window, in pages: a 64th of the budget, 32 to 512. */
+uint64_t umm__window_max(void);
 /* A fault is about to take up to n new frames: reclaim first if that
  * would pass the budget.  The mm lock is held (read or write). */
 void umm__reclaim_before(uint64_t n);

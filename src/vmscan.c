@@ -13,7 +13,8 @@
  * Watermarks.  A fault that would take the frames past the budget first
  * reclaims in the faulting thread (direct reclaim) until there is a batch
  * of room; so frames pass the budget by at most what the faults in flight
- * take at once (a read-ahead window each, 32 pages).  Ahead of that, the
+ * take at once (a read-ahead window each: umm__window_max, 32 to 512
+ * pages, a 64th of the budget).  Ahead of that, the
  * daemon (daemon.c) is woken once a fault's window would take frames past
  * 7/8 of the budget and reclaims on its own thread down to 3/4 (kswapd's
  * low and high marks), running again until it is there or finds nothing
@@ -272,6 +273,17 @@ void umm__vmscan_init(void)
 uint64_t umm__budget(void)
 {
     return budget;
+}
+
+/* The largest read-ahead window (fault.c): 2 MiB, as issue 15 asks of a
+ * sequential stream (each window one trap, one pread, one populate), but
+ * no more than a 64th of the budget, never under 32 pages (128 KiB, the
+ * kernel's own default): it is what a faulting thread may take past the
+ * budget (umm__reclaim_before), so a small budget keeps small windows. */
+uint64_t umm__window_max(void)
+{
+    uint64_t w = budget / 64;
+    return w < 32 ? 32 : w > 512 ? 512 : w;
 }
 
 /* ------------------------------------------------------------- evicting */
