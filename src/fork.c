@@ -70,12 +70,13 @@ static int reserve_ranges(void)
 }
 
 /* The end of a run [p - *run, p) of writable private entries: read-only
- * now, for the child and the parent to copy on write. */
+ * now, for the child and the parent to copy on write.  The map count is
+ * counted again on both sides (rehome). */
 static void end_run(struct umm__vma *v, uint64_t p, uint64_t *run)
 {
     if (!*run)
         return;
-    umm__mc_update(v, p - *run, p, 0, UMM__P_WRITE, UMM__MC_NOLIMIT);
+    umm__mc_write_protect_forking(v, p - *run, p);
     umm__vma_reprotect(v, p - *run, p);
     *run = 0;
 }

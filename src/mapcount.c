@@ -186,14 +186,19 @@ struct change {
     int floor;
 };
 
-static uint32_t bits(const struct umm__vma *v, uint64_t page, const struct change *c)
+/* An entry's flags f as the view c sees them. */
+static uint32_t view_bits(uint32_t f, const struct umm__vma *v, uint64_t page, const struct change *c)
 {
-    uint32_t f = atomic_load_explicit(&umm__vma_pte(v, page)->flags, memory_order_relaxed);
     if (c && c->v == v && page >= c->from && page < c->to)
         f = (f & ~c->clear) | c->set;
     if (c && c->floor && releasable_bits(f))
         f &= ~(UMM__P_PRESENT | UMM__P_WRITE);
     return f;
+}
+
+static uint32_t bits(const struct umm__vma *v, uint64_t page, const struct change *c)
+{
+    return view_bits(atomic_load_explicit(&umm__vma_pte(v, page)->flags, memory_order_relaxed), v, page, c);
 }
 
 /* The VMAs that touch v on the left and on the right, if any. */
@@ -233,53 +238,60 @@ static uint64_t zero_starts(struct home *h, const struct umm__vma *v, uint64_t p
 /*
  * How many of the pages [from, to] of v start a host mapping; page `to`
  * == the VMA's length means the first page of the VMA that touches v on
- * the right (nothing if none does).  Seen through c (a change, the floor).
- * Entries never written are skipped unread (ks: kmem.c), except where c
- * sets bits on them.
+ * the right (nothing if none does).  Seen through each of nv views c[i]
+ * (a change, the floor; NULL: as it is), counted into n[i], in one walk:
+ * a change is weighed four ways (before and after, count and floor), and
+ * four walks of a long run cost four times one (fork's recount of 1 GiB:
+ * doc/PERFORMANCE.md 2026-12-07).  Entries never written are skipped
+ * unread (ks: kmem.c), except where a view sets bits on them.
  */
-static uint64_t starts_ks(const struct umm__vma *v, uint64_t from, uint64_t to, const struct change *c,
-                          struct umm__kscan *ks)
+#define VIEWS 4
+static void starts_views(const struct umm__vma *v, uint64_t from, uint64_t to, const struct change *const *c, int nv,
+                         uint64_t *n, struct umm__kscan *ks)
 {
     struct home h = { 0 };
-    uint64_t n = 0, npages = umm__vma_pages(v);
-    struct hs prev = { -1, 0, 0 };
-    if (from > 0) {
-        prev = host_state(&h, v, from - 1, bits(v, from - 1, c));
-    } else {
-        struct umm__vma *u = left_of(v);
-        if (u)
-            prev = host_state(&h, u, umm__vma_pages(u) - 1, bits(u, umm__vma_pages(u) - 1, c));
+    uint64_t npages = umm__vma_pages(v);
+    struct hs prev[VIEWS];
+    struct umm__vma *u = from > 0 ? NULL : left_of(v);
+    for (int i = 0; i < nv; i++) {
+        n[i] = 0;
+        prev[i] = (struct hs){ -1, 0, 0 };
+        if (from > 0)
+            prev[i] = host_state(&h, v, from - 1, bits(v, from - 1, c[i]));
+        else if (u)
+            prev[i] = host_state(&h, u, umm__vma_pages(u) - 1, bits(u, umm__vma_pages(u) - 1, c[i]));
     }
     uint64_t end = to < npages ? to + 1 : npages;
     for (uint64_t p = from; p < end; p++) {
         if (p == from || umm__pte_page_start(v, p)) {
             uint64_t q = umm__pte_next(v, p, end, ks);
-            if (c && c->v == v && c->set && c->from < q && c->to > p) /* bits set there: read them */
-                q = c->from > p ? c->from : p;
+            for (int i = 0; i < nv; i++) /* bits set there: read them */
+                if (c[i] && c[i]->v == v && c[i]->set && c[i]->from < q && c[i]->to > p)
+                    q = c[i]->from > p ? c[i]->from : p;
             if (q > p) {
-                n += zero_starts(&h, v, p, q, &prev);
+                for (int i = 0; i < nv; i++)
+                    n[i] += zero_starts(&h, v, p, q, &prev[i]);
                 p = q - 1;
                 continue;
             }
         }
-        struct hs s = host_state(&h, v, p, bits(v, p, c));
-        n += !merges(prev, s);
-        prev = s;
+        uint32_t f = atomic_load_explicit(&umm__vma_pte(v, p)->flags, memory_order_relaxed);
+        for (int i = 0; i < nv; i++) {
+            struct hs s = host_state(&h, v, p, view_bits(f, v, p, c[i]));
+            n[i] += !merges(prev[i], s);
+            prev[i] = s;
+        }
     }
-    if (to == npages) {
-        struct umm__vma *w = right_of(v);
-        if (w)
-            n += !merges(prev, host_state(&h, w, 0, bits(w, 0, c)));
-    }
-    return n;
+    struct umm__vma *w = to == npages ? right_of(v) : NULL;
+    for (int i = 0; w && i < nv; i++)
+        n[i] += !merges(prev[i], host_state(&h, w, 0, bits(w, 0, c[i])));
 }
 
-static uint64_t starts(const struct umm__vma *v, uint64_t from, uint64_t to, const struct change *c)
+static uint64_t starts_ks(const struct umm__vma *v, uint64_t from, uint64_t to, const struct change *c,
+                          struct umm__kscan *ks)
 {
-    struct umm__kscan ks;
-    umm__kscan_begin(&ks, (to - from) * sizeof(struct umm__pte));
-    uint64_t n = starts_ks(v, from, to, c, &ks);
-    umm__kscan_end(&ks);
+    uint64_t n;
+    starts_views(v, from, to, &c, 1, &n, ks);
     return n;
 }
 
@@ -306,10 +318,13 @@ static void weigh(struct umm__vma *v, const struct change *c, struct weigh *w, s
 {
     struct change fl = *c, fl_as_is = { v, 0, 0, 0, 0, 1 };
     fl.floor = 1;
-    w->before = starts_ks(v, c->from, c->to, NULL, ks);
-    w->after = starts_ks(v, c->from, c->to, c, ks);
-    w->fbefore = starts_ks(v, c->from, c->to, &fl_as_is, ks);
-    w->fafter = starts_ks(v, c->from, c->to, &fl, ks);
+    const struct change *views[4] = { NULL, c, &fl_as_is, &fl };
+    uint64_t n[4];
+    starts_views(v, c->from, c->to, views, 4, n, ks);
+    w->before = n[0];
+    w->after = n[1];
+    w->fbefore = n[2];
+    w->fafter = n[3];
 }
 
 int umm__mc_update(struct umm__vma *v, uint64_t from, uint64_t to, uint32_t set, uint32_t clear, uint64_t limit)
@@ -370,6 +385,27 @@ int umm__mc_update(struct umm__vma *v, uint64_t from, uint64_t to, uint32_t set,
     return 0;
 }
 
+/*
+ * fork.c's prepare: private entries [from, to) of v lose WRITE (and are
+ * marked SOFTDIRTY, as umm__mc_update marks a page whose write access
+ * goes), with the count left as it was: the caller holds the address-space
+ * lock for writing, no entry is held, and both sides recount
+ * (umm__mc_recount) before the lock goes.  A private page's WRITE counts
+ * in no frame (its ref is its users, mapped its presence), so the count is
+ * all umm__mc_update would have kept besides, and weighing it here cost a
+ * quarter of a fork of 1 GiB (doc/PERFORMANCE.md 2026-12-07).
+ */
+void umm__mc_write_protect_forking(struct umm__vma *v, uint64_t from, uint64_t to)
+{
+    for (uint64_t p = from; p < to; p++) {
+        struct umm__pte *pte = umm__vma_pte(v, p);
+        uint32_t f = atomic_load_explicit(&pte->flags, memory_order_relaxed);
+        umm__assert(!umm__pte_writes_cache(v, f) && !(f & LOCKBITS));
+        if (f & UMM__P_WRITE)
+            atomic_store_explicit(&pte->flags, (f & ~UMM__P_WRITE) | UMM__P_SOFTDIRTY, memory_order_relaxed);
+    }
+}
+
 int umm__mc_floor_fits(struct umm__vma *v, uint64_t from, uint64_t to, uint32_t set, uint64_t b)
 {
     if (atomic_load_explicit(&floor_, memory_order_relaxed) + (to - from) + 1 <= b)
@@ -394,8 +430,14 @@ void umm__mc_recount(void)
     for (size_t i = 0; i < umm__mm.nvmas; i++) {
         struct umm__vma *v = umm__mm.vmas[i];
         struct change fl = { v, 0, 0, 0, 0, 1 };
-        c += starts(v, 0, umm__vma_pages(v) - 1, NULL);
-        f += starts(v, 0, umm__vma_pages(v) - 1, &fl);
+        const struct change *views[2] = { NULL, &fl };
+        uint64_t n[2];
+        struct umm__kscan ks;
+        umm__kscan_begin(&ks, umm__vma_pages(v) * sizeof(struct umm__pte));
+        starts_views(v, 0, umm__vma_pages(v) - 1, views, 2, n, &ks);
+        umm__kscan_end(&ks);
+        c += n[0];
+        f += n[1];
     }
     atomic_store(&count, c);
     atomic_store(&floor_, f);

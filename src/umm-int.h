@@ -872,6 +872,8 @@ void umm__mc_release(uint64_t target);
 int umm__mc_squeeze(void);
 uint64_t umm__mc_count(void);
 /* Count again from the entries (fork moved private pages' frames). */
+/* fork.c: private entries lose WRITE, the count left to umm__mc_recount. */
+void umm__mc_write_protect_forking(struct umm__vma *v, uint64_t from, uint64_t to);
 void umm__mc_recount(void);
 uint64_t umm__mc_budget(void);
 
