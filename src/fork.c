@@ -8,10 +8,11 @@
  * clean ENOMEM):
  *
  *  prepare (parent, before the fork; every other thread is out of libumm):
- *    - the daemon's thread ends (daemon.c) and the address-space lock is
+ *    - the daemon's thread parks (daemon.c) and the address-space lock is
  *      taken for writing, so the child inherits no half-made change;
  *    - every resident private frame gets one more reference (the child's
- *      page table will use it too) and loses write permission: the first
+ *      page table will use it too) and loses write permission (the map
+ *      count is counted again afterwards, not weighed here): the first
  *      write in either process traps to fault_cow, which copies the frame
  *      while others hold it, or takes it over once it is the last;
  *    - every page-cache extent is pinned once more (the child's objects
@@ -24,7 +25,8 @@
  *      the old range lives on while any frame in it does (frame.c counts
  *      them per chunk); pages not resident are mapped to the new slots;
  *    - the host map count is counted again, the lock let go, the daemon
- *      started again (in the child on a loop rebuilt by uv_loop_fork).
+ *      let run again (in the child a new thread, on a loop rebuilt by
+ *      uv_loop_fork).
  *
  * Shared mappings need nothing: the host keeps MAP_SHARED mappings shared,
  * and the page cache's frames and their state (UPTODATE, DIRTY) live in
