@@ -25,7 +25,7 @@
 #include <uv.h>
 
 static uv_loop_t loop;
-static uv_async_t kick, stop, reclaim, zero;
+static uv_async_t kick, stop, reclaim, zero, ra;
 static uv_timer_t timer;
 static uv_thread_t thread;
 static _Atomic int running;
@@ -36,6 +36,7 @@ static int set_running(int on)
     atomic_store(&umm__mm.bell[UMM__BELL_FLUSH], on ? (void *)&kick : NULL);
     atomic_store(&umm__mm.bell[UMM__BELL_RECLAIM], on ? (void *)&reclaim : NULL);
     atomic_store(&umm__mm.bell[UMM__BELL_ZERO], on ? (void *)&zero : NULL);
+    atomic_store(&umm__mm.bell[UMM__BELL_READAHEAD], on ? (void *)&ra : NULL);
     return atomic_exchange(&running, on);
 }
 
@@ -108,6 +109,17 @@ static void on_zero(uv_async_t *h)
         more = umm__ram_pool_zero();
         pthread_rwlock_unlock(&umm__mm.lock);
     }
+}
+
+/* Streams posted their next windows (fault.c): read them now, while the
+ * program uses the windows it has.  Under the address-space lock for
+ * reading, as a fault's own read. */
+static void on_readahead(uv_async_t *h)
+{
+    (void)h;
+    pthread_rwlock_rdlock(&umm__mm.lock);
+    umm__readahead_run();
+    pthread_rwlock_unlock(&umm__mm.lock);
 }
 
 static void on_stop(uv_async_t *h)
@@ -213,7 +225,8 @@ int umm__daemon_start(void)
     int held[3], nheld = hold_low(held);
     int rc = uv_loop_init(&loop);
     if (rc == 0 && (uv_async_init(&loop, &kick, on_kick) != 0 || uv_async_init(&loop, &stop, on_stop) != 0 ||
-                    uv_async_init(&loop, &reclaim, on_reclaim) != 0 || uv_async_init(&loop, &zero, on_zero) != 0))
+                    uv_async_init(&loop, &reclaim, on_reclaim) != 0 || uv_async_init(&loop, &zero, on_zero) != 0 ||
+                    uv_async_init(&loop, &ra, on_readahead) != 0))
         rc = -1;
     release_low(held, nheld);
     if (rc != 0)
@@ -300,6 +313,7 @@ void umm__daemon_stop(void)
     uv_close((uv_handle_t *)&stop, NULL);
     uv_close((uv_handle_t *)&reclaim, NULL);
     uv_close((uv_handle_t *)&zero, NULL);
+    uv_close((uv_handle_t *)&ra, NULL);
     uv_close((uv_handle_t *)&timer, NULL);
     uv_close((uv_handle_t *)&reclaim_again, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);

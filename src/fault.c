@@ -42,6 +42,7 @@
 #include "vg.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -324,9 +325,24 @@ static uint64_t fill(struct umm__object *obj, uint64_t fpage, uint64_t want, uin
     *read = 0;
     umm__frame_lock(pfn);
     if (atomic_load(&umm__frame(pfn)->flags) & UMM__F_UPTODATE) {
+        /* In the page cache already (read before, or read ahead by the
+         * daemon: umm__readahead_run): the run of it that is, as far as
+         * nobody holds it, installed with this fault. */
         umm__frame_pin(pfn);
         umm__frame_unlock(pfn);
-        return 1;
+        uint64_t n = 1;
+        for (; n < want; n++) {
+            umm__pfn q = pfn + (umm__pfn)n;
+            if (!umm__frame_trylock(q))
+                break;
+            int up = (atomic_load(&umm__frame(q)->flags) & UMM__F_UPTODATE) != 0;
+            if (up)
+                umm__frame_pin(q);
+            umm__frame_unlock(q);
+            if (!up)
+                break;
+        }
+        return n;
     }
     uint64_t n = 1;
     while (n < want) {
@@ -847,6 +863,112 @@ static uint64_t read_around(struct umm__vma *v, uint64_t page, uint64_t fpages, 
     return nread;
 }
 
+/* ---------------------------------------- asynchronous read-ahead */
+
+/*
+ * A stream's fault posts the window after the one it brings in, and the
+ * daemon's thread reads it into the page cache meanwhile
+ * (umm__readahead_run), so that the stream's next fault finds its window
+ * up to date and only installs it (fill: a run of frames up to date) --
+ * the kernel's asynchronous read-ahead (mm/readahead.c), posted at the
+ * fault itself rather than at a marked page.  The fault runs in the trap:
+ * a post is a slot of a fixed ring and a doorbell, nothing allocated, and
+ * a full ring drops it (the next fault reads for itself).  The daemon
+ * looks the object up again among this process's objects and a mapping of
+ * it over the pages, so a post holds nothing and outlives nothing it
+ * names.  A file's pages only: shared anonymous memory has nothing to
+ * read, a pager reads on its own thread, zero-copy pages are the host's
+ * to read (asked with POSIX_FADV_WILLNEED).
+ */
+#define RA_POSTS 8
+enum { POST_FREE, POST_WRITING, POST_READY, POST_TAKEN };
+static struct ra_post {
+    _Atomic int state;
+    struct umm__object *obj;
+    uint64_t fpage, n;
+} ra_posts[RA_POSTS];
+
+static void ra_post(struct umm__vma *v, uint64_t page, uint64_t n, uint64_t fpages)
+{
+    struct umm__object *obj = v->obj;
+    uint64_t fpage = v->fpage + page;
+    if (obj->fd < 0 || obj->pager || page >= umm__vma_pages(v) || fpage >= fpages ||
+        !umm__bell_ready(UMM__BELL_READAHEAD))
+        return;
+    if (n > umm__vma_pages(v) - page)
+        n = umm__vma_pages(v) - page;
+    if (atomic_load(&umm__frame(umm__object_pfn(obj, fpage))->flags) & UMM__F_UPTODATE)
+        return; /* cached already (a file read again) */
+    for (int i = 0; i < RA_POSTS; i++) {
+        int free_ = POST_FREE;
+        if (!atomic_compare_exchange_strong(&ra_posts[i].state, &free_, POST_WRITING))
+            continue;
+        ra_posts[i].obj = obj;
+        ra_posts[i].fpage = fpage;
+        ra_posts[i].n = n;
+        atomic_store(&ra_posts[i].state, POST_READY);
+        umm__ring(UMM__BELL_READAHEAD);
+        return;
+    }
+}
+
+/* Pages [fpage, fpage+n) of obj into the page cache, if obj still has a
+ * mapping over fpage in this process (as far as it reaches). */
+static void readahead_one(struct umm__object *obj, uint64_t fpage, uint64_t n)
+{
+    struct umm__object *o = umm__mm.objects;
+    while (o && o != obj)
+        o = o->next;
+    uint64_t reach = 0;
+    for (const struct umm__vma *w = o ? o->rmap : NULL; w; w = w->rnext)
+        if (fpage >= w->fpage && fpage - w->fpage < umm__vma_pages(w) &&
+            w->fpage + umm__vma_pages(w) - fpage > reach)
+            reach = w->fpage + umm__vma_pages(w) - fpage;
+    if (n > reach)
+        n = reach;
+    uint64_t fsize, fpages = n ? file_pages(obj, fpage, &fsize) : 0;
+    if (fpage >= fpages)
+        return;
+    if (n > fpages - fpage)
+        n = fpages - fpage;
+    if (umm__frame_host(umm__object_pfn(obj, fpage))) {
+        posix_fadvise(obj->fd, (off_t)(fpage << UMM_PAGE_SHIFT), (off_t)(n << UMM_PAGE_SHIFT), POSIX_FADV_WILLNEED);
+        return;
+    }
+    umm__reclaim_before(n); /* the fault's room, taken here: before any frame is held */
+    for (uint64_t p = fpage; p < fpage + n;) {
+        int err, read;
+        uint64_t k = fill(obj, p, fpage + n - p, fsize, &err, &read);
+        if (k == 0)
+            return; /* a read error: the fault that needs the page reports it */
+        unpin_run(umm__object_pfn(obj, p), k);
+        p += k;
+    }
+}
+
+/* The daemon's side: every post waiting.  The address-space lock is held
+ * for reading. */
+void umm__readahead_run(void)
+{
+    for (int i = 0; i < RA_POSTS; i++) {
+        int ready = POST_READY;
+        if (!atomic_compare_exchange_strong(&ra_posts[i].state, &ready, POST_TAKEN))
+            continue;
+        struct ra_post post = { 0, ra_posts[i].obj, ra_posts[i].fpage, ra_posts[i].n };
+        atomic_store(&ra_posts[i].state, POST_FREE);
+        readahead_one(post.obj, post.fpage, post.n);
+    }
+}
+
+/* A fork's child: posts half written or taken by a thread it has not got
+ * are free again; posts ready stay for its daemon. */
+void umm__readahead_fork_child(void)
+{
+    for (int i = 0; i < RA_POSTS; i++)
+        if (atomic_load(&ra_posts[i].state) != POST_READY)
+            atomic_store(&ra_posts[i].state, POST_FREE);
+}
+
 /*
  * A page of a file mapping (or of shared anonymous memory) that is not
  * present: bring it (and a read-ahead window) into the page cache, then
@@ -948,6 +1070,8 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
      * follow the file until then; their write faults leave the stream
      * alone). */
     ra_advance(v, slot, page + n);
+    if (!*err && want > 1 && n == want && (slot >= 0 || v->advice == MADV_SEQUENTIAL))
+        ra_post(v, page + n, want * 2 > RA_MAX ? RA_MAX : want * 2, fpages);
     if (!*err && access != UMM__ACC_WRITE)
         mmap_miss_hits(obj, fault_around(v, page, n, fpages, &fresh));
     release_ptes(v, page, n);

@@ -239,6 +239,7 @@ static void child(void)
     umm__mm.pid = getpid();
     umm__object_fork_child();
     umm__kmap_fork_child();
+    umm__readahead_fork_child();
     rehome(1);
     pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
     umm__daemon_resume(1);

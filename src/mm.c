@@ -43,6 +43,11 @@ void umm__leave(const sigset_t *saved)
  * to the host (umm-int.h); defined here, the lowest piece that sets it. */
 __thread int umm__own_io __attribute__((tls_model("initial-exec")));
 
+int umm__bell_ready(enum umm__bell b)
+{
+    return atomic_load(&umm__mm.bell[b]) != NULL;
+}
+
 /* Safe anywhere, the trap and signal handlers included (uv_async_send
  * writes an eventfd). */
 void umm__ring(enum umm__bell b)

@@ -90,7 +90,7 @@ struct umm__mm {
     _Atomic uint64_t nobjects;
     int forked;                   /* this process forked, or was forked (fork.c) */
     pid_t pid;                    /* whose structures these are (not a vfork child's) */
-    _Atomic(void *) bell[3];      /* the daemon's uv_async_t handles while it runs (daemon.c) */
+    _Atomic(void *) bell[4];      /* the daemon's uv_async_t handles while it runs (daemon.c) */
     uintptr_t vg_next_hint;       /* under Valgrind, where mman.c places the next mapping */
 };
 extern struct umm__mm umm__mm;
@@ -103,8 +103,9 @@ void umm__leave(const sigset_t *saved);
 
 /* Wake the daemon (mm.c): write back soon (msync MS_ASYNC, a parked
  * descriptor to retry), or reclaim in the background (vmscan.c). */
-enum umm__bell { UMM__BELL_FLUSH, UMM__BELL_RECLAIM, UMM__BELL_ZERO };
+enum umm__bell { UMM__BELL_FLUSH, UMM__BELL_RECLAIM, UMM__BELL_ZERO, UMM__BELL_READAHEAD };
 void umm__ring(enum umm__bell b);
+int umm__bell_ready(enum umm__bell b); /* is the daemon there to hear it? */
 
 /* ----------------------------------------------------------------- host.c */
 /* The C library's own functions, looked up once (dlsym RTLD_NEXT) before
@@ -894,6 +895,11 @@ enum umm__fault_result {
 
 /* Handle a fault at addr; the caller holds umm__mm.lock for reading. */
 enum umm__fault_result umm__fault(uintptr_t addr, int access, int *err);
+/* Asynchronous read-ahead (fault.c): the daemon reads the windows streams
+ * posted (mm lock held for reading); a fork's child forgets posts half
+ * made. */
+void umm__readahead_run(void);
+void umm__readahead_fork_child(void);
 /* Make [start, end) of v resident (and writable if write); mm lock held. */
 int umm__populate(struct umm__vma *v, uintptr_t start, uintptr_t end, int write);
 

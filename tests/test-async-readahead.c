@@ -1,0 +1,68 @@
+/* Promise (issue 15, asynchronous read-ahead): the fault of a sequential
+ * stream posts the window after the one it brings in, and libumm's daemon
+ * reads it into the page cache while the program uses this one: with no
+ * further fault, the next window is read; its fault then installs it
+ * without reading.  Counted, not timed: pages_read and traps.  A mapping
+ * of exactly two windows under MADV_SEQUENTIAL (every fault a whole
+ * window, of umm__window_max pages: a 64th of the budget, 32 to 512): the
+ * first touch reads window 1 and posts window 2; the second window's fault
+ * posts nothing (the mapping ends), so what it read is exact.  MADV_RANDOM
+ * posts nothing. */
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+#include "util.h"
+
+/* Wait (up to 20 s: Valgrind is slow) for pages_read to reach want. */
+static uint64_t wait_read(uint64_t r0, uint64_t want)
+{
+    for (int i = 0; i < 2000 && stat_get("pages_read") - r0 < want; i++) {
+        struct timespec ms = { 0, 10 * 1000 * 1000 };
+        nanosleep(&ms, NULL);
+    }
+    return stat_get("pages_read") - r0;
+}
+
+int main(void)
+{
+    void *start = umm_mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); /* libumm reads its budget */
+    umm_munmap(start, PAGE);
+    struct umm_stats st;
+    umm_stats(&st);
+    uint64_t w = st.budget / 64 < 32 ? 32 : st.budget / 64 > 512 ? 512 : st.budget / 64;
+    size_t len = 2 * w * PAGE;
+
+    int fd = tmpfile_make(len, 51, O_RDONLY, NULL);
+    unsigned char *p = umm_mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    ok(p != MAP_FAILED, "a mapping of two windows (%llu pages each)", (unsigned long long)w);
+    is_int(umm_madvise(p, len, MADV_SEQUENTIAL), 0, "MADV_SEQUENTIAL");
+    uint64_t f0 = stat_get("faults"), r0 = stat_get("pages_read");
+    ok(p[7] == pattern(7, 51), "the first touch shows the file");
+    is_int(stat_get("faults") - f0, 1, "one trap");
+    uint64_t got = wait_read(r0, 2 * w);
+    is_int(got, 2 * w, "with no further touch, the second window is read too (read: %llu pages)",
+           (unsigned long long)got);
+    is_int(stat_get("faults") - f0, 1, "and no further trap was taken for it");
+    int bad = 0;
+    for (uint64_t i = w; i < 2 * w; i++)
+        bad += p[i * PAGE + 3] != pattern(i * PAGE + 3, 51);
+    is_int(bad, 0, "the second window shows the file");
+    is_int(stat_get("faults") - f0, 2, "its pages came in with one trap");
+    is_int(stat_get("pages_read") - r0, 2 * w, "which read nothing: every page was read once");
+    is_int(umm_munmap(p, len), 0, "umm_munmap");
+    close(fd);
+
+    /* MADV_RANDOM: one page a fault, nothing posted. */
+    fd = tmpfile_make(len, 52, O_RDONLY, NULL);
+    p = umm_mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    umm_madvise(p, len, MADV_RANDOM);
+    r0 = stat_get("pages_read");
+    ok(p[5 * PAGE] == pattern(5 * PAGE, 52), "MADV_RANDOM: the touch shows the file");
+    struct timespec pause = { 0, 300 * 1000 * 1000 };
+    nanosleep(&pause, NULL);
+    is_int(stat_get("pages_read") - r0, 1, "MADV_RANDOM: its page alone is read, nothing ahead of it");
+    umm_munmap(p, len);
+    close(fd);
+    check_released();
+    return tap_done();
+}
