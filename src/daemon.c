@@ -12,7 +12,14 @@
  *    here under the address-space lock held for reading, so faults go on,
  *    and on a one-shot timer after that while it is not done;
  *  - a third: chunks of frames were pooled (frame.c), and are zeroed here
- *    so that the next fault that takes them need not.
+ *    so that the next fault that takes them need not;
+ *  - a fourth: a sequential stream's fault posted its next window
+ *    (fault.c), read here into the page cache while the program uses the
+ *    window it has (the kernel's asynchronous read-ahead).  On this
+ *    thread, not libuv's thread pool: one reader keeps ahead of a stream
+ *    (the reads are the host's copies), and a thread that is parked
+ *    between callbacks at a fork, and stopped at exit, needs nothing more
+ *    to be safe across both; the pool's threads would.
  * The thread blocks every signal, so faults and signals of the program are
  * never handled on it.
  */
