@@ -821,6 +821,8 @@ void umm__vmscan_init(void);
 uint64_t umm__budget(void);
 /* The largest read-ahead window, in pages: a 64th of the budget, 32 to 512. */
 uint64_t umm__window_max(void);
+/* Room for n more frames below the daemon's wake-up mark? */
+int umm__reclaim_room(uint64_t n);
 /* A fault is about to take up to n new frames: reclaim first if that
  * would pass the budget.  The mm lock is held (read or write). */
 void umm__reclaim_before(uint64_t n);

@@ -275,6 +275,15 @@ uint64_t umm__budget(void)
     return budget;
 }
 
+/* Room for n more frames below the mark that wakes the daemon's reclaim:
+ * asynchronous read-ahead (fault.c) reads ahead only there, or under a
+ * tight budget it would read pages that reclaim takes before the program
+ * comes to them (read twice, test-ra-window under UMM_RAM=4M). */
+int umm__reclaim_room(uint64_t n)
+{
+    return umm__ram_frames_in_use() + umm__ram_pool_pages() + n <= budget - WAKE(budget);
+}
+
 /* The largest read-ahead window (fault.c): 2 MiB, as issue 15 asks of a
  * sequential stream (each window one trap, one pread, one populate), but
  * no more than a 64th of the budget, never under 32 pages (128 KiB, the
