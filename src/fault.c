@@ -909,9 +909,13 @@ static void ra_post(struct umm__vma *v, uint64_t page, uint64_t n, uint64_t fpag
         int free_ = POST_FREE;
         if (!atomic_compare_exchange_strong(&ra_posts[i].state, &free_, POST_WRITING))
             continue;
+        /* The slot's fields pass between threads by its state alone:
+         * said to helgrind and drd, which do not read atomics that way. */
+        umm__vg_hb_after(&ra_posts[i].state);
         ra_posts[i].obj = obj;
         ra_posts[i].fpage = fpage;
         ra_posts[i].n = n;
+        umm__vg_hb_before(&ra_posts[i].obj);
         atomic_store(&ra_posts[i].state, POST_READY);
         umm__ring(UMM__BELL_READAHEAD);
         return;
@@ -960,19 +964,21 @@ void umm__readahead_run(void)
         int ready = POST_READY;
         if (!atomic_compare_exchange_strong(&ra_posts[i].state, &ready, POST_TAKEN))
             continue;
+        umm__vg_hb_after(&ra_posts[i].obj);
         struct ra_post post = { 0, ra_posts[i].obj, ra_posts[i].fpage, ra_posts[i].n };
+        umm__vg_hb_before(&ra_posts[i].state);
         atomic_store(&ra_posts[i].state, POST_FREE);
-        readahead_one(post.obj, post.fpage, post.n);
+        if (!umm__mm.forked) /* posted before a fork: dropped, as ra_post would */
+            readahead_one(post.obj, post.fpage, post.n);
     }
 }
 
-/* A fork's child: posts half written or taken by a thread it has not got
- * are free again; posts ready stay for its daemon. */
+/* A fork's child: every post is free again (half written or taken by a
+ * thread it has not got, or ready and never to be read: see ra_post). */
 void umm__readahead_fork_child(void)
 {
     for (int i = 0; i < RA_POSTS; i++)
-        if (atomic_load(&ra_posts[i].state) != POST_READY)
-            atomic_store(&ra_posts[i].state, POST_FREE);
+        atomic_store(&ra_posts[i].state, POST_FREE);
 }
 
 /*
