@@ -894,11 +894,24 @@ static struct ra_post {
     uint64_t fpage, n;
 } ra_posts[RA_POSTS];
 
+/* Set while umm__populate (MADV_WILLNEED, MAP_POPULATE, MADV_POPULATE_*)
+ * faults pages in: the program named the pages it wants, as the kernel's
+ * force_page_cache_readahead reads them and no more; nothing is posted. */
+static __thread int populating __attribute__((tls_model("initial-exec")));
+
+/* Threads in a fault now.  With another thread faulting too, the machine's
+ * cores are busy with the program's own streams, and a read on the
+ * daemon's thread would only take a core from them: two threads reading
+ * halves of a file went from 1.46-1.57 to 1.62-1.65 us a page with every
+ * window posted (doc/PERFORMANCE.md 2026-12-07); the faults read their
+ * own windows then. */
+static _Atomic int faulting;
+
 static void ra_post(struct umm__vma *v, uint64_t page, uint64_t n, uint64_t fpages)
 {
     struct umm__object *obj = v->obj;
     uint64_t fpage = v->fpage + page;
-    if (obj->fd < 0 || obj->pager || page >= umm__vma_pages(v) || fpage >= fpages ||
+    if (populating || atomic_load_explicit(&faulting, memory_order_relaxed) > 1 || obj->fd < 0 || obj->pager || page >= umm__vma_pages(v) || fpage >= fpages ||
         !umm__bell_ready(UMM__BELL_READAHEAD) || umm__mm.forked || !umm__reclaim_room(2 * n))
         return;
     if (n > umm__vma_pages(v) - page)
@@ -1209,7 +1222,9 @@ enum umm__fault_result umm__fault(uintptr_t addr, int access, int *err)
     struct umm__pte *pte = umm__vma_pte(v, page);
     umm__reclaim_before(RA_MAX); /* room for a read-ahead window, before any entry is held */
     umm__bitlock(&pte->flags, 0);
+    atomic_fetch_add_explicit(&faulting, 1, memory_order_relaxed);
     enum umm__fault_result r = fault_page(v, page, access, err);
+    atomic_fetch_sub_explicit(&faulting, 1, memory_order_relaxed);
     /* Past the end of the file (or an I/O error): arm the page so that the
      * retried access raises the kernel's own SIGBUS.  A present page here
      * means the host refused a mapping: that can only end as SIGSEGV. */
@@ -1226,7 +1241,17 @@ enum umm__fault_result umm__fault(uintptr_t addr, int access, int *err)
 
 /* Make [start, end) of v resident, and writable if write, page by page as
  * faults would.  The caller holds the address-space lock for reading. */
+static int populate_range(struct umm__vma *v, uintptr_t start, uintptr_t end, int write);
+
 int umm__populate(struct umm__vma *v, uintptr_t start, uintptr_t end, int write)
+{
+    populating = 1;
+    int err = populate_range(v, start, end, write);
+    populating = 0;
+    return err;
+}
+
+static int populate_range(struct umm__vma *v, uintptr_t start, uintptr_t end, int write)
 {
     for (uintptr_t a = start; a < end; a += UMM_PAGE_SIZE) {
         int err;
