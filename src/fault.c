@@ -881,10 +881,11 @@ static uint64_t read_around(struct umm__vma *v, uint64_t page, uint64_t fpages, 
  * to read (asked with POSIX_FADV_WILLNEED).  Only with room in the budget
  * (umm__reclaim_room: else what is read ahead is reclaimed before it is
  * used), and only in a process that never forked: a fork family's page
- * cache is shared, and a daemon that fills frames for a process of the
- * family that ends (or is killed) meanwhile is a case not yet thought
- * through -- the differential test failed once under a loaded make check
- * with it (a stale byte and 12 frames held), not reproduced since.
+ * cache is shared, and this daemon's fill holds only this process's read
+ * lock, while another process of the family may truncate or invalidate
+ * the same frames -- not yet thought through; the differential test
+ * failed once under a loaded make check before this gate (a stale byte
+ * and 12 frames held), not reproduced since.
  */
 #define RA_POSTS 8
 enum { POST_FREE, POST_WRITING, POST_READY, POST_TAKEN };
@@ -911,8 +912,10 @@ static void ra_post(struct umm__vma *v, uint64_t page, uint64_t n, uint64_t fpag
 {
     struct umm__object *obj = v->obj;
     uint64_t fpage = v->fpage + page;
-    if (populating || atomic_load_explicit(&faulting, memory_order_relaxed) > 1 || obj->fd < 0 || obj->pager || page >= umm__vma_pages(v) || fpage >= fpages ||
-        !umm__bell_ready(UMM__BELL_READAHEAD) || umm__mm.forked || !umm__reclaim_room(2 * n))
+    if (populating || atomic_load_explicit(&faulting, memory_order_relaxed) > 1 || umm__mm.forked)
+        return;
+    if (obj->fd < 0 || obj->pager || page >= umm__vma_pages(v) || fpage >= fpages ||
+        !umm__bell_ready(UMM__BELL_READAHEAD) || !umm__reclaim_room(2 * n))
         return;
     if (n > umm__vma_pages(v) - page)
         n = umm__vma_pages(v) - page;
