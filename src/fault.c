@@ -45,6 +45,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #define RA_MAX umm__window_max() /* the largest read-ahead window, in pages (vmscan.c) */
 #define GAP_MAX 4096 /* the widest gap a private page is widened over */
@@ -377,14 +378,26 @@ static void unpin_run(umm__pfn pfn, uint64_t n)
         umm__frame_unpin(pfn + (umm__pfn)i);
 }
 
+/* Can a pwrite of frame pfn into the memfd be made without meeting the
+ * program's RLIMIT_FSIZE (which applies to a memfd as to any file: past
+ * it, SIGXFSZ, tests/test-rlimit-fsize)?  Asked at each copy: the program
+ * may lower the limit at any time. */
+static int memfd_writable(umm__pfn pfn)
+{
+    struct rlimit rl;
+    return getrlimit(RLIMIT_FSIZE, &rl) == 0 &&
+           (rl.rlim_cur == RLIM_INFINITY || ((uint64_t)pfn + 1) << UMM_PAGE_SHIFT <= rl.rlim_cur);
+}
+
 /* Make private frame dst (free: its reference count is 0) live, as a copy
- * of frame src.  The copy is a pwrite into the memfd, not a memcpy through
- * the direct map: a fresh frame has no host page yet, and the host's
+ * of frame src.  The copy is a pwrite into the memfd where the file-size
+ * limit allows it: a fresh frame has no host page yet, and the host's
  * allocation inside a system call costs far less than a page fault taking
- * it (private write 45 -> 32 us a page with the populated install below,
- * doc/PERFORMANCE.md 2026-12-07).  A pwrite that fails (the host out of
- * memory for the memfd) falls back to the memcpy, whose fault is the
- * host's to answer, as any touch of a frame. */
+ * it at the first touch (private write 45 -> 32 us a page with the
+ * populated install below; a populate and a memcpy instead, 38 us:
+ * doc/PERFORMANCE.md 2026-12-07).  Otherwise, or if the pwrite fails (the
+ * host out of memory for the memfd), a memcpy, whose fault is the host's
+ * to answer, as any touch of a frame. */
 static void copy_frame(umm__pfn dst, umm__pfn src)
 {
     uint32_t old = atomic_exchange(&umm__frame(dst)->ref, 1);
@@ -392,7 +405,8 @@ static void copy_frame(umm__pfn dst, umm__pfn src)
     umm__ram_frames_live(dst, 1);
     char *s = umm__kmap(src, 1);
     umm__vg_defined(s, UMM_PAGE_SIZE);
-    if (umm__sys_pwrite(umm__ram.fd, s, UMM_PAGE_SIZE, (off_t)((uint64_t)dst << UMM_PAGE_SHIFT)) != UMM_PAGE_SIZE) {
+    if (!memfd_writable(dst) ||
+        umm__sys_pwrite(umm__ram.fd, s, UMM_PAGE_SIZE, (off_t)((uint64_t)dst << UMM_PAGE_SHIFT)) != UMM_PAGE_SIZE) {
         char *d = umm__kmap(dst, 1);
         umm__vg_defined(d, UMM_PAGE_SIZE);
         memcpy(d, s, UMM_PAGE_SIZE);

@@ -60,6 +60,28 @@ static int start_under_limit(int unused)
 static char path[512];
 static int fd;
 
+/* A 4 MiB file mapped private and read; then a 64 KiB limit; a store to
+ * every page copies it (copy-on-write into libumm's frames, whose place in
+ * its memfd is far past the limit): no SIGXFSZ, as in the kernel. */
+static int private_write_under_limit(int unused)
+{
+    (void)unused;
+    size_t len = 4 * MIB;
+    unsigned char *p = umm_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED)
+        return 10;
+    unsigned long s = 0;
+    for (size_t i = 0; i < len; i += PAGE)
+        s += p[i];
+    limit(64 * 1024);
+    for (size_t i = 0; i < len; i += PAGE)
+        p[i] = (unsigned char)(s + i);
+    for (size_t i = 0; i < len; i += PAGE)
+        if (p[i] != (unsigned char)(s + i) || p[i + 1] != pattern(i + 1, 24))
+            return 11;
+    return umm_munmap(p, len) == 0 ? 0 : 12;
+}
+
 /* A 4 MiB file mapped shared; then a 1 MiB limit; stores below and past
  * the limit; msync (how & 1) or exit (write-back at exit) with SIGXFSZ
  * ignored (how & 2) or not.  umm: how & 4. */
@@ -106,6 +128,13 @@ int main(void)
         close(fd);
         unlink(path);
     }
+    fd = tmpfile_make(4 * MIB, 24, O_RDONLY, path);
+    st = in_child(private_write_under_limit, 0);
+    ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+       "libumm: private writes under a 64 KiB limit copy every page, no SIGXFSZ (status %#x%s)", st,
+       WIFSIGNALED(st) && WTERMSIG(st) == SIGXFSZ ? ": SIGXFSZ" : "");
+    close(fd);
+    unlink(path);
     check_released();
     return tap_done();
 }
