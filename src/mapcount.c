@@ -287,14 +287,6 @@ static void starts_views(const struct umm__vma *v, uint64_t from, uint64_t to, c
         n[i] += !merges(prev[i], host_state(&h, w, 0, bits(w, 0, c[i])));
 }
 
-static uint64_t starts_ks(const struct umm__vma *v, uint64_t from, uint64_t to, const struct change *c,
-                          struct umm__kscan *ks)
-{
-    uint64_t n;
-    starts_views(v, from, to, &c, 1, &n, ks);
-    return n;
-}
-
 static void count_lock(void)
 {
     umm__bitlock(&lock, 0);
@@ -411,10 +403,13 @@ int umm__mc_floor_fits(struct umm__vma *v, uint64_t from, uint64_t to, uint32_t 
     if (atomic_load_explicit(&floor_, memory_order_relaxed) + (to - from) + 1 <= b)
         return 1;
     struct change c = { v, from, to, set & ~LOCKBITS, 0, 1 }, fl_as_is = { v, 0, 0, 0, 0, 1 };
+    const struct change *views[2] = { &fl_as_is, &c };
+    uint64_t n[2];
     struct umm__kscan ks;
     umm__kscan_begin(&ks, (to - from) * sizeof(struct umm__pte));
     count_lock();
-    uint64_t before = starts_ks(v, from, to, &fl_as_is, &ks), after = starts_ks(v, from, to, &c, &ks);
+    starts_views(v, from, to, views, 2, n, &ks);
+    uint64_t before = n[0], after = n[1];
     uint64_t now = atomic_load_explicit(&floor_, memory_order_relaxed);
     count_unlock();
     umm__kscan_end(&ks);
@@ -451,11 +446,14 @@ void umm__mc_set_prot(struct umm__vma *v, int prot)
     uint64_t n = umm__vma_pages(v);
     struct umm__kscan ks;
     umm__kscan_begin(&ks, n * sizeof(struct umm__pte));
+    const struct change *views[2] = { NULL, &fl };
+    uint64_t before[2], after[2];
     count_lock();
-    uint64_t before = starts_ks(v, 0, n, NULL, &ks), fbefore = starts_ks(v, 0, n, &fl, &ks);
+    starts_views(v, 0, n, views, 2, before, &ks);
     v->prot = prot;
-    atomic_fetch_add(&count, starts_ks(v, 0, n, NULL, &ks) - before); /* modulo 2^64: a fall too */
-    atomic_fetch_add(&floor_, starts_ks(v, 0, n, &fl, &ks) - fbefore);
+    starts_views(v, 0, n, views, 2, after, &ks);
+    atomic_fetch_add(&count, after[0] - before[0]); /* modulo 2^64: a fall too */
+    atomic_fetch_add(&floor_, after[1] - before[1]);
     count_unlock();
     umm__kscan_end(&ks);
 }
@@ -497,9 +495,11 @@ void umm__mc_vma_removing(struct umm__vma *v)
     struct change fl = { v, 0, 0, 0, 0, 1 };
     struct umm__kscan ks;
     umm__kscan_begin(&ks, umm__vma_pages(v) * sizeof(struct umm__pte));
+    const struct change *views[2] = { NULL, &fl };
+    uint64_t b[2];
     count_lock();
-    uint64_t before = starts_ks(v, 0, umm__vma_pages(v), NULL, &ks),
-             fbefore = starts_ks(v, 0, umm__vma_pages(v), &fl, &ks);
+    starts_views(v, 0, umm__vma_pages(v), views, 2, b, &ks);
+    uint64_t before = b[0], fbefore = b[1];
     uint64_t after = right_of(v) ? 1 : 0; /* the next VMA's first page starts one now */
     atomic_fetch_add(&count, after - before);
     atomic_fetch_add(&floor_, after - fbefore);

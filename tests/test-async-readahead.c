@@ -9,6 +9,7 @@
  * posts nothing (the mapping ends), so what it read is exact.  MADV_RANDOM
  * posts nothing. */
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "util.h"
@@ -61,6 +62,22 @@ int main(void)
     struct timespec pause = { 0, 300 * 1000 * 1000 };
     nanosleep(&pause, NULL);
     is_int(stat_get("pages_read") - r0, 1, "MADV_RANDOM: its page alone is read, nothing ahead of it");
+    umm_munmap(p, len);
+    close(fd);
+
+    /* In a process of a fork family, nothing is read ahead (README): the
+     * first window alone, however long the program waits. */
+    pid_t pid = umm_fork();
+    if (pid == 0)
+        _exit(0);
+    waitpid(pid, NULL, 0);
+    fd = tmpfile_make(len, 53, O_RDONLY, NULL);
+    p = umm_mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    umm_madvise(p, len, MADV_SEQUENTIAL);
+    r0 = stat_get("pages_read");
+    ok(p[9] == pattern(9, 53), "after a fork: the first touch shows the file");
+    nanosleep(&pause, NULL);
+    is_int(stat_get("pages_read") - r0, w, "after a fork: its window is read, nothing ahead of it");
     umm_munmap(p, len);
     close(fd);
     check_released();
