@@ -697,6 +697,30 @@ static enum umm__fault_result fault_dirty(struct umm__vma *v, uint64_t page, int
  */
 #define AROUND_PAGES 16
 
+/*
+ * Where a stream goes on after a fault that brought in pages [page, from):
+ * at `from`, or at the end of fault-around's 64 KiB block if fault_around
+ * mapped all the rest of it.  Over pages another mapping (or the daemon,
+ * for another stream) brought into the page cache, a fault brings one page
+ * of window and fault-around the rest of the block; expected at `from`,
+ * the stream's next fault (at the block's end) would start a new stream,
+ * whose window never grows: a trap every 16 pages.  A block mapped in part
+ * is no such evidence: the next miss there reads around as any other.
+ */
+static uint64_t stream_end(struct umm__vma *v, uint64_t page, uint64_t from, uint64_t fpages)
+{
+    uint64_t base = v->start >> UMM_PAGE_SHIFT;
+    uint64_t hi = ((base + page) & ~(uint64_t)(AROUND_PAGES - 1)) + AROUND_PAGES - base;
+    if (hi > umm__vma_pages(v))
+        hi = umm__vma_pages(v);
+    if (hi > fpages - v->fpage)
+        hi = fpages - v->fpage;
+    for (uint64_t p = from; p < hi; p++)
+        if (!(atomic_load(&umm__vma_pte(v, p)->flags) & UMM__P_PRESENT))
+            return from;
+    return hi > from ? hi : from;
+}
+
 struct around_read {
     uint64_t base;  /* file page of bit 0: the start of read_around's cluster */
     uint64_t mask;  /* pages read by this fault's read_around (a cluster is 32) */
@@ -1123,11 +1147,14 @@ static enum umm__fault_result fault_object(struct umm__vma *v, uint64_t page, in
      * own write (the others are installed showing the page cache, so they
      * follow the file until then; their write faults leave the stream
      * alone). */
-    ra_advance(v, slot, page + n);
     if (!*err && want > 1 && n == want && (slot >= 0 || v->advice == MADV_SEQUENTIAL))
         ra_post(v, page + n, want * 2 > RA_MAX ? RA_MAX : want * 2, fpages);
-    if (!*err && access != UMM__ACC_WRITE)
+    uint64_t end = page + n;
+    if (!*err && access != UMM__ACC_WRITE) {
         mmap_miss_hits(obj, fault_around(v, page, n, fpages, &fresh));
+        end = stream_end(v, page, end, fpages);
+    }
+    ra_advance(v, slot, end);
     release_ptes(v, page, n);
     unpin_run(pfn, filled);
     return *err ? UMM__FAULT_SIGBUS : r;

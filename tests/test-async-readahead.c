@@ -14,16 +14,6 @@
 #include <unistd.h>
 #include "util.h"
 
-/* Wait (up to 20 s: Valgrind is slow) for pages_read to reach want. */
-static uint64_t wait_read(uint64_t r0, uint64_t want)
-{
-    for (int i = 0; i < 2000 && stat_get("pages_read") - r0 < want; i++) {
-        struct timespec ms = { 0, 10 * 1000 * 1000 };
-        nanosleep(&ms, NULL);
-    }
-    return stat_get("pages_read") - r0;
-}
-
 int main(void)
 {
     void *start = umm_mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); /* libumm reads its budget */
@@ -40,7 +30,7 @@ int main(void)
     uint64_t f0 = stat_get("faults"), r0 = stat_get("pages_read");
     ok(p[7] == pattern(7, 51), "the first touch shows the file");
     is_int(stat_get("faults") - f0, 1, "one trap");
-    uint64_t got = wait_read(r0, 2 * w);
+    uint64_t got = stat_wait("pages_read", r0, 2 * w);
     is_int(got, 2 * w, "with no further touch, the second window is read too (read: %llu pages)",
            (unsigned long long)got);
     is_int(stat_get("faults") - f0, 1, "and no further trap was taken for it");

@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -406,6 +407,15 @@ uint64_t stat_get(const char *which)
     if (!strcmp(which, "swap_used")) return s.swap_used;
     if (!strcmp(which, "frames_pooled")) return s.frames_pooled;
     tap_bail("stat_get: unknown %s", which);
+}
+
+uint64_t stat_wait(const char *which, uint64_t from, uint64_t want)
+{
+    for (int i = 0; i < 2000 && stat_get(which) - from < want; i++) {
+        struct timespec ms = { 0, 10 * 1000 * 1000 };
+        nanosleep(&ms, NULL);
+    }
+    return stat_get(which) - from;
 }
 
 void check_released(void)

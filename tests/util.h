@@ -133,6 +133,11 @@ void check_released(void);
 
 uint64_t stat_get(const char *which);
 
+/* Wait (up to 20 s: Valgrind is slow) for counter `which` to grow by want
+ * from `from`, for what libumm's daemon does on its own thread (reading
+ * ahead); returns how much it grew. */
+uint64_t stat_wait(const char *which, uint64_t from, uint64_t want);
+
 /* libumm's shared memory as the host counts it: RssShmem of
  * /proc/self/status, in kB (-1 if not found). */
 long rss_shmem_kb(void);
