@@ -50,7 +50,12 @@ int main(void)
     p[0] = 1;
     is_int(stat_get("pages_read") - r0, 1, "the first write reads its page");
     p[PAGE] = 2;
-    is_int(stat_get("pages_read") - r0, 3, "the second, in a stream, reads a window of 2: pages 1 and 2");
+    /* And posts the next window, 3 to 6, which libumm's daemon may have
+     * read already on its own thread (not counted under UMM_ZEROCOPY: the
+     * host reads it). */
+    uint64_t got = stat_get("pages_read") - r0;
+    ok(got == 3 || got == 7, "the second, in a stream, reads a window of 2: pages 1 and 2 (read: %llu)",
+       (unsigned long long)got);
     for (size_t i = 2; i < pages; i++)
         p[i * PAGE] = (unsigned char)(i + 1);
     int bad = 0;
@@ -74,17 +79,17 @@ int main(void)
     /* What the window read ahead but the program has not written is still
      * the file's page, as in the kernel. */
     fd = tmpfile_make(pages * PAGE, 24, O_RDWR, NULL);
-    p = umm_mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    /* The private mapping ends at page 7: the window of 4 at page 3 reaches
+     * its end, so it posts no next window for libumm's daemon to read
+     * ahead (which, racing with this test, read 7 to 14 once under load). */
+    p = umm_mmap(NULL, 7 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     unsigned char *shar = umm_mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     ok(p != MAP_FAILED && shar != MAP_FAILED, "a private and a shared mapping of one file");
     r0 = stat_get("pages_read");
     p[0] = 1;
     p[PAGE] = 2;
     p[3 * PAGE] = 3; /* a window of 4: pages 3 to 6 read, 4 to 6 not written */
-    /* The window also posted the next one (7 to 14), which libumm's daemon
-     * reads on its own thread, maybe before this line: waited for. */
-    is_int(stat_wait("pages_read", r0, 15), 15,
-           "three first writes read pages 0 to 6, the daemon 7 to 14 ahead of them");
+    is_int(stat_get("pages_read") - r0, 7, "three first writes read pages 0 to 6");
     unsigned char b = 0xEE;
     is_int(pwrite(fd, &b, 1, 5 * PAGE + 9), 1, "pwrite to page 5 of the file");
     shar[6 * PAGE + 9] = 0xDD;
@@ -96,7 +101,7 @@ int main(void)
     is_int(p[5 * PAGE + 9], 0xEE, "once written, page 5 is the program's copy: the second pwrite not seen");
     is_int(p[5 * PAGE], 5, "with the program's write");
     is_int(p[4 * PAGE + 9], pattern(4 * PAGE + 9, 24), "page 4 shows the file");
-    is_int(umm_munmap(p, pages * PAGE), 0, "unmap the private mapping");
+    is_int(umm_munmap(p, 7 * PAGE), 0, "unmap the private mapping");
     is_int(umm_munmap(shar, pages * PAGE), 0, "unmap the shared mapping");
     close(fd);
     check_released();
