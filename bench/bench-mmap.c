@@ -80,7 +80,10 @@
  *    thread each, started together; goal: 1.6x the throughput of one
  *    thread (the sequential-read row).  The kernel's own speedup is shown,
  *    and the pread 64 KiB floor's in two threads: on two shared cores they
- *    say what the machine allowed.
+ *    say what the machine allowed.  So do the cores each run used (the
+ *    process's CPU time over the wall time): one thread of libumm reads on
+ *    more than one core (the daemon reads its next window meanwhile), and
+ *    two threads cannot gain more than the cores left to them.
  *  - fork of 64 MiB and 1 GiB: bench-fork, run next by make bench.
  *
  * The writes cover part of the file only: they are the slowest cases per
@@ -597,6 +600,7 @@ struct side {
     struct lat *lat;
     double med;
     double traps, reads; /* libumm: traps and pages read per run */
+    double cores;        /* the process's CPU time over the wall time, median run */
 };
 
 /* Runs the sides REPS times each, alternating, the file warmed before each
@@ -604,7 +608,7 @@ struct side {
  * median run (lat->ns[0], lat->n[0]). */
 static void alternate(struct side *s, int n, size_t max_touches)
 {
-    double fig[8][REPS];
+    double fig[8][REPS], cores[8][REPS];
     if (n > 8)
         abort();
     for (int r = 0; r < REPS; r++)
@@ -618,7 +622,9 @@ static void alternate(struct side *s, int n, size_t max_touches)
             }
             struct umm_stats a, b;
             umm_stats(&a);
+            double c0 = cpu_now(), w0 = now();
             fig[k][r] = s[k].fn(s[k].w);
+            cores[k][r] = (cpu_now() - c0) / (now() - w0);
             umm_stats(&b);
             s[k].traps = (double)(b.faults - a.faults);
             s[k].reads = (double)(b.pages_read - a.pages_read);
@@ -630,6 +636,8 @@ static void alternate(struct side *s, int n, size_t max_touches)
         double sorted[REPS];
         memcpy(sorted, fig[k], sizeof sorted);
         s[k].med = median_of(sorted, REPS);
+        memcpy(sorted, cores[k], sizeof sorted);
+        s[k].cores = median_of(sorted, REPS);
         if (!s[k].lat)
             continue;
         int keep = 0;
@@ -950,67 +958,67 @@ int main(int argc, char **argv)
     memset(&l_mprot, 0, sizeof l_mprot);
 
     struct side f_info[] = {
-        { floor_pread64k_reused, NULL, NULL, 0, 0, 0 },
-        { floor_trap_mprotect, NULL, &l_trap, 0, 0, 0 },
-        { floor_mprotect, NULL, &l_mprot, 0, 0, 0 },
-        { floor_pread64k_warm, NULL, NULL, 0, 0, 0 },
+        { floor_pread64k_reused, NULL, NULL, 0, 0, 0, 0 },
+        { floor_trap_mprotect, NULL, &l_trap, 0, 0, 0, 0 },
+        { floor_mprotect, NULL, &l_mprot, 0, 0, 0, 0 },
+        { floor_pread64k_warm, NULL, NULL, 0, 0, 0, 0 },
     };
     alternate(f_info, 4, nisolated);
     progress("floors: copy, trap, mprotect, warm pread", f_info, 4, 1);
 
     struct side seq[] = {
-        { floor_pread64k, NULL, NULL, 0, 0, 0 },
-        { seq_read, &kernel, NULL, 0, 0, 0 },
-        { seq_read, &umm, NULL, 0, 0, 0 },
-        { seq_read, &umm_zc, NULL, 0, 0, 0 },
+        { floor_pread64k, NULL, NULL, 0, 0, 0, 0 },
+        { seq_read, &kernel, NULL, 0, 0, 0, 0 },
+        { seq_read, &umm, NULL, 0, 0, 0, 0 },
+        { seq_read, &umm_zc, NULL, 0, 0, 0, 0 },
     };
     run_sides("seq", seq, 4, 0, "sequential read", (double)pages);
 
     struct side two[] = {
-        { floor_pread64k_2threads, NULL, NULL, 0, 0, 0 },
-        { seq_read_2threads, &kernel, NULL, 0, 0, 0 },
-        { seq_read_2threads, &umm, NULL, 0, 0, 0 },
+        { floor_pread64k_2threads, NULL, NULL, 0, 0, 0, 0 },
+        { seq_read_2threads, &kernel, NULL, 0, 0, 0, 0 },
+        { seq_read_2threads, &umm, NULL, 0, 0, 0, 0 },
     };
     run_sides("two", two, 3, 0, "two threads reading", (double)pages);
 
     struct side rnd_s[] = {
-        { floor_pread4k, NULL, &l_rand[0], 0, 0, 0 },
-        { rand_read, &kernel, &l_rand[1], 0, 0, 0 },
-        { rand_read, &umm, &l_rand[2], 0, 0, 0 },
-        { rand_read, &umm_zc, &l_rand[3], 0, 0, 0 },
+        { floor_pread4k, NULL, &l_rand[0], 0, 0, 0, 0 },
+        { rand_read, &kernel, &l_rand[1], 0, 0, 0, 0 },
+        { rand_read, &umm, &l_rand[2], 0, 0, 0, 0 },
+        { rand_read, &umm_zc, &l_rand[3], 0, 0, 0, 0 },
     };
     run_sides("rand", rnd_s, 4, pages, "random read", (double)pages);
 
     struct side sparse[] = {
-        { sparse_read, &kernel, NULL, 0, 0, 0 },
-        { sparse_read, &umm, NULL, 0, 0, 0 },
+        { sparse_read, &kernel, NULL, 0, 0, 0, 0 },
+        { sparse_read, &umm, NULL, 0, 0, 0, 0 },
     };
     run_sides("sparse", sparse, 2, 0, "sparse", (double)(pages / SPARSE));
 
     struct side iso[] = {
-        { floor_isolated, NULL, &l_iso[0], 0, 0, 0 },
-        { isolated_fault, &kernel, &l_iso[1], 0, 0, 0 },
-        { isolated_fault, &umm, &l_iso[2], 0, 0, 0 },
+        { floor_isolated, NULL, &l_iso[0], 0, 0, 0, 0 },
+        { isolated_fault, &kernel, &l_iso[1], 0, 0, 0, 0 },
+        { isolated_fault, &umm, &l_iso[2], 0, 0, 0, 0 },
     };
     run_sides("iso", iso, 3, nisolated, "isolated fault (p50)", (double)nisolated);
 
     struct side cow[] = {
-        { cow_write, &kernel, NULL, 0, 0, 0 },
-        { cow_write, &umm, NULL, 0, 0, 0 },
-        { cow_write, &umm_zc, NULL, 0, 0, 0 },
+        { cow_write, &kernel, NULL, 0, 0, 0, 0 },
+        { cow_write, &umm, NULL, 0, 0, 0, 0 },
+        { cow_write, &umm_zc, NULL, 0, 0, 0, 0 },
     };
     run_sides("cow", cow, 3, 0, "private write", (double)(pages / 8));
 
     struct side shw[] = {
-        { shared_write_msync, &kernel, NULL, 0, 0, 0 },
-        { shared_write_msync, &umm, NULL, 0, 0, 0 },
-        { shared_write_msync, &umm_zc, NULL, 0, 0, 0 },
+        { shared_write_msync, &kernel, NULL, 0, 0, 0, 0 },
+        { shared_write_msync, &umm, NULL, 0, 0, 0, 0 },
+        { shared_write_msync, &umm_zc, NULL, 0, 0, 0, 0 },
     };
     run_sides("shw", shw, 3, 0, "shared write + msync", (double)(pages / 8));
 
     struct side anon[] = {
-        { anon_write, &kernel, NULL, 0, 0, 0 },
-        { anon_write, &umm, NULL, 0, 0, 0 },
+        { anon_write, &kernel, NULL, 0, 0, 0, 0 },
+        { anon_write, &umm, NULL, 0, 0, 0, 0 },
     };
     run_sides("anon", anon, 2, 0, "anonymous first touch", (double)(pages / 4));
 
@@ -1064,6 +1072,16 @@ int main(int argc, char **argv)
     if (!isnan(two[1].med) && !isnan(seq[1].med))
         printf("two threads' speedup over one: kernel %.2fx, the pread 64K floor %.2fx (what this machine allows)\n",
                seq[1].med / two[1].med, seq[0].med / two[0].med);
+    if (!isnan(two[2].med) && !isnan(seq[2].med)) {
+        /* What bounds the two-thread goal: the cores.  One thread of
+         * libumm reads on more than one (the daemon reads its next window
+         * meanwhile), so two threads can gain at most the cores left. */
+        double ncpu = (double)sysconf(_SC_NPROCESSORS_ONLN), c1 = seq[2].cores;
+        printf("cores used (CPU time / wall time): kernel one thread %.2f, two %.2f; libumm one thread %.2f, "
+               "two %.2f: on %.0f cores, twice one thread's work can go at most %.2fx as fast\n",
+               seq[1].cores, two[1].cores, c1, two[2].cores, ncpu,
+               c1 > 0 ? (2 * c1 < ncpu ? 2 * c1 : ncpu) / c1 : NAN);
+    }
     if (folios < 0)
         printf("large folios unknown (not root): the sequential goal is the 1.5x one\n");
     printf("umap: not installed (not packaged in Debian): no comparison\n");

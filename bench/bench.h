@@ -16,6 +16,14 @@ static inline double now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* CPU time of the whole process (every thread, libumm's daemon too), s. */
+static inline double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 /* qsort's comparison for doubles. */
 static inline int cmp(const void *a, const void *b)
 {
