@@ -149,9 +149,16 @@ static void run(void *arg)
     for (;;) {
         uv_run(&loop, UV_RUN_DEFAULT);
         pthread_mutex_lock(&park_lock);
-        if (!park) { /* stopped for good (umm__daemon_stop) */
+        if (!park) {
             pthread_mutex_unlock(&park_lock);
-            return;
+            if (!atomic_load(&running))
+                return; /* stopped for good (umm__daemon_stop) */
+            /* A stop sent to park the thread for a fork that found it
+             * parked still (two forks in a row, before this thread woke
+             * from the first): the park was done, the loop goes on.
+             * Taking it for the end left a daemon nobody ran, and the
+             * next fork waiting for it to park, for ever. */
+            continue;
         }
         parked = 1;
         pthread_cond_broadcast(&park_cond);
