@@ -21,7 +21,11 @@
  *    between callbacks at a fork, and stopped at exit, needs nothing more
  *    to be safe across both; the pool's threads would.
  * The thread blocks every signal, so faults and signals of the program are
- * never handled on it.
+ * never handled on it.  Every callback works under the address-space lock
+ * and does nothing once the process, dying by _exit() or a fatal signal in
+ * a fork family, let go of the frames it shared (fork.c, umm__mm.let_go):
+ * the lock is let go before the process ends, and this thread may get it
+ * in between.
  */
 #include "umm-int.h"
 
@@ -51,8 +55,10 @@ static void flush(void)
 {
     sigset_t saved;
     umm__enter(&saved);
-    umm__writeback_all(UMM__WB_UNLOCK); /* faults go on while it writes */
-    umm__file_retry();
+    if (!umm__mm.let_go) { /* fork.c: the process is ending and let go of its frames */
+        umm__writeback_all(UMM__WB_UNLOCK); /* faults go on while it writes */
+        umm__file_retry();
+    }
     umm__leave(&saved);
 }
 
@@ -72,7 +78,8 @@ static void on_timer(uv_timer_t *h)
      * lock for writing first (signals.c), so this thread is never cut off
      * in the middle of it, holding the family's allocator. */
     pthread_rwlock_rdlock(&umm__mm.lock);
-    umm__ram_pool_age();
+    if (!umm__mm.let_go)
+        umm__ram_pool_age();
     pthread_rwlock_unlock(&umm__mm.lock);
 }
 
@@ -86,7 +93,7 @@ static void background_reclaim(void)
 {
     /* The thread blocks every signal already. */
     pthread_rwlock_rdlock(&umm__mm.lock);
-    int again = umm__reclaim_background();
+    int again = umm__mm.let_go ? 0 : umm__reclaim_background();
     pthread_rwlock_unlock(&umm__mm.lock);
     if (again)
         uv_timer_start(&reclaim_again, on_reclaim_again, RECLAIM_AGAIN_MS, 0);
@@ -113,7 +120,7 @@ static void on_zero(uv_async_t *h)
     (void)h;
     for (int more = 1; more;) {
         pthread_rwlock_rdlock(&umm__mm.lock);
-        more = umm__ram_pool_zero();
+        more = umm__mm.let_go ? 0 : umm__ram_pool_zero();
         pthread_rwlock_unlock(&umm__mm.lock);
     }
 }
@@ -125,7 +132,8 @@ static void on_readahead(uv_async_t *h)
 {
     (void)h;
     pthread_rwlock_rdlock(&umm__mm.lock);
-    umm__readahead_run();
+    if (!umm__mm.let_go)
+        umm__readahead_run();
     pthread_rwlock_unlock(&umm__mm.lock);
 }
 

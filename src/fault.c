@@ -918,12 +918,12 @@ static uint64_t read_around(struct umm__vma *v, uint64_t page, uint64_t fpages, 
  * read, a pager reads on its own thread, zero-copy pages are the host's
  * to read (asked with POSIX_FADV_WILLNEED).  Only with room in the budget
  * (umm__reclaim_room: else what is read ahead is reclaimed before it is
- * used), and only in a process that never forked: a fork family's page
- * cache is shared, and this daemon's fill holds only this process's read
- * lock, while another process of the family may truncate or invalidate
- * the same frames -- not yet thought through; the differential test
- * failed once under a loaded make check before this gate (a stale byte
- * and 12 frames held), not reproduced since.
+ * used).  In a fork family as anywhere: the daemon's fill is a fault's
+ * fill, under the frame locks every process of the family takes; but a
+ * process dying by _exit() lets go of the frames it shares and then of
+ * its lock, and its daemon must not read into them after (fork.c,
+ * umm__mm.let_go: a page of zeros and a frame held in test-differential
+ * with forks, about one run in four under load, before that).
  */
 #define RA_POSTS 8
 enum { POST_FREE, POST_WRITING, POST_READY, POST_TAKEN };
@@ -950,7 +950,7 @@ static void ra_post(struct umm__vma *v, uint64_t page, uint64_t n, uint64_t fpag
 {
     struct umm__object *obj = v->obj;
     uint64_t fpage = v->fpage + page;
-    if (populating || atomic_load_explicit(&faulting, memory_order_relaxed) > 1 || umm__mm.forked)
+    if (populating || atomic_load_explicit(&faulting, memory_order_relaxed) > 1)
         return;
     if (obj->fd < 0 || obj->pager || page >= umm__vma_pages(v) || fpage >= fpages ||
         !umm__bell_ready(UMM__BELL_READAHEAD) || !umm__reclaim_room(2 * n))
@@ -1022,13 +1022,12 @@ void umm__readahead_run(void)
         struct ra_post post = { 0, ra_posts[i].obj, ra_posts[i].fpage, ra_posts[i].n };
         umm__vg_hb_before(&ra_posts[i].state);
         atomic_store(&ra_posts[i].state, POST_FREE);
-        if (!umm__mm.forked) /* posted before a fork: dropped, as ra_post would */
-            readahead_one(post.obj, post.fpage, post.n);
+        readahead_one(post.obj, post.fpage, post.n);
     }
 }
 
 /* A fork's child: every post is free again (half written or taken by a
- * thread it has not got, or ready and never to be read: see ra_post). */
+ * thread it has not got; one ready is the parent's to read). */
 void umm__readahead_fork_child(void)
 {
     for (int i = 0; i < RA_POSTS; i++)

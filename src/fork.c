@@ -328,4 +328,11 @@ void umm__fork_let_go(void)
     for (struct umm__object *obj = umm__mm.objects; obj; obj = obj->next)
         for (size_t i = 0; i < obj->nex; i++)
             umm__extent_release(obj, &obj->ext[i]);
+    /* The lock is let go next, and the process ends a moment later: the
+     * daemon's thread, waiting for the lock, must not then work on frames
+     * this process no longer holds (a read-ahead filling a run the family
+     * freed and gave to another file marked it up to date there: a page
+     * of zeros in the parent, found by test-differential).  Each of its
+     * callbacks looks at this under the lock. */
+    umm__mm.let_go = 1;
 }

@@ -89,6 +89,7 @@ struct umm__mm {
     _Atomic uint64_t faults, pages_read, pages_written, resident, cow_copies, signals;
     _Atomic uint64_t nobjects;
     int forked;                   /* this process forked, or was forked (fork.c) */
+    int let_go;                   /* dying, it let go of what it shares (fork.c): nothing more to do */
     pid_t pid;                    /* whose structures these are (not a vfork child's) */
     _Atomic(void *) bell[4];      /* the daemon's uv_async_t handles while it runs (daemon.c) */
     uintptr_t vg_next_hint;       /* under Valgrind, where mman.c places the next mapping */
