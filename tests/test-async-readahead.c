@@ -59,8 +59,10 @@ int main(void)
     /* In a process of a fork family too: after a fork, the stream's next
      * window is read ahead as before. */
     pid_t pid = umm_fork();
-    if (pid == 0)
+    if (pid == 0) {
+        vg_abrupt_end(); /* under memcheck: the daemon's thread is not joined */
         _exit(0);
+    }
     waitpid(pid, NULL, 0);
     fd = tmpfile_make(len, 53, O_RDONLY, NULL);
     p = umm_mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
@@ -96,6 +98,7 @@ int main(void)
             volatile unsigned char sink = c[0];
             sink = c[PAGE]; /* a window of 2 at page 1: pages 3 to 6 posted */
             (void)sink;
+            vg_abrupt_end();
             _exit(0);
         }
         int wst = 0;

@@ -51,8 +51,10 @@ int main(void)
         pid_t pid[3];
         for (int k = 0; k < 3; k++) {
             pid[k] = umm_fork();
-            if (pid[k] == 0)
+            if (pid[k] == 0) {
+                vg_abrupt_end(); /* under memcheck: the daemon's thread is not joined */
                 _exit(0);
+            }
             forks += pid[k] > 0;
         }
         for (int k = 0; k < 3; k++) {
