@@ -62,6 +62,17 @@ static void flush(void)
     umm__leave(&saved);
 }
 
+/* The address-space lock for reading, for a callback's work, or 0 (and
+ * not held) once the process let go of its frames (fork.c: it is ending). */
+static int lock_for_work(void)
+{
+    pthread_rwlock_rdlock(&umm__mm.lock);
+    if (!umm__mm.let_go)
+        return 1;
+    pthread_rwlock_unlock(&umm__mm.lock);
+    return 0;
+}
+
 static void on_kick(uv_async_t *h)
 {
     (void)h;
@@ -77,9 +88,9 @@ static void on_timer(uv_timer_t *h)
      * frames: a process that ends by _exit() or a fatal signal takes the
      * lock for writing first (signals.c), so this thread is never cut off
      * in the middle of it, holding the family's allocator. */
-    pthread_rwlock_rdlock(&umm__mm.lock);
-    if (!umm__mm.let_go)
-        umm__ram_pool_age();
+    if (!lock_for_work())
+        return;
+    umm__ram_pool_age();
     pthread_rwlock_unlock(&umm__mm.lock);
 }
 
@@ -92,8 +103,9 @@ static void on_reclaim_again(uv_timer_t *h);
 static void background_reclaim(void)
 {
     /* The thread blocks every signal already. */
-    pthread_rwlock_rdlock(&umm__mm.lock);
-    int again = umm__mm.let_go ? 0 : umm__reclaim_background();
+    if (!lock_for_work())
+        return;
+    int again = umm__reclaim_background();
     pthread_rwlock_unlock(&umm__mm.lock);
     if (again)
         uv_timer_start(&reclaim_again, on_reclaim_again, RECLAIM_AGAIN_MS, 0);
@@ -118,9 +130,8 @@ static void on_reclaim_again(uv_timer_t *h)
 static void on_zero(uv_async_t *h)
 {
     (void)h;
-    for (int more = 1; more;) {
-        pthread_rwlock_rdlock(&umm__mm.lock);
-        more = umm__mm.let_go ? 0 : umm__ram_pool_zero();
+    for (int more = 1; more && lock_for_work();) {
+        more = umm__ram_pool_zero();
         pthread_rwlock_unlock(&umm__mm.lock);
     }
 }
@@ -131,9 +142,9 @@ static void on_zero(uv_async_t *h)
 static void on_readahead(uv_async_t *h)
 {
     (void)h;
-    pthread_rwlock_rdlock(&umm__mm.lock);
-    if (!umm__mm.let_go)
-        umm__readahead_run();
+    if (!lock_for_work())
+        return;
+    umm__readahead_run();
     pthread_rwlock_unlock(&umm__mm.lock);
 }
 

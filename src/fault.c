@@ -697,6 +697,20 @@ static enum umm__fault_result fault_dirty(struct umm__vma *v, uint64_t page, int
  */
 #define AROUND_PAGES 16
 
+/* Fault-around's block for a fault at `page`: the aligned 64 KiB around
+ * it, as pages [*lo, return) of v, clipped to the VMA and the file. */
+static uint64_t around_block(const struct umm__vma *v, uint64_t page, uint64_t fpages, uint64_t *lo)
+{
+    uint64_t base = v->start >> UMM_PAGE_SHIFT, w = (base + page) & ~(uint64_t)(AROUND_PAGES - 1);
+    uint64_t hi = w + AROUND_PAGES - base;
+    *lo = w > base ? w - base : 0;
+    if (hi > umm__vma_pages(v))
+        hi = umm__vma_pages(v);
+    if (hi > fpages - v->fpage)
+        hi = fpages - v->fpage;
+    return hi;
+}
+
 /*
  * Where a stream goes on after a fault that brought in pages [page, from):
  * at `from`, or at the end of fault-around's 64 KiB block if fault_around
@@ -709,12 +723,7 @@ static enum umm__fault_result fault_dirty(struct umm__vma *v, uint64_t page, int
  */
 static uint64_t stream_end(struct umm__vma *v, uint64_t page, uint64_t from, uint64_t fpages)
 {
-    uint64_t base = v->start >> UMM_PAGE_SHIFT;
-    uint64_t hi = ((base + page) & ~(uint64_t)(AROUND_PAGES - 1)) + AROUND_PAGES - base;
-    if (hi > umm__vma_pages(v))
-        hi = umm__vma_pages(v);
-    if (hi > fpages - v->fpage)
-        hi = fpages - v->fpage;
+    uint64_t lo, hi = around_block(v, page, fpages, &lo);
     for (uint64_t p = from; p < hi; p++)
         if (!(atomic_load(&umm__vma_pte(v, p)->flags) & UMM__P_PRESENT))
             return from;
@@ -733,12 +742,7 @@ static uint64_t fault_around(struct umm__vma *v, uint64_t page, uint64_t n, uint
     uint64_t hits = 0;
     if (v->advice == MADV_RANDOM || v->fpage >= fpages)
         return 0;
-    uint64_t base = v->start >> UMM_PAGE_SHIFT, w = (base + page) & ~(uint64_t)(AROUND_PAGES - 1);
-    uint64_t lo = w > base ? w - base : 0, hi = w + AROUND_PAGES - base;
-    if (hi > umm__vma_pages(v))
-        hi = umm__vma_pages(v);
-    if (hi > fpages - v->fpage)
-        hi = fpages - v->fpage;
+    uint64_t lo, hi = around_block(v, page, fpages, &lo);
     for (uint64_t p = lo; p < hi;) {
         /* A run [p, q) of eligible pages on consecutive frames, held. */
         uint64_t q = p;

@@ -79,10 +79,13 @@ int main(void)
      * _exit(): _exit lets go of the frames the child shares, then of its
      * lock, and its daemon, woken by the stream's post, must not read into
      * them after that (a child's read-ahead filled frames the family had
-     * freed: marked up to date, they showed as another file's pages, and
-     * stayed counted).  Each child maps a file of its own (nobody else
-     * holds its frames), and the parent then maps another, which takes
-     * frames the child gave back: every page must show its own file. */
+     * freed: marked up to date, they showed as another file's pages).
+     * Each child maps a file of its own (nobody else holds its frames),
+     * and the parent then maps another, which takes frames the child gave
+     * back: every page must show its own file.  The race needs the dying
+     * thread preempted between the two, which this rarely meets (it did
+     * not fail without the fix in 8 runs): test-differential with forks,
+     * under load, is what caught it. */
     int wrong = 0, kids = 0;
     int dfd = tmpfile_make(256 * PAGE, 59, O_RDWR, NULL);
     for (int k = 0; k < 60; k++) {
